@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Provision the real programs the integration tests run against.
+#
+# Idempotent and cached: every artefact lands in $CERT_ROTATOR_CACHE (outside the
+# repo, default ~/.cache/cert-rotator) under a directory named after its version,
+# so a second run only checks that the files are there. Nothing is downloaded
+# except through the Go module proxy and Debian's apt repositories.
+#
+# Prints one line per step: what was built or reused and how long it took.
+# Writes $CACHE/env.sh, which the test harness sources for the binary paths.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-v1.36.3}"      # k8s.io/kubernetes release line
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+HELM_VERSION="${HELM_VERSION:-v3.19.5}"
+PEBBLE_VERSION="${PEBBLE_VERSION:-v2.10.1}" # newer than Debian's: serves ARI and profiles
+PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
+
+CACHE="${CERT_ROTATOR_CACHE:-$HOME/.cache/cert-rotator}"
+BIN="$CACHE/bin"
+mkdir -p "$BIN" "$CACHE/src"
+# One lock so parallel invocations (two vitest workers, a developer and CI) never
+# build into the same directory at once.
+exec 9>"$CACHE/.lock"
+flock 9
+
+export GOFLAGS="${GOFLAGS:--buildvcs=false} -trimpath"
+export CGO_ENABLED=0
+
+now() { date +%s.%N; }
+took() { printf '%.1fs' "$(echo "$(now) - $1" | bc)"; }
+say() { printf '[provision] %s\n' "$*"; }
+
+# go_build NAME VERSION_STAMP MODULE_DIR PKG...
+# Builds PKGs from a throw-away module in $CACHE/src/NAME-VERSION whose go.mod the
+# caller wrote; the binaries go to $BIN. A stamp file records the version built.
+stamp_ok() { [ -f "$BIN/.$1.stamp" ] && [ "$(cat "$BIN/.$1.stamp")" = "$2" ]; }
+
+build_module() {
+  local name=$1 version=$2 dir=$3; shift 3
+  local t0; t0=$(now)
+  if stamp_ok "$name" "$version"; then
+    say "$name $version: cached"
+    return
+  fi
+  say "$name $version: building (first time only; several minutes)"
+  (cd "$dir" && go mod tidy >/dev/null 2>&1 || (cd "$dir" && go mod tidy))
+  (cd "$dir" && go build -ldflags "-s -w $LDFLAGS_EXTRA" -o "$BIN/" "$@")
+  echo "$version" >"$BIN/.$name.stamp"
+  say "$name $version: built in $(took "$t0")"
+}
+
+write_main_module() { # dir module-line require-lines...
+  local dir=$1; shift
+  mkdir -p "$dir"
+  { echo "module provision.local/$(basename "$dir")"; echo; echo "go 1.26"; echo; for r in "$@"; do echo "$r"; done; } >"$dir/go.mod"
+  # A tools.go keeps `go mod tidy` from dropping the requirement.
+  { echo "//go:build tools"; echo "package tools"; } >"$dir/tools.go"
+}
+
+T_ALL=$(now)
+
+if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
+  say "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS: using its etcd, kube-apiserver, kube-controller-manager"
+  for b in etcd kube-apiserver; do
+    [ -x "$KUBEBUILDER_ASSETS/$b" ] || { echo "provision: $KUBEBUILDER_ASSETS/$b missing or not executable" >&2; exit 1; }
+  done
+  ASSETS="$KUBEBUILDER_ASSETS"
+else
+  ASSETS="$BIN"
+  # --- etcd ------------------------------------------------------------------
+  d="$CACHE/src/etcd-$ETCD_VERSION"
+  if ! stamp_ok etcd "$ETCD_VERSION"; then
+    write_main_module "$d" "require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+    echo 'import _ "go.etcd.io/etcd/server/v3"' >>"$d/tools.go"
+  fi
+  LDFLAGS_EXTRA="" build_module etcd "$ETCD_VERSION" "$d" go.etcd.io/etcd/server/v3
+  [ -x "$BIN/server" ] && mv "$BIN/server" "$BIN/etcd"
+
+  # --- kube-apiserver + kube-controller-manager -------------------------------
+  d="$CACHE/src/kubernetes-$K8S_VERSION"
+  if ! stamp_ok kubernetes "$K8S_VERSION"; then
+    staging_version="v0.${K8S_VERSION#v1.}"
+    mkdir -p "$d"
+    modfile=$(mktemp)
+    curl -fsS "${GOPROXY_URL:-https://proxy.golang.org}/k8s.io/kubernetes/@v/$K8S_VERSION.mod" -o "$modfile" \
+      || (cd "$d" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' | xargs cat >"$modfile")
+    mapfile -t staging < <(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$modfile")
+    rm -f "$modfile"
+    [ "${#staging[@]}" -gt 10 ] || { echo "provision: could not read the staging modules of k8s.io/kubernetes $K8S_VERSION" >&2; exit 1; }
+    reqs=("require k8s.io/kubernetes $K8S_VERSION")
+    for m in "${staging[@]}"; do reqs+=("replace $m => $m $staging_version"); done
+    write_main_module "$d" "${reqs[@]}"
+    printf 'import (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n)\n' >>"$d/tools.go"
+  fi
+  LDFLAGS_EXTRA="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
+    build_module kubernetes "$K8S_VERSION" "$d" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+fi
+
+# --- helm ----------------------------------------------------------------------
+d="$CACHE/src/helm-$HELM_VERSION"
+stamp_ok helm "$HELM_VERSION" || { write_main_module "$d" "require helm.sh/helm/v3 $HELM_VERSION"; echo 'import _ "helm.sh/helm/v3/cmd/helm"' >>"$d/tools.go"; }
+LDFLAGS_EXTRA="" build_module helm "$HELM_VERSION" "$d" helm.sh/helm/v3/cmd/helm
+
+# --- pebble + pebble-challtestsrv ---------------------------------------------
+d="$CACHE/src/pebble-$PEBBLE_VERSION"
+stamp_ok pebble "$PEBBLE_VERSION" || { write_main_module "$d" "require github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION"; printf 'import (\n\t_ "github.com/letsencrypt/pebble/v2/cmd/pebble"\n\t_ "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv"\n)\n' >>"$d/tools.go"; }
+LDFLAGS_EXTRA="" build_module pebble "$PEBBLE_VERSION" "$d" github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
+
+# --- BIND 9 (named, nsupdate, dig) from Debian -----------------------------------
+t0=$(now)
+if command -v named >/dev/null && command -v nsupdate >/dev/null && command -v dig >/dev/null; then
+  say "bind9: installed ($(named -v | head -1))"
+else
+  say "bind9: installing with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || { sleep 5; apt-get update -qq >/dev/null; }
+  apt-get install -y -qq --no-install-recommends bind9 bind9-utils bind9-dnsutils >/dev/null
+  # The package starts a system named on port 53; the tests run their own.
+  (service named stop || systemctl stop named || pkill -x named) >/dev/null 2>&1 || true
+  say "bind9: installed in $(took "$t0")"
+fi
+
+NAMED=$(command -v named)
+cat >"$CACHE/env.sh.tmp" <<ENV
+export CR_ETCD="$ASSETS/etcd"
+export CR_KUBE_APISERVER="$ASSETS/kube-apiserver"
+export CR_KUBE_CONTROLLER_MANAGER="$ASSETS/kube-controller-manager"
+export CR_HELM="$BIN/helm"
+export CR_PEBBLE="$BIN/pebble"
+export CR_PEBBLE_CHALLTESTSRV="$BIN/pebble-challtestsrv"
+export CR_NAMED="$NAMED"
+export CR_NSUPDATE="$(command -v nsupdate)"
+export CR_DIG="$(command -v dig)"
+ENV
+mv "$CACHE/env.sh.tmp" "$CACHE/env.sh"
+say "ready in $(took "$T_ALL"); cache $CACHE uses $(du -sh "$CACHE" | cut -f1) (Go module and build caches: $(du -sh "$(go env GOMODCACHE)" 2>/dev/null | cut -f1), $(du -sh "$(go env GOCACHE)" 2>/dev/null | cut -f1))"
