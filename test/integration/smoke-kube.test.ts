@@ -91,11 +91,11 @@ describe('kube-apiserver + etcd (real control plane)', () => {
   it('signs an approved CertificateSigningRequest for kubernetes.io/kube-apiserver-client', async () => {
     const kc = adminKubeConfig();
     const certs = kc.makeApiClient(k8s.CertificatesV1Api);
-    x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
     const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
       'sign',
       'verify',
-    ])) as CryptoKeyPair;
+    ])) as webcrypto.CryptoKeyPair;
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({
       name: 'CN=smoke-user, O=smoke-group',
       keys,
