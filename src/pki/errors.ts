@@ -1,0 +1,45 @@
+/**
+ * Every failure in the pki layer is a PkiError carrying a machine-readable code. Callers branch
+ * on `code`; `message` is for humans and never contains key material or raw DER.
+ */
+export type PkiErrorCode =
+  /** A PEM block is unterminated, has mismatched labels, headers, or bad base64. */
+  | 'PEM_MALFORMED'
+  /** Certificate DER is not a well-formed X.509 certificate (as far as the fast path reads it). */
+  | 'DER_MALFORMED'
+  /** PEM text contained no CERTIFICATE block. */
+  | 'NO_CERTIFICATE'
+  /** No private key block, or the key bytes do not decode. */
+  | 'KEY_MALFORMED'
+  /** A private key does not belong to the certificate it was paired with. */
+  | 'KEY_MISMATCH'
+  /** A key decodes but is not one of KEY_ALGORITHMS (or is encrypted). */
+  | 'UNSUPPORTED_KEY'
+  /** The certificate does not carry every requested name. */
+  | 'NAMES_NOT_COVERED'
+  /** The certificate is expired or not yet valid at the given instant. */
+  | 'NOT_VALID_NOW'
+  /** The certificate offered as issuer is not a CA certificate. */
+  | 'ISSUER_NOT_CA'
+  /** The certificate was not issued (signed) by the given issuer certificate. */
+  | 'ISSUER_MISMATCH'
+  /** A requested identity is unusable (empty, bad IP literal, non-ASCII DNS name, ...). */
+  | 'INVALID_IDENTITY'
+  /** notBefore/notAfter are not finite or not in order. */
+  | 'INVALID_VALIDITY'
+  /** The signing library failed; the message says which step. */
+  | 'SIGNING_FAILED';
+
+export class PkiError extends Error {
+  readonly code: PkiErrorCode;
+
+  constructor(code: PkiErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PkiError';
+    this.code = code;
+  }
+}
+
+export function isPkiError(err: unknown, code?: PkiErrorCode): err is PkiError {
+  return err instanceof PkiError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,27 @@
+export {
+  type CertificateParts,
+  type CertSummary,
+  certificateParts,
+  keyAlgorithmOfSpki,
+  readCertificateSummary,
+} from './der.ts';
+export { isPkiError, PkiError, type PkiErrorCode } from './errors.ts';
+export { canonicalIp, formatIp, parseIp } from './ip.ts';
+export {
+  type GeneratedKey,
+  generateKey,
+  inspectPrivateKey,
+  isKeyAlgorithm,
+  KEY_ALGORITHMS,
+  type KeyAlgorithm,
+  keyMatchesCertificate,
+} from './keys.ts';
+export { certificatesFromPem, type PemBlock, splitPem, toPem } from './pem.ts';
+export {
+  type Identity,
+  type IssuedCertificate,
+  type IssueRequest,
+  identityFromSummary,
+  issueCertificate,
+} from './sign.ts';
+export { missingNames, type VerifyIssuedInput, verifyIssued } from './verify.ts';

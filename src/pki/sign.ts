@@ -1,0 +1,270 @@
+// @peculiar/x509 resolves its algorithm registry through tsyringe, which needs the Reflect polyfill.
+import 'reflect-metadata';
+import { randomBytes, webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { type CertSummary, certificateParts, readCertificateSummary } from './der.ts';
+import { PkiError } from './errors.ts';
+import { parseIp } from './ip.ts';
+import { type KeyAlgorithm, type LoadedPrivateKey, loadPrivateKey, spkiMatchesKey } from './keys.ts';
+import { certificatesFromPem, toPem } from './pem.ts';
+
+/** The names a certificate is for. */
+export interface Identity {
+  commonName?: string;
+  dnsNames: string[];
+  /** IPv4 or IPv6 literals, any valid text form. */
+  ipAddresses: string[];
+  uris: string[];
+}
+
+export interface IssueRequest {
+  /** Private key (any supported PEM form) whose public half the certificate certifies. */
+  subjectKeyPem: string;
+  identity: Identity;
+  /** ms since the epoch; certificates carry whole seconds, so both are truncated to seconds. */
+  notBefore: number;
+  notAfter: number;
+  /** The CA that signs (its first certificate is the issuer; the rest is chain), or 'self'. */
+  issuer: { certPem: string; keyPem: string } | 'self';
+  /** Issue a CA certificate (root when self-signed, intermediate otherwise). Default false. */
+  isCA?: boolean;
+}
+
+export interface IssuedCertificate {
+  certPem: string;
+  /** Leaf followed by the issuer's certificate(s) when CA-issued; the leaf alone when self-signed. */
+  chainPem: string;
+  /** The issuing CA certificate, or the certificate itself when self-signed. */
+  caPem: string;
+}
+
+// WebCrypto provider for @peculiar/x509, passed per call so the library's global stays untouched.
+const crypto = webcrypto;
+
+function signingParams(alg: KeyAlgorithm): {
+  importAlg: webcrypto.Algorithm & Record<string, unknown>;
+  sign: webcrypto.Algorithm;
+} {
+  switch (alg) {
+    case 'ecdsa-p256':
+      return {
+        importAlg: { name: 'ECDSA', namedCurve: 'P-256' },
+        sign: { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.Algorithm,
+      };
+    case 'ecdsa-p384':
+      return {
+        importAlg: { name: 'ECDSA', namedCurve: 'P-384' },
+        sign: { name: 'ECDSA', hash: 'SHA-384' } as webcrypto.Algorithm,
+      };
+    case 'ed25519':
+      return { importAlg: { name: 'Ed25519' }, sign: { name: 'Ed25519' } };
+    default:
+      return {
+        importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+        sign: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as webcrypto.Algorithm,
+      };
+  }
+}
+
+function derLength(n: number): number[] {
+  if (n < 0x80) return [n];
+  const out: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) out.unshift(v & 0xff);
+  return [0x80 | out.length, ...out];
+}
+
+function derTlv(tag: number, content: Uint8Array): Uint8Array {
+  const head = [tag, ...derLength(content.length)];
+  const out = new Uint8Array(head.length + content.length);
+  out.set(head, 0);
+  out.set(content, head.length);
+  return out;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const ASCII_NAME = /^[\x21-\x7e]+$/;
+
+/** Checks an identity and returns the SAN GeneralNames DER, or undefined when there are no names. */
+function sanDer(identity: Identity): Uint8Array | undefined {
+  const ascii = new TextEncoder();
+  const names: Uint8Array[] = [];
+  for (const dns of identity.dnsNames) {
+    if (!ASCII_NAME.test(dns)) {
+      throw new PkiError(
+        'INVALID_IDENTITY',
+        `DNS name ${JSON.stringify(dns)} is empty or not printable ASCII`,
+      );
+    }
+    names.push(derTlv(0x82, ascii.encode(dns)));
+  }
+  for (const ip of identity.ipAddresses) {
+    const bytes = parseIp(ip);
+    if (bytes === undefined) {
+      throw new PkiError('INVALID_IDENTITY', `${JSON.stringify(ip)} is not an IPv4 or IPv6 address`);
+    }
+    names.push(derTlv(0x87, bytes));
+  }
+  for (const uri of identity.uris) {
+    if (!ASCII_NAME.test(uri) || !URL.canParse(uri)) {
+      throw new PkiError('INVALID_IDENTITY', `URI ${JSON.stringify(uri)} is not an absolute ASCII URI`);
+    }
+    names.push(derTlv(0x86, ascii.encode(uri)));
+  }
+  return names.length === 0 ? undefined : derTlv(0x30, concat(names));
+}
+
+function randomSerialHex(): string {
+  // 128 random bits; a zero first octet is redrawn so the INTEGER stays 16 octets (plus a sign
+  // octet when the top bit is set, which the generator adds) and minimally encoded.
+  let bytes = randomBytes(16);
+  while (bytes[0] === 0) bytes = randomBytes(16);
+  return bytes.toString('hex');
+}
+
+function toArrayBuffer(u: Uint8Array): ArrayBuffer {
+  return u.slice().buffer as ArrayBuffer;
+}
+
+interface Issuer {
+  key: LoadedPrivateKey;
+  /** DER of the issuer's subject Name (becomes the new certificate's issuer). */
+  name: Uint8Array;
+  /** Key identifier for authorityKeyIdentifier, hex. */
+  keyIdHex?: string;
+  certs: Uint8Array[];
+}
+
+function loadIssuer(issuer: { certPem: string; keyPem: string }): Issuer {
+  const certs = certificatesFromPem(issuer.certPem);
+  const caDer = certs[0]!;
+  const summary = readCertificateSummary(caDer);
+  if (!summary.isCA) {
+    throw new PkiError(
+      'ISSUER_NOT_CA',
+      `issuer certificate${summary.subjectCommonName ? ` "${summary.subjectCommonName}"` : ''} is not a CA (basicConstraints cA is not set)`,
+    );
+  }
+  const key = loadPrivateKey(issuer.keyPem);
+  const parts = certificateParts(caDer);
+  if (!spkiMatchesKey(key, parts.spki)) {
+    throw new PkiError('KEY_MISMATCH', 'issuer private key does not belong to the issuer certificate');
+  }
+  let keyIdHex: string | undefined;
+  try {
+    const ski = new x509.X509Certificate(toArrayBuffer(caDer)).getExtension(
+      x509.SubjectKeyIdentifierExtension,
+    );
+    keyIdHex = ski?.keyId;
+  } catch {
+    keyIdHex = undefined; // fall back to deriving the identifier from the key below
+  }
+  return { key, name: parts.subject, certs, ...(keyIdHex ? { keyIdHex } : {}) };
+}
+
+/**
+ * Issues a certificate for `req.subjectKeyPem`, signed by `req.issuer` (or by the subject key
+ * itself). Leaves get keyUsage digitalSignature (+keyEncipherment for RSA) and extKeyUsage
+ * serverAuth+clientAuth; CAs get keyCertSign+cRLSign. SAN is critical when there is no CN.
+ */
+export async function issueCertificate(req: IssueRequest): Promise<IssuedCertificate> {
+  const { identity } = req;
+  const isCA = req.isCA === true;
+  if (!Number.isFinite(req.notBefore) || !Number.isFinite(req.notAfter) || req.notAfter <= req.notBefore) {
+    throw new PkiError('INVALID_VALIDITY', 'notBefore and notAfter must be finite with notBefore < notAfter');
+  }
+  const cn = identity.commonName;
+  if (cn !== undefined && (cn.length === 0 || cn.length > 64)) {
+    throw new PkiError('INVALID_IDENTITY', 'commonName must be 1 to 64 characters');
+  }
+  const san = sanDer(identity);
+  if (san === undefined && cn === undefined) {
+    throw new PkiError('INVALID_IDENTITY', 'identity has no commonName and no subject alternative names');
+  }
+
+  const subjectKey = loadPrivateKey(req.subjectKeyPem);
+  const issuer = req.issuer === 'self' ? undefined : loadIssuer(req.issuer);
+  const signer = issuer?.key ?? subjectKey;
+  const params = signingParams(signer.algorithm);
+
+  const subjectName = new x509.Name(cn === undefined ? [] : [{ CN: [{ utf8String: cn }] }]);
+  const issuerName = issuer === undefined ? subjectName : new x509.Name(toArrayBuffer(issuer.name));
+  const subjectSpki = toArrayBuffer(subjectKey.spki);
+
+  const rsa = subjectKey.algorithm.startsWith('rsa-');
+  const usage = isCA
+    ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature
+    : x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0);
+
+  try {
+    const extensions: x509.Extension[] = [
+      new x509.BasicConstraintsExtension(isCA, undefined, true),
+      new x509.KeyUsagesExtension(usage, true),
+    ];
+    if (!isCA) {
+      extensions.push(
+        new x509.ExtendedKeyUsageExtension([
+          x509.ExtendedKeyUsage.serverAuth,
+          x509.ExtendedKeyUsage.clientAuth,
+        ]),
+      );
+    }
+    if (san !== undefined)
+      extensions.push(new x509.Extension('2.5.29.17', cn === undefined, toArrayBuffer(san)));
+    extensions.push(await x509.SubjectKeyIdentifierExtension.create(subjectSpki, false, crypto));
+    if (issuer?.keyIdHex !== undefined) {
+      extensions.push(new x509.AuthorityKeyIdentifierExtension(issuer.keyIdHex));
+    } else {
+      extensions.push(
+        await x509.AuthorityKeyIdentifierExtension.create(toArrayBuffer(signer.spki), false, crypto),
+      );
+    }
+
+    const signingKey = signer.key.toCryptoKey(params.importAlg, false, ['sign']);
+    const cert = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber: randomSerialHex(),
+        subject: subjectName,
+        issuer: issuerName,
+        notBefore: new Date(Math.floor(req.notBefore / 1000) * 1000),
+        notAfter: new Date(Math.floor(req.notAfter / 1000) * 1000),
+        publicKey: subjectSpki,
+        signingKey,
+        signingAlgorithm: params.sign,
+        extensions,
+      },
+      crypto,
+    );
+    const leafDer = new Uint8Array(cert.rawData);
+    const certPem = toPem('CERTIFICATE', leafDer);
+    if (issuer === undefined) return { certPem, chainPem: certPem, caPem: certPem };
+    return {
+      certPem,
+      chainPem: certPem + issuer.certs.map((c) => toPem('CERTIFICATE', c)).join(''),
+      caPem: toPem('CERTIFICATE', issuer.certs[0]!),
+    };
+  } catch (err) {
+    if (err instanceof PkiError) throw err;
+    throw new PkiError('SIGNING_FAILED', `could not sign certificate: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/** The identity a certificate was issued for, as read back by the fast path. */
+export function identityFromSummary(s: CertSummary): Identity {
+  return {
+    ...(s.subjectCommonName !== undefined ? { commonName: s.subjectCommonName } : {}),
+    dnsNames: [...s.dnsNames],
+    ipAddresses: [...s.ipAddresses],
+    uris: [...s.uris],
+  };
+}
