@@ -1,0 +1,197 @@
+/**
+ * Loads the configuration file: YAML text in, a fully defaulted Config out, or a ConfigError
+ * that names every bad path at once.
+ */
+import { parseDocument } from 'yaml';
+import { KEY_ALGORITHMS, type KeyAlgorithmName } from '../names.ts';
+import { DEFAULT_RENEW_BEFORE, parseDuration, parseRenewBefore } from '../pki/policy.ts';
+import {
+  checkFallbacks,
+  dropUndefined,
+  parseCertificateDuration,
+  rawIssuerNames,
+  readIssuers,
+} from './issuers.ts';
+import { type ConfigIssue, join, type Mapping, Reader } from './reader.ts';
+import { CONFIG_DEFAULTS, type Config, type DefaultsConfig, type LeaderElectionConfig } from './schema.ts';
+import { namespaceProblem, objectNameProblem } from './syntax.ts';
+
+export type { ConfigIssue } from './reader.ts';
+
+/** The configuration is invalid. `message` has one `path: problem` line per issue. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[]) {
+    super(issues.map((issue) => `${issue.path}: ${issue.message}`).join('\n'));
+    this.issues = issues;
+  }
+}
+
+const TOP_KEYS = [
+  'defaults',
+  'issuers',
+  'namespaces',
+  'resyncInterval',
+  'concurrency',
+  'metrics',
+  'leaderElection',
+  'rollout',
+];
+
+export function loadConfig(yamlText: string): Config {
+  const doc = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((error) => ({
+        path: '(file)',
+        message: (error.message.split('\n')[0] ?? '').trim().replace(/:$/, ''),
+      })),
+    );
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError([{ path: '(file)', message: err instanceof Error ? err.message : String(err) }]);
+  }
+  const r = new Reader();
+  const config = readConfig(r, data ?? {});
+  if (r.issues.length > 0 || !config) throw new ConfigError(r.issues);
+  return config;
+}
+
+function readConfig(r: Reader, data: unknown): Config | undefined {
+  const root = r.mapping(data, '', TOP_KEYS);
+  if (!root) return undefined;
+  const issuerNames = rawIssuerNames(root.issuers);
+
+  const defaults = readDefaults(r, root.defaults, issuerNames);
+  const issuers = readIssuers(r, root.issuers);
+  checkFallbacks(r, root.issuers);
+
+  const namespaceList = r.stringList(root, 'namespaces', '', namespaceProblem);
+  const resyncIntervalMs =
+    r.parsed(root, 'resyncInterval', '', (text) => atLeast(text, '1m')) ??
+    parseDuration(CONFIG_DEFAULTS.resyncInterval);
+  const concurrency =
+    r.integer(root, 'concurrency', '', 1, CONFIG_DEFAULTS.maxConcurrency) ?? CONFIG_DEFAULTS.concurrency;
+
+  const metricsMap = r.optionalMapping(root.metrics, 'metrics', ['address']) ?? {};
+  const address = r.string(metricsMap, 'address', 'metrics') ?? CONFIG_DEFAULTS.metricsAddress;
+  if (!isListenAddress(address)) {
+    r.report('metrics.address', `"${address}" must be [host]:port, e.g. ":9402" or "127.0.0.1:9402"`);
+  }
+
+  const leaderElection = readLeaderElection(r, root.leaderElection);
+  const rolloutMap = r.optionalMapping(root.rollout, 'rollout', ['debounce']) ?? {};
+  const debounceMs =
+    r.parsed(rolloutMap, 'debounce', 'rollout', (text) => parseDuration(text, { allowZero: true })) ??
+    parseDuration(CONFIG_DEFAULTS.rolloutDebounce);
+
+  if (!defaults) return undefined;
+  return {
+    defaults,
+    issuers,
+    namespaces: namespaceList ? [...new Set(namespaceList)] : 'all',
+    resyncIntervalMs,
+    concurrency,
+    metrics: { address },
+    leaderElection,
+    rollout: { debounceMs },
+  };
+}
+
+function readDefaults(r: Reader, value: unknown, issuerNames: string[]): DefaultsConfig | undefined {
+  const path = 'defaults';
+  const m = r.optionalMapping(value, path, ['issuer', 'renewBefore', 'keyAlgorithm', 'restart', 'duration']);
+  if (!m) return undefined;
+  let issuer = r.string(m, 'issuer', path);
+  if (issuer !== undefined && !issuerNames.includes(issuer)) {
+    const known = issuerNames.length
+      ? ` (issuers: ${issuerNames.join(', ')})`
+      : ' (no issuers are configured)';
+    r.report(join(path, 'issuer'), `unknown issuer "${issuer}"${known}`);
+  }
+  // With a single issuer there is nothing to choose: it is the default.
+  if (issuer === undefined && issuerNames.length === 1) issuer = issuerNames[0];
+
+  const renewBefore =
+    r.parsed(m, 'renewBefore', path, parseRenewBefore) ?? DEFAULT_RENEW_BEFORE;
+  const keyAlgorithm = readKeyAlgorithm(r, m, path) ?? CONFIG_DEFAULTS.keyAlgorithm;
+  const restart = r.string(m, 'restart', path) ?? CONFIG_DEFAULTS.restart;
+  if (restart !== 'auto' && restart !== 'none') {
+    r.report(
+      join(path, 'restart'),
+      `"${restart}" must be auto or none (lists are per Secret, by annotation)`,
+    );
+  }
+  const durationMs = r.parsed(m, 'duration', path, parseCertificateDuration);
+  const result: DefaultsConfig = {
+    issuer,
+    renewBefore,
+    keyAlgorithm,
+    restart: restart === 'none' ? 'none' : 'auto',
+    durationMs,
+  };
+  return dropUndefined(result);
+}
+
+function readKeyAlgorithm(r: Reader, m: Mapping, path: string): KeyAlgorithmName | undefined {
+  const text = r.string(m, 'keyAlgorithm', path);
+  if (text === undefined) return undefined;
+  const known = KEY_ALGORITHMS.find((algorithm) => algorithm === text);
+  if (!known) r.report(join(path, 'keyAlgorithm'), `"${text}" must be one of ${KEY_ALGORITHMS.join(', ')}`);
+  return known;
+}
+
+function readLeaderElection(r: Reader, value: unknown): LeaderElectionConfig {
+  const path = 'leaderElection';
+  const m =
+    r.optionalMapping(value, path, [
+      'enabled',
+      'namespace',
+      'leaseName',
+      'leaseDuration',
+      'renewDeadline',
+      'retryPeriod',
+    ]) ?? {};
+  const namespace = r.string(m, 'namespace', path);
+  const namespaceIssue = namespace === undefined ? undefined : namespaceProblem(namespace);
+  if (namespaceIssue) r.report(join(path, 'namespace'), namespaceIssue);
+  const leaseName = r.string(m, 'leaseName', path) ?? CONFIG_DEFAULTS.leaseName;
+  const leaseNameIssue = objectNameProblem(leaseName);
+  if (leaseNameIssue) r.report(join(path, 'leaseName'), leaseNameIssue);
+  const leaseDuration = r.parsed(m, 'leaseDuration', path, (t) => atLeast(t, '1s'));
+  const renewDeadline = r.parsed(m, 'renewDeadline', path, (t) => atLeast(t, '1s'));
+  const retryPeriod = r.parsed(m, 'retryPeriod', path, (t) => atLeast(t, '100ms'));
+  const config: LeaderElectionConfig = {
+    enabled: r.boolean(m, 'enabled', path) ?? true,
+    leaseName,
+    leaseDurationMs: leaseDuration ?? parseDuration(CONFIG_DEFAULTS.leaseDuration),
+    renewDeadlineMs: renewDeadline ?? parseDuration(CONFIG_DEFAULTS.renewDeadline),
+    retryPeriodMs: retryPeriod ?? parseDuration(CONFIG_DEFAULTS.retryPeriod),
+  };
+  if (namespace !== undefined) config.namespace = namespace;
+  // client-go's rule: a leader must give up before others may take over, and retry within that.
+  if (config.renewDeadlineMs >= config.leaseDurationMs) {
+    r.report(join(path, 'renewDeadline'), 'must be shorter than leaseDuration');
+  }
+  if (config.retryPeriodMs >= config.renewDeadlineMs) {
+    r.report(join(path, 'retryPeriod'), 'must be shorter than renewDeadline');
+  }
+  return config;
+}
+
+function atLeast(text: string, minimum: string): number {
+  const ms = parseDuration(text);
+  if (ms < parseDuration(minimum)) throw new Error(`"${text}" is too short; the minimum is ${minimum}`);
+  return ms;
+}
+
+function isListenAddress(address: string): boolean {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(address);
+  const port = Number(match?.[2]);
+  return match !== null && port >= 1 && port <= 65535;
+}

@@ -1,0 +1,134 @@
+/**
+ * The shape of a loaded configuration: every default applied, every duration in ms.
+ * The YAML file uses the same key names (durations as strings such as "10h").
+ */
+import type { KeyAlgorithmName } from '../names.ts';
+import type { RenewBefore } from '../pki/policy.ts';
+
+export interface SecretRef {
+  namespace: string;
+  name: string;
+}
+
+export interface SecretKeyRef extends SecretRef {
+  key: string;
+}
+
+export interface DefaultsConfig {
+  /** Issuer for Secrets without an `issuer` annotation. Absent: that annotation is required. */
+  issuer?: string;
+  renewBefore: RenewBefore;
+  keyAlgorithm: KeyAlgorithmName;
+  restart: 'auto' | 'none';
+  /** Requested lifetime for Secrets without a `duration` annotation; absent: the issuer's default. */
+  durationMs?: number;
+}
+
+export interface CAIssuerConfig {
+  /** A kubernetes.io/tls Secret holding the CA certificate and key. */
+  secret: SecretRef;
+}
+
+export interface Rfc2136Config {
+  /** `host:port` (port defaults to 53); an IPv6 host is bracketed: `[fd00::53]:53`. */
+  nameserver: string;
+  /** TSIG is optional as a whole: either both key name and secret, or neither. */
+  tsig?: { keyName: string; algorithm: 'hmac-sha256' | 'hmac-sha512'; secret: SecretKeyRef };
+}
+
+export interface SolverSelector {
+  dnsZones?: string[];
+  dnsNames?: string[];
+}
+
+export type AcmeSolverConfig =
+  | { kind: 'http01'; selector?: SolverSelector }
+  | { kind: 'dns01'; rfc2136: Rfc2136Config; selector?: SolverSelector };
+
+export interface AcmeIssuerConfig {
+  /** Directory URL (https). */
+  server: string;
+  email?: string;
+  /** Holds the ACME account key; created if absent. */
+  accountKeySecret: SecretRef;
+  externalAccountBinding?: { keyId: string; hmacKeySecret: SecretKeyRef };
+  solvers: AcmeSolverConfig[];
+  /** PEM bundle to trust for the ACME server instead of the system roots. */
+  caBundle?: string;
+}
+
+export interface KubernetesCSRIssuerConfig {
+  signerName: string;
+  autoApprove: boolean;
+  expirationSeconds?: number;
+}
+
+interface IssuerCommon {
+  name: string;
+  /** Default requested lifetime; 90 days for ca and selfSigned, absent for acme (the server decides). */
+  durationMs?: number;
+  /** Globs; default ["*"]. */
+  allowedNamespaces: string[];
+  /** Globs; absent: any domain. */
+  allowedDomains?: string[];
+  /** Name of another issuer to use when this one fails. */
+  fallback?: string;
+}
+
+export type IssuerKind = 'ca' | 'selfSigned' | 'acme' | 'kubernetesCSR';
+
+export type IssuerConfig = IssuerCommon &
+  (
+    | { kind: 'ca'; ca: CAIssuerConfig }
+    | { kind: 'selfSigned' }
+    | { kind: 'acme'; acme: AcmeIssuerConfig }
+    | { kind: 'kubernetesCSR'; kubernetesCSR: KubernetesCSRIssuerConfig }
+  );
+
+export interface LeaderElectionConfig {
+  enabled: boolean;
+  /** Absent: the namespace the controller runs in. */
+  namespace?: string;
+  leaseName: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+export interface Config {
+  defaults: DefaultsConfig;
+  issuers: IssuerConfig[];
+  /** Namespaces to watch, or 'all'. */
+  namespaces: string[] | 'all';
+  resyncIntervalMs: number;
+  /** Secrets reconciled in parallel. */
+  concurrency: number;
+  /** `[host]:port` of the metrics and health server. */
+  metrics: { address: string };
+  leaderElection: LeaderElectionConfig;
+  rollout: { debounceMs: number };
+}
+
+export const CONFIG_DEFAULTS = {
+  keyAlgorithm: 'ecdsa-p256',
+  restart: 'auto',
+  issuerDuration: '90d',
+  allowedNamespaces: ['*'],
+  resyncInterval: '10h',
+  concurrency: 4,
+  maxConcurrency: 64,
+  metricsAddress: ':9402',
+  leaseName: 'cert-rotator',
+  leaseDuration: '15s',
+  renewDeadline: '10s',
+  retryPeriod: '2s',
+  rolloutDebounce: '5s',
+  rfc2136Port: 53,
+  tsigAlgorithm: 'hmac-sha256',
+  minExpirationSeconds: 600,
+  minCertificateDuration: '1h',
+} as const;
+
+export function findIssuer(config: Pick<Config, 'issuers'>, name: string): IssuerConfig | undefined {
+  return config.issuers.find((issuer) => issuer.name === name);
+}

@@ -1,0 +1,94 @@
+/**
+ * Every name a user types or sees — annotation keys, event reasons, metric names, Secret
+ * keys — defined once. Code and docs refer to these constants, never to string literals.
+ */
+
+export const ANNOTATION_PREFIX = 'cert-rotator.io/';
+
+/** Annotations a user sets on a Secret (and `restart` on a workload). Read as input. */
+export const Annotation = {
+  enabled: 'cert-rotator.io/enabled',
+  issuer: 'cert-rotator.io/issuer',
+  renewBefore: 'cert-rotator.io/renew-before',
+  duration: 'cert-rotator.io/duration',
+  dnsNames: 'cert-rotator.io/dns-names',
+  ipAddresses: 'cert-rotator.io/ip-addresses',
+  uris: 'cert-rotator.io/uris',
+  commonName: 'cert-rotator.io/common-name',
+  keyAlgorithm: 'cert-rotator.io/key-algorithm',
+  rotateKey: 'cert-rotator.io/rotate-key',
+  restart: 'cert-rotator.io/restart',
+  window: 'cert-rotator.io/window',
+  windowDuration: 'cert-rotator.io/window-duration',
+  windowTimezone: 'cert-rotator.io/window-timezone',
+} as const;
+
+/** Annotations the controller writes on a Secret. Never read as input. */
+export const StatusAnnotation = {
+  state: 'cert-rotator.io/state',
+  notAfter: 'cert-rotator.io/not-after',
+  renewalTime: 'cert-rotator.io/renewal-time',
+  lastRenewed: 'cert-rotator.io/last-renewed',
+  lastError: 'cert-rotator.io/last-error',
+  failures: 'cert-rotator.io/failures',
+  revision: 'cert-rotator.io/revision',
+} as const;
+
+/** Values of the `state` status annotation. */
+export const CertState = {
+  ready: 'Ready',
+  issuing: 'Issuing',
+  failed: 'Failed',
+} as const;
+export type CertStateValue = (typeof CertState)[keyof typeof CertState];
+
+/** Kubernetes Event reasons, on the Secret and on restarted workloads. */
+export const EventReason = {
+  renewed: 'Renewed',
+  renewalFailed: 'RenewalFailed',
+  rolloutTriggered: 'RolloutTriggered',
+  rolloutSkipped: 'RolloutSkipped',
+  invalidAnnotation: 'InvalidAnnotation',
+  issuerNotAllowed: 'IssuerNotAllowed',
+} as const;
+export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
+
+export const METRIC_PREFIX = 'cert_rotator_';
+
+/** Prometheus metric names (full names, prefix included). */
+export const Metric = {
+  certificateNotAfter: 'cert_rotator_certificate_not_after_timestamp_seconds',
+  certificateNotBefore: 'cert_rotator_certificate_not_before_timestamp_seconds',
+  certificateRenewalTime: 'cert_rotator_certificate_renewal_timestamp_seconds',
+  certificateReady: 'cert_rotator_certificate_ready',
+  renewalsTotal: 'cert_rotator_renewals_total',
+  renewalDuration: 'cert_rotator_renewal_duration_seconds',
+  rolloutsTotal: 'cert_rotator_rollouts_total',
+  acmeRequestsTotal: 'cert_rotator_acme_requests_total',
+  secretErrorsTotal: 'cert_rotator_secret_errors_total',
+} as const;
+
+/** Keys inside a `kubernetes.io/tls` Secret's data. */
+export const SecretKey = {
+  certificate: 'tls.crt',
+  privateKey: 'tls.key',
+  caCertificate: 'ca.crt',
+} as const;
+
+export const TLS_SECRET_TYPE = 'kubernetes.io/tls';
+
+/** Key algorithms a user may request with the `key-algorithm` annotation or config default. */
+export const KEY_ALGORITHMS = [
+  'ecdsa-p256',
+  'ecdsa-p384',
+  'rsa-2048',
+  'rsa-3072',
+  'rsa-4096',
+  'ed25519',
+] as const;
+/** Structurally identical to `KeyAlgorithm` in src/pki/keys.ts. */
+export type KeyAlgorithmName = (typeof KEY_ALGORITHMS)[number];
+
+/** Workload kinds the `restart` annotation may list, as the user writes them. */
+export const RESTART_KINDS = ['deployment', 'statefulset', 'daemonset'] as const;
+export type RestartKind = (typeof RESTART_KINDS)[number];

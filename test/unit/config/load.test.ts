@@ -1,0 +1,339 @@
+import { describe, expect, it } from 'vitest';
+import { type Config, ConfigError, loadConfig } from '../../../src/config/index.ts';
+
+const H = 3_600_000;
+const D = 24 * H;
+
+/** The example from design.md, with its placeholders filled in. */
+const DESIGN_EXAMPLE = `
+defaults: { issuer: internal-ca, renewBefore: "33%", keyAlgorithm: ecdsa-p256, restart: auto }
+issuers:
+  - name: internal-ca
+    ca: { secret: { namespace: cert-rotator, name: internal-ca } }
+    allowedNamespaces: ["*"]            # glob list; a Secret elsewhere gets an IssuerNotAllowed event
+  - name: letsencrypt
+    acme:
+      server: https://acme-v02.api.letsencrypt.org/directory
+      email: ops@example.com
+      accountKeySecret: { namespace: cert-rotator, name: letsencrypt-account }   # created if absent
+      externalAccountBinding: { keyId: "kid-1", hmacKeySecret: { namespace: cert-rotator, name: eab, key: hmac } }
+      solvers:
+        - http01: {}
+        - dns01: { rfc2136: { nameserver: "10.0.0.53:53", tsigKeyName: acme-key., tsigAlgorithm: hmac-sha256, tsigSecret: { namespace: cert-rotator, name: tsig, key: secret } } }
+          selector: { dnsZones: [example.com] }
+    allowedDomains: ["*.example.com"]
+  - name: cluster-csr
+    kubernetesCSR: { signerName: example.com/serving, autoApprove: true, expirationSeconds: 2592000 }
+  - name: self
+    selfSigned: {}
+`;
+
+function issues(yaml: string): string[] {
+  try {
+    loadConfig(yaml);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    const configError = err as ConfigError;
+    expect(configError.message).toBe(configError.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
+    return configError.message.split('\n');
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('loads the design.md example with every default applied', () => {
+    const config: Config = loadConfig(DESIGN_EXAMPLE);
+    expect(config.defaults).toEqual({
+      issuer: 'internal-ca',
+      renewBefore: { kind: 'percent', fraction: 0.33 },
+      keyAlgorithm: 'ecdsa-p256',
+      restart: 'auto',
+    });
+    expect(config.issuers).toEqual([
+      {
+        name: 'internal-ca',
+        kind: 'ca',
+        ca: { secret: { namespace: 'cert-rotator', name: 'internal-ca' } },
+        allowedNamespaces: ['*'],
+        durationMs: 90 * D,
+      },
+      {
+        name: 'letsencrypt',
+        kind: 'acme',
+        acme: {
+          server: 'https://acme-v02.api.letsencrypt.org/directory',
+          email: 'ops@example.com',
+          accountKeySecret: { namespace: 'cert-rotator', name: 'letsencrypt-account' },
+          externalAccountBinding: {
+            keyId: 'kid-1',
+            hmacKeySecret: { namespace: 'cert-rotator', name: 'eab', key: 'hmac' },
+          },
+          solvers: [
+            { kind: 'http01' },
+            {
+              kind: 'dns01',
+              rfc2136: {
+                nameserver: '10.0.0.53:53',
+                tsig: {
+                  keyName: 'acme-key.',
+                  algorithm: 'hmac-sha256',
+                  secret: { namespace: 'cert-rotator', name: 'tsig', key: 'secret' },
+                },
+              },
+              selector: { dnsZones: ['example.com'] },
+            },
+          ],
+        },
+        allowedNamespaces: ['*'],
+        allowedDomains: ['*.example.com'],
+      },
+      {
+        name: 'cluster-csr',
+        kind: 'kubernetesCSR',
+        kubernetesCSR: { signerName: 'example.com/serving', autoApprove: true, expirationSeconds: 2592000 },
+        allowedNamespaces: ['*'],
+        durationMs: 30 * D,
+      },
+      { name: 'self', kind: 'selfSigned', allowedNamespaces: ['*'], durationMs: 90 * D },
+    ]);
+    expect(config.namespaces).toBe('all');
+    expect(config.resyncIntervalMs).toBe(10 * H);
+    expect(config.concurrency).toBe(4);
+    expect(config.metrics).toEqual({ address: ':9402' });
+    expect(config.leaderElection).toEqual({
+      enabled: true,
+      leaseName: 'cert-rotator',
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
+    expect(config.rollout).toEqual({ debounceMs: 5_000 });
+  });
+
+  it('loads an empty file as all defaults, monitoring only', () => {
+    const config = loadConfig('');
+    expect(config.issuers).toEqual([]);
+    expect(config.defaults.issuer).toBeUndefined();
+    expect(config.defaults.renewBefore).toEqual({ kind: 'percent', fraction: 1 / 3 });
+    expect(loadConfig('# nothing here\n')).toEqual(config);
+  });
+
+  it('takes the only issuer as the default issuer', () => {
+    expect(loadConfig('issuers: [{ name: self, selfSigned: {} }]').defaults.issuer).toBe('self');
+  });
+
+  it('reads every top-level setting', () => {
+    const config = loadConfig(`
+namespaces: [team-a, team-b, team-a]
+resyncInterval: 30m
+concurrency: 16
+metrics: { address: "127.0.0.1:9090" }
+leaderElection: { enabled: false, namespace: ops, leaseName: rotator, leaseDuration: 30s, renewDeadline: 20s, retryPeriod: 5s }
+rollout: { debounce: "0" }
+defaults: { renewBefore: 720h, keyAlgorithm: rsa-3072, restart: none, duration: 30d }
+issuers:
+  - name: ca
+    ca: { secret: { namespace: pki, name: root } }
+    duration: 2160h
+    allowedNamespaces: [team-*, "prod-??"]
+    fallback: self
+  - name: self
+    selfSigned:
+`);
+    expect(config.namespaces).toEqual(['team-a', 'team-b']);
+    expect(config.resyncIntervalMs).toBe(30 * 60_000);
+    expect(config.concurrency).toBe(16);
+    expect(config.metrics.address).toBe('127.0.0.1:9090');
+    expect(config.leaderElection).toEqual({
+      enabled: false,
+      namespace: 'ops',
+      leaseName: 'rotator',
+      leaseDurationMs: 30_000,
+      renewDeadlineMs: 20_000,
+      retryPeriodMs: 5_000,
+    });
+    expect(config.rollout.debounceMs).toBe(0);
+    expect(config.defaults).toEqual({
+      renewBefore: { kind: 'duration', ms: 720 * H },
+      keyAlgorithm: 'rsa-3072',
+      restart: 'none',
+      durationMs: 30 * D,
+    });
+    expect(config.issuers[0]).toMatchObject({
+      durationMs: 90 * D,
+      allowedNamespaces: ['team-*', 'prod-??'],
+      fallback: 'self',
+    });
+    expect(config.issuers[1]).toEqual({
+      name: 'self',
+      kind: 'selfSigned',
+      allowedNamespaces: ['*'],
+      durationMs: 90 * D,
+    });
+  });
+
+  it('reports every bad path of a bad file at once', () => {
+    expect(
+      issues(`
+defaults: { issuer: x, renewBefore: "150%", keyAlgorithm: dsa, restart: sometimes }
+issuers:
+  - name: internal-ca
+    ca: { secret: { namespace: cert-rotator } }
+  - name: Bad_Name
+    selfSigned: {}
+    allowedNamespaces: []
+  - name: letsencrypt
+    acme:
+      server: http://acme.example.com/directory
+      email: not-an-email
+      accountKeySecret: { namespace: cert-rotator, name: le }
+      solvers:
+        - dns01: { rfc2136: { nameserver: "10.0.0.53:99999", tsigAlgorithm: hmac-md5, tsigKeyName: k } }
+    fallback: nowhere
+  - name: csr
+    kubernetesCSR: { signerName: serving, expirationSeconds: 60 }
+  - name: internal-ca
+    ca: { secret: { namespace: a, name: b } }
+    selfSigned: {}
+  - name: empty
+concurrency: 100
+resyncInterval: 10
+metrics: { address: "9402" }
+leaderElection: { leaseDuration: 5s }
+rollout: { debounce: -1s }
+`),
+    ).toEqual([
+      'defaults.issuer: unknown issuer "x" (issuers: internal-ca, Bad_Name, letsencrypt, csr, empty)',
+      'defaults.renewBefore: "150%" must be a percentage above 0% and below 100%, e.g. 33%',
+      'defaults.keyAlgorithm: "dsa" must be one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096, ed25519',
+      'defaults.restart: "sometimes" must be auto or none (lists are per Secret, by annotation)',
+      'issuers[0].ca.secret.name: required',
+      'issuers[1].name: "Bad_Name" is not a valid issuer name (lowercase letters, digits and "-", at most 63 characters)',
+      'issuers[1].allowedNamespaces: must not be empty (omit the key for the default)',
+      'issuers[2].acme.server: "http://acme.example.com/directory" must be an https:// URL of an ACME directory',
+      'issuers[2].acme.email: "not-an-email" is not an email address',
+      'issuers[2].acme.solvers[0].dns01.rfc2136.nameserver: "10.0.0.53:99999" must be host:port, e.g. 10.0.0.53:53 or [fd00::53]:53',
+      'issuers[2].acme.solvers[0].dns01.rfc2136.tsigAlgorithm: "hmac-md5" must be hmac-sha256 or hmac-sha512',
+      'issuers[2].acme.solvers[0].dns01.rfc2136.tsigSecret: required when the other TSIG setting is given (set tsigKeyName and tsigSecret together)',
+      'issuers[3].kubernetesCSR.signerName: "serving" must look like "example.com/serving" (domain/path)',
+      'issuers[3].kubernetesCSR.expirationSeconds: must be between 600 and 315360000, got 60',
+      'issuers[4]: has ca and selfSigned; choose exactly one of ca, selfSigned, acme, kubernetesCSR',
+      'issuers[4].name: duplicate issuer name "internal-ca" (also issuers[0])',
+      'issuers[5]: needs exactly one of ca, selfSigned, acme, kubernetesCSR',
+      'issuers[2].fallback: unknown issuer "nowhere"',
+      'resyncInterval: must be a string, got number 10',
+      'concurrency: must be between 1 and 64, got 100',
+      'metrics.address: "9402" must be [host]:port, e.g. ":9402" or "127.0.0.1:9402"',
+      'leaderElection.renewDeadline: must be shorter than leaseDuration',
+      'rollout.debounce: "-1s" is negative; use a number and a unit (d, h, m, s, ms), e.g. 720h, 30d, 1h30m, 90s',
+    ]);
+  });
+
+  it('rejects unknown keys at every level, suggesting the likely one', () => {
+    expect(
+      issues(`
+namepsaces: [default]
+defaults: { renewbefore: 10d }
+issuers:
+  - name: ca
+    ca: { secret: { namespace: a, name: b, key: tls.crt } }
+    allowedNamespace: ["*"]
+  - name: le
+    acme:
+      server: https://acme.example/dir
+      accountKeySecret: { namespace: a, name: b }
+      solvers: [{ http01: { ingressClass: nginx } }]
+      skipTLSVerify: true
+metrics: { adress: ":9402" }
+`),
+    ).toEqual([
+      'namepsaces: unknown key; did you mean "namespaces"?',
+      'defaults.renewbefore: unknown key; did you mean "renewBefore"?',
+      'issuers[0].allowedNamespace: unknown key; did you mean "allowedNamespaces"?',
+      'issuers[0].ca.secret.key: unknown key (known keys: namespace, name)',
+      'issuers[1].acme.skipTLSVerify: unknown key (known keys: server, email, accountKeySecret, externalAccountBinding, solvers, caBundle)',
+      'issuers[1].acme.solvers[0].http01.ingressClass: unknown key',
+      'metrics.adress: unknown key; did you mean "address"?',
+    ]);
+  });
+
+  it('checks fallbacks', () => {
+    expect(
+      issues(`
+issuers:
+  - { name: a, selfSigned: {}, fallback: b }
+  - { name: b, selfSigned: {}, fallback: a }
+  - { name: c, selfSigned: {}, fallback: c }
+`),
+    ).toEqual([
+      'issuers[0].fallback: fallback cycle: a -> b -> a',
+      'issuers[1].fallback: fallback cycle: b -> a -> b',
+      'issuers[2].fallback: must name another issuer, not the issuer itself',
+    ]);
+  });
+
+  it('checks issuer-specific rules', () => {
+    expect(
+      issues(`
+issuers:
+  - name: le
+    duration: 30d
+    acme: { server: https://acme.example/dir, accountKeySecret: { namespace: a, name: b }, solvers: [], caBundle: nope }
+  - name: csr
+    duration: 30m
+    kubernetesCSR: { signerName: example.com/x, autoApprove: "yes" }
+  - name: csr2
+    duration: 2h
+    kubernetesCSR: { signerName: example.com/x, expirationSeconds: 3600 }
+  - name: ca
+    allowedDomains: ["*.Example.com"]
+    ca: { secret: { namespace: Bad, name: "x y" } }
+`),
+    ).toEqual([
+      'issuers[0].duration: not supported for acme issuers (the ACME server chooses the lifetime)',
+      'issuers[0].acme.solvers: must be a non-empty list of solvers (http01 or dns01)',
+      'issuers[0].acme.caBundle: must be PEM text with at least one "-----BEGIN CERTIFICATE-----" block',
+      'issuers[1].duration: "30m" is too short; a certificate lifetime must be at least 1h',
+      'issuers[1].kubernetesCSR.autoApprove: must be true or false, got the string "yes"',
+      'issuers[2].duration: set either duration or kubernetesCSR.expirationSeconds, not both',
+      'issuers[3].allowedDomains[0]: "*.Example.com" may contain only lowercase letters, digits, "-", "." and the wildcards * and ?',
+      'issuers[3].ca.secret.namespace: "Bad" is not a valid namespace name (lowercase letters, digits and "-", at most 63)',
+      'issuers[3].ca.secret.name: "x y" is not a valid object name (lowercase DNS subdomain, at most 253 characters)',
+    ]);
+  });
+
+  it('normalizes an RFC 2136 nameserver and allows no TSIG', () => {
+    const config = loadConfig(`
+issuers:
+  - name: le
+    acme:
+      server: https://acme.example/dir
+      accountKeySecret: { namespace: a, name: b }
+      solvers:
+        - dns01: { rfc2136: { nameserver: ns1.example.com } }
+        - dns01: { rfc2136: { nameserver: "[fd00::53]:5353" } }
+`);
+    const issuer = config.issuers[0];
+    expect(issuer?.kind === 'acme' && issuer.acme.solvers).toEqual([
+      { kind: 'dns01', rfc2136: { nameserver: 'ns1.example.com:53' } },
+      { kind: 'dns01', rfc2136: { nameserver: '[fd00::53]:5353' } },
+    ]);
+  });
+
+  it('reports YAML syntax errors, duplicate keys and a non-mapping document', () => {
+    expect(issues('a: [1\nb: 2')).toEqual([
+      '(file): Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1',
+    ]);
+    expect(issues('concurrency: 1\nconcurrency: 2')).toEqual([
+      '(file): Map keys must be unique at line 2, column 1',
+    ]);
+    expect(issues('- 1')).toEqual(['(root): must be a mapping, got a list']);
+  });
+
+  it('refuses alias bombs', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 0; i < 8; i++)
+      bomb.push(`${'bcdefghi'[i]}: &${'bcdefghi'[i]} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`);
+    expect(issues(bomb.join('\n'))[0]).toMatch(/^\(file\): .*alias/i);
+  });
+});
