@@ -117,8 +117,7 @@ function readDefaults(r: Reader, value: unknown, issuerNames: string[]): Default
   // With a single issuer there is nothing to choose: it is the default.
   if (issuer === undefined && issuerNames.length === 1) issuer = issuerNames[0];
 
-  const renewBefore =
-    r.parsed(m, 'renewBefore', path, parseRenewBefore) ?? DEFAULT_RENEW_BEFORE;
+  const renewBefore = r.parsed(m, 'renewBefore', path, parseRenewBefore) ?? DEFAULT_RENEW_BEFORE;
   const keyAlgorithm = readKeyAlgorithm(r, m, path) ?? CONFIG_DEFAULTS.keyAlgorithm;
   const restart = r.string(m, 'restart', path) ?? CONFIG_DEFAULTS.restart;
   if (restart !== 'auto' && restart !== 'none') {

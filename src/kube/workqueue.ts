@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from '../clock.ts';
+import { Backoff } from './backoff.ts';
 // TimerQueue is a leaf that imports only the clock, so this upward import drags in nothing else.
 import { TimerQueue } from './timer-queue.ts';
-import { Backoff } from './backoff.ts';
 
 /** What a handler returns: nothing when done, or when to look at the key again. */
 export type Result = { requeueAfter?: number } | undefined;

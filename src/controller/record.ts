@@ -1,0 +1,60 @@
+import type * as k8s from '@kubernetes/client-node';
+import { ANNOTATION_PREFIX, Annotation, SecretKey } from '../names.ts';
+import { type CertSummary, certificatesFromPem, isPkiError, readCertificateSummary } from '../pki/index.ts';
+
+/**
+ * What the controller remembers of a TLS Secret between events: names, the cert-rotator
+ * annotations and a summary of the leaf certificate. Never the Secret's data.
+ */
+export interface SecretRecord {
+  namespace: string;
+  name: string;
+  uid: string;
+  resourceVersion: string;
+  /** Only the `cert-rotator.io/*` annotations. */
+  annotations: Record<string, string>;
+  managed: boolean;
+  cert: CertSummary | null;
+  /** Why `cert` is null: missing or unparseable tls.crt. */
+  certProblem?: string;
+}
+
+export function secretKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+export function ourAnnotations(all: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!all) return out;
+  for (const [k, v] of Object.entries(all)) if (k.startsWith(ANNOTATION_PREFIX)) out[k] = v;
+  return out;
+}
+
+/** Leaf summary of a base64 `tls.crt` value, or the reason there is none. */
+export function summarizeTlsCrt(b64: string | undefined): { cert: CertSummary | null; problem?: string } {
+  if (!b64) return { cert: null, problem: `${SecretKey.certificate} is missing or empty` };
+  try {
+    const pem = Buffer.from(b64, 'base64').toString('latin1');
+    const leaf = certificatesFromPem(pem)[0];
+    if (!leaf) return { cert: null, problem: `${SecretKey.certificate} holds no certificate` };
+    return { cert: readCertificateSummary(leaf) };
+  } catch (err) {
+    const why = isPkiError(err) ? err.message : 'unreadable';
+    return { cert: null, problem: `${SecretKey.certificate} cannot be parsed: ${why}` };
+  }
+}
+
+export function recordFromSecret(secret: k8s.V1Secret): SecretRecord {
+  const annotations = ourAnnotations(secret.metadata?.annotations);
+  const { cert, problem } = summarizeTlsCrt(secret.data?.[SecretKey.certificate]);
+  return {
+    namespace: secret.metadata?.namespace ?? '',
+    name: secret.metadata?.name ?? '',
+    uid: secret.metadata?.uid ?? '',
+    resourceVersion: secret.metadata?.resourceVersion ?? '',
+    annotations,
+    managed: annotations[Annotation.enabled] === 'true',
+    cert,
+    ...(problem !== undefined ? { certProblem: problem } : {}),
+  };
+}

@@ -1,0 +1,157 @@
+import type { Issuer } from '../issuers/types.ts';
+import { SecretKey } from '../names.ts';
+import {
+  type CertSummary,
+  certificatesFromPem,
+  generateKey,
+  type Identity,
+  inspectPrivateKey,
+  isPkiError,
+  type KeyAlgorithm,
+  toPem,
+  verifyIssued,
+} from '../pki/index.ts';
+import type { SecretPolicy } from './annotations.ts';
+
+export type RenewFailureCode =
+  | 'NO_IDENTITY'
+  | 'KEY_UNUSABLE'
+  | 'KEY_MISMATCH'
+  | 'ISSUER_FAILED'
+  | 'VERIFY_FAILED';
+
+/** Why a renewal could not produce a certificate; the message says what to do. */
+export class RenewFailure extends Error {
+  readonly code: RenewFailureCode;
+  constructor(code: RenewFailureCode, message: string) {
+    super(message);
+    this.name = 'RenewFailure';
+    this.code = code;
+  }
+}
+
+export interface RenewInput {
+  namespace: string;
+  name: string;
+  /** Decoded tls.key of the Secret as read just now ('' if absent). */
+  currentKeyPem: string;
+  /** Summary of the current leaf, null if missing or unparseable. */
+  currentCert: CertSummary | null;
+  policy: SecretPolicy;
+  issuer: Issuer;
+  now: number;
+}
+
+export interface RenewOutput {
+  /** New values for tls.crt, tls.key and ca.crt (PEM text). */
+  data: Record<string, string>;
+  summary: CertSummary;
+  keyRotated: boolean;
+}
+
+/** The identity to issue for: annotations first, the rest copied from the current certificate. */
+export function targetIdentity(policy: SecretPolicy, current: CertSummary | null): Identity {
+  const o = policy.identityOverride;
+  const commonName = o.commonName ?? current?.subjectCommonName;
+  return {
+    ...(commonName !== undefined ? { commonName } : {}),
+    dnsNames: o.dnsNames ?? current?.dnsNames ?? [],
+    ipAddresses: o.ipAddresses ?? current?.ipAddresses ?? [],
+    uris: o.uris ?? current?.uris ?? [],
+  };
+}
+
+async function chooseKey(input: RenewInput): Promise<{ keyPem: string; rotated: boolean }> {
+  const { policy, currentCert, currentKeyPem } = input;
+  let current: { algorithm: KeyAlgorithm; spkiSha256: string } | undefined;
+  if (currentKeyPem) {
+    try {
+      current = inspectPrivateKey(currentKeyPem);
+    } catch (err) {
+      if (!policy.rotateKey) {
+        const why = isPkiError(err) ? err.message : 'unreadable';
+        throw new RenewFailure(
+          'KEY_UNUSABLE',
+          `${SecretKey.privateKey} cannot be kept (rotate-key is "false"): ${why}`,
+        );
+      }
+    }
+  }
+  if (!policy.rotateKey) {
+    if (!current) {
+      throw new RenewFailure(
+        'KEY_UNUSABLE',
+        `rotate-key is "false" but the Secret has no ${SecretKey.privateKey} to keep`,
+      );
+    }
+    if (currentCert && currentCert.spkiSha256 !== current.spkiSha256) {
+      throw new RenewFailure(
+        'KEY_MISMATCH',
+        `${SecretKey.privateKey} does not match ${SecretKey.certificate}; refusing to keep a key that is not the certificate's (fix the Secret or set rotate-key "true")`,
+      );
+    }
+    if (policy.keyAlgorithm && policy.keyAlgorithm !== current.algorithm) {
+      throw new RenewFailure(
+        'KEY_UNUSABLE',
+        `key-algorithm is ${policy.keyAlgorithm} but the kept key is ${current.algorithm}; set rotate-key "true" to change it`,
+      );
+    }
+    return { keyPem: currentKeyPem, rotated: false };
+  }
+  const algorithm =
+    policy.keyAlgorithm ??
+    current?.algorithm ??
+    (currentCert && currentCert.keyAlgorithm !== 'unknown' ? currentCert.keyAlgorithm : undefined) ??
+    policy.fallbackKeyAlgorithm;
+  const key = await generateKey(algorithm);
+  return { keyPem: key.privateKeyPem, rotated: true };
+}
+
+/** Key, certificate and verification for one Secret. Pure of Kubernetes: the caller writes. */
+export async function renewCertificate(input: RenewInput): Promise<RenewOutput> {
+  const identity = targetIdentity(input.policy, input.currentCert);
+  if (
+    identity.dnsNames.length + identity.ipAddresses.length + identity.uris.length === 0 &&
+    !identity.commonName
+  ) {
+    throw new RenewFailure(
+      'NO_IDENTITY',
+      `nothing to issue for: ${SecretKey.certificate} has no usable certificate and no dns-names, ip-addresses, uris or common-name annotation names one`,
+    );
+  }
+  const { keyPem, rotated } = await chooseKey(input);
+  let issued: Awaited<ReturnType<Issuer['issue']>>;
+  try {
+    issued = await input.issuer.issue({
+      namespace: input.namespace,
+      secretName: input.name,
+      identity,
+      keyPem,
+      now: input.now,
+      ...(input.policy.durationMs !== undefined ? { durationMs: input.policy.durationMs } : {}),
+    });
+  } catch (err) {
+    throw new RenewFailure('ISSUER_FAILED', err instanceof Error ? err.message : String(err));
+  }
+  let summary: CertSummary;
+  try {
+    // The leaf must be signed by the next certificate of the chain (or by the CA for a bare leaf).
+    const next = certificatesFromPem(issued.chainPem)[1];
+    const issuerCertPem = next ? toPem('CERTIFICATE', next) : issued.caPem;
+    summary = verifyIssued({ certPem: issued.chainPem, keyPem, identity, now: input.now, issuerCertPem });
+  } catch (err) {
+    throw new RenewFailure(
+      'VERIFY_FAILED',
+      `issuer "${input.issuer.name}" returned a certificate that fails verification: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  return {
+    data: {
+      [SecretKey.certificate]: issued.chainPem,
+      [SecretKey.privateKey]: keyPem,
+      [SecretKey.caCertificate]: issued.caPem,
+    },
+    summary,
+    keyRotated: rotated,
+  };
+}

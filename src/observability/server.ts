@@ -1,0 +1,51 @@
+import { createServer, type Server } from 'node:http';
+import type { Metrics } from './metrics.ts';
+
+export interface HealthSource {
+  /** Ready once the first list has been processed (and, on the leader, the lease is held). */
+  ready(): boolean;
+}
+
+/** `/metrics`, `/healthz`, `/readyz` on one listener. */
+export function startHttpServer(
+  address: string,
+  metrics: Metrics,
+  health: HealthSource,
+): Promise<{ server: Server; port: number }> {
+  const { host, port } = splitAddress(address);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const ok = health.ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not ready\n');
+    } else if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const a = server.address();
+      resolve({ server, port: typeof a === 'object' && a ? a.port : port });
+    });
+  });
+}
+
+/** `:9402`, `127.0.0.1:0`, `[::1]:9402` → host (undefined = all interfaces) and port. */
+export function splitAddress(address: string): { host: string | undefined; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
+  if (!m) throw new Error(`invalid listen address "${address}": expected [host]:port`);
+  const host = m[1] ?? (m[2] || undefined);
+  return { host, port: Number(m[3]) };
+}

@@ -1,0 +1,139 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { waitFor } from './net.ts';
+
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+
+export interface ControllerProcess {
+  proc: ChildProcess;
+  /** Every JSON log line so far, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** Raw stdout + stderr text, for scanning. */
+  output(): string;
+  metricsUrl(): Promise<string>;
+  waitForLog(
+    what: string,
+    pred: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: a crash, no clean-up. */
+  kill(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/** Every controller started by a test file; its afterAll kills the ones still running. */
+const started = new Set<ControllerProcess>();
+
+export async function writeConfig(dir: string, config: unknown, name = 'config.yaml'): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, typeof config === 'string' ? config : stringify(config));
+  return path;
+}
+
+/** Runs `cert-rotator controller` from the sources (Node 24 strips the types) as a child process. */
+export function startControllerProcess(args: {
+  configPath: string;
+  kubeconfigPath: string;
+  extraArgs?: string[];
+}): ControllerProcess {
+  const proc = spawn(
+    process.execPath,
+    [
+      CLI,
+      'controller',
+      '--config',
+      args.configPath,
+      '--kubeconfig',
+      args.kubeconfigPath,
+      '--metrics-address',
+      '127.0.0.1:0',
+      '--log-level',
+      'debug',
+      ...(args.extraArgs ?? []),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let raw = '';
+  let partial = '';
+  const logs: Array<Record<string, unknown>> = [];
+  proc.stdout?.setEncoding('utf8');
+  proc.stdout?.on('data', (chunk: string) => {
+    raw += chunk;
+    partial += chunk;
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ msg: line, unparsed: true });
+      }
+    }
+  });
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (chunk: string) => {
+    raw += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const handle: ControllerProcess = {
+    proc,
+    logs,
+    output: () => raw,
+    exited,
+    async metricsUrl() {
+      const line = await handle.waitForLog(
+        'the controller to start',
+        (l) => typeof l.metricsPort === 'number',
+      );
+      return `http://127.0.0.1:${line.metricsPort}/metrics`;
+    },
+    async waitForLog(what, pred, timeoutMs = 30_000) {
+      return await waitFor(
+        `${what} (controller log)`,
+        () => {
+          if (proc.exitCode !== null)
+            throw new Error(`controller exited with ${proc.exitCode}:\n${raw.slice(-2000)}`);
+          return logs.find(pred);
+        },
+        { timeoutMs, intervalMs: 50 },
+      );
+    },
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const code = await exited;
+      started.delete(handle);
+      return code;
+    },
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+      started.delete(handle);
+    },
+  };
+  started.add(handle);
+  return handle;
+}
+
+export async function killAllControllers(): Promise<void> {
+  await Promise.all([...started].map((c) => c.kill()));
+}
+
+/** Value of one metric series from a /metrics scrape, or undefined. */
+export async function metricValue(
+  url: string,
+  name: string,
+  labels: Record<string, string>,
+): Promise<number | undefined> {
+  const text = await (await fetch(url)).text();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) {
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return undefined;
+}
