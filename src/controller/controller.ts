@@ -12,9 +12,31 @@ import { EventReason, SecretKey, StatusAnnotation } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { computeRenewalTime } from '../pki/policy.ts';
+import type { SecretPolicy } from './annotations.ts';
 import { type Evaluation, evaluate } from './evaluate.ts';
 import { recordFromSecret, type SecretRecord, secretKey } from './record.ts';
 import { RenewFailure, renewCertificate } from './renew.ts';
+
+/** A managed Secret now holds a different (parseable) certificate than before. */
+export interface CertificateChange {
+  namespace: string;
+  name: string;
+  /** Identifies the leaf: serial and public key hash. */
+  fingerprint: string;
+  /** The fingerprint seen before, if any (absent on the first sighting since start-up). */
+  previousFingerprint?: string;
+  policy: SecretPolicy;
+  notBefore: number;
+  notAfter: number;
+  /** True when this process wrote the certificate (a renewal), false for a change made by others. */
+  byController: boolean;
+}
+
+/** Told about certificate changes of managed Secrets (the rollout manager listens here). */
+export interface CertificateListener {
+  certificateChanged(change: CertificateChange): void;
+  secretRemoved(namespace: string, name: string): void;
+}
 
 export interface ControllerDeps {
   config: Config;
@@ -26,6 +48,7 @@ export interface ControllerDeps {
   log: Logger;
   metrics: Metrics;
   clock?: Clock;
+  listener?: CertificateListener;
 }
 
 const MAX_ERROR_ANNOTATION = 512;
@@ -53,6 +76,8 @@ export class SecretController {
   private readonly schedule: TimerQueue<string>;
   private readonly queue: WorkQueue<string>;
   private readonly watch: SecretWatch;
+  /** Fingerprint of the last certificate this process wrote to each Secret. */
+  private readonly written = new Map<string, string>();
   private resyncTimer: unknown;
   private running: Promise<void> | undefined;
   private synced = false;
@@ -124,12 +149,36 @@ export class SecretController {
       { secret: key, resourceVersion: record.resourceVersion, managed: record.managed },
       'Secret seen',
     );
+    const previous = this.records.get(key);
     this.records.set(key, record);
     this.plan(key);
+    this.notifyChange(key, previous, record);
+  }
+
+  private notifyChange(key: string, previous: SecretRecord | undefined, record: SecretRecord): void {
+    const listener = this.deps.listener;
+    const fingerprint = record.cert ? fingerprintOf(record.cert) : undefined;
+    if (!listener || !record.managed || !fingerprint || !record.cert) return;
+    const before = previous?.cert ? fingerprintOf(previous.cert) : undefined;
+    if (before === fingerprint) return;
+    const ev = evaluate(record, this.deps.config, this.clock.now());
+    if (ev.kind !== 'planned') return;
+    listener.certificateChanged({
+      namespace: record.namespace,
+      name: record.name,
+      fingerprint,
+      ...(before !== undefined ? { previousFingerprint: before } : {}),
+      policy: ev.policy,
+      notBefore: record.cert.notBefore,
+      notAfter: record.cert.notAfter,
+      byController: this.written.get(key) === fingerprint,
+    });
   }
 
   private onRemove(namespace: string, name: string): void {
     const key = secretKey(namespace, name);
+    this.written.delete(key);
+    this.deps.listener?.secretRemoved(namespace, name);
     this.records.delete(key);
     this.reported.delete(key);
     this.retryAt.delete(key);
@@ -332,6 +381,7 @@ export class SecretController {
       }
       throw err;
     }
+    this.written.set(key, fingerprintOf(output.summary));
     this.retryAt.delete(key);
     this.failureBackoff.reset(key);
     const seconds = (this.clock.now() - started) / 1000;
@@ -404,6 +454,10 @@ export class SecretController {
       );
     }
   }
+}
+
+export function fingerprintOf(cert: { serialHex: string; spkiSha256: string }): string {
+  return `${cert.serialHex}:${cert.spkiSha256}`;
 }
 
 function decode(b64: string | undefined): string {
