@@ -6,6 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificatesFromPem, keyMatchesCertificate, readCertificateSummary } from '../../src/pki/index.ts';
 import {
+  allControllerOutput,
   type ControllerProcess,
   killAllControllers,
   metricValue,
@@ -360,5 +361,29 @@ describe('bad input ends in an event and no certificate written', () => {
     } finally {
       expect(await second.stop()).toBe(0);
     }
+  });
+});
+
+describe('logs', () => {
+  it('never contain key material: no PEM private key, no base64 of one, no piece of any tls.key', async () => {
+    const text = allControllerOutput();
+    expect(text).toContain('certificate renewed'); // the scan covers real renewals at debug level
+    expect(text).not.toMatch(/PRIVATE KEY/);
+    expect(text).not.toContain('LS0tLS1CRUdJTi'); // base64 of "-----BEGIN"
+    const secrets = await core.listNamespacedSecret({ namespace: ns() });
+    let keys = 0;
+    for (const s of secrets.items) {
+      const key = decoded(s, 'tls.key');
+      const body = key.split('\n').filter((l) => l && !l.startsWith('-----'));
+      for (const line of body) {
+        if (line.length >= 32) {
+          expect(text).not.toContain(line);
+          keys++;
+        }
+      }
+      const raw = s.data?.['tls.key'];
+      if (raw) expect(text).not.toContain(raw.slice(0, 40));
+    }
+    expect(keys).toBeGreaterThan(10);
   });
 });

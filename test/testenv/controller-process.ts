@@ -27,6 +27,12 @@ export interface ControllerProcess {
 
 /** Every controller started by a test file; its afterAll kills the ones still running. */
 const started = new Set<ControllerProcess>();
+/** Output of every controller this test file started, running or not (for log scans). */
+const outputs: Array<() => string> = [];
+
+export function allControllerOutput(): string {
+  return outputs.map((o) => o()).join('\n');
+}
 
 export async function writeConfig(dir: string, config: unknown, name = 'config.yaml'): Promise<string> {
   const path = join(dir, name);
@@ -115,6 +121,7 @@ export function startControllerProcess(args: {
     },
   };
   started.add(handle);
+  outputs.push(handle.output);
   return handle;
 }
 
