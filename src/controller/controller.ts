@@ -49,6 +49,8 @@ export interface ControllerDeps {
   metrics: Metrics;
   clock?: Clock;
   listener?: CertificateListener;
+  /** With leader election: only the leader writes. Absent = always write. */
+  isLeader?: () => boolean;
 }
 
 const MAX_ERROR_ANNOTATION = 512;
@@ -128,7 +130,7 @@ export class SecretController {
     this.watch.start();
     this.running = this.queue.run((key) => this.reconcile(key), this.deps.config.concurrency);
     const resync = () => {
-      for (const key of this.records.keys()) this.plan(key);
+      this.replanAll();
       this.resyncTimer = this.clock.setTimeout(resync, this.deps.config.resyncIntervalMs);
     };
     this.resyncTimer = this.clock.setTimeout(resync, this.deps.config.resyncIntervalMs);
@@ -267,7 +269,14 @@ export class SecretController {
     await this.deps.events.record(this.ref(record), 'Warning', reason, message, this.clock.now());
   }
 
+  /** Plans every known Secret again (on gaining leadership, and on resync). */
+  replanAll(): void {
+    for (const key of this.records.keys()) this.plan(key);
+  }
+
   async reconcile(key: string): Promise<Result> {
+    // A follower watches and exports metrics but never writes; it plans again when it leads.
+    if (this.deps.isLeader && !this.deps.isLeader()) return undefined;
     const record = this.records.get(key);
     if (!record) return undefined;
     const now = this.clock.now();

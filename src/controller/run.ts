@@ -1,13 +1,18 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { buildIssuers } from '../issuers/index.ts';
 import { describeApiError, httpStatus, loadKubeConfig, makeClients } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
+import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { startHttpServer } from '../observability/server.ts';
+import { createRollouts } from '../rollout/index.ts';
 import { SecretController } from './controller.ts';
 
 export interface ControllerOptions {
@@ -73,7 +78,19 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     },
   });
   for (const [name, why] of unsupported) log.warn({ issuer: name }, why);
+  let elector: LeaderElector | undefined;
+  // Rollouts: restarts workloads after certificate changes the controller reports.
+  const rollouts = createRollouts({
+    config,
+    clients,
+    events,
+    log,
+    metrics,
+    secretsSynced: () => controller.ready(),
+    ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+  });
   const controller = new SecretController({
+    listener: rollouts.manager,
     config,
     clients,
     issuers,
@@ -81,13 +98,35 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     events,
     log,
     metrics,
+    ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
   });
+  if (config.leaderElection.enabled) {
+    const le = config.leaderElection;
+    elector = new LeaderElector(clients.coordination, {
+      namespace: le.namespace ?? ownNamespace(),
+      name: le.leaseName,
+      identity: `${process.env.POD_NAME ?? hostname()}_${randomUUID().slice(0, 8)}`,
+      leaseDurationMs: le.leaseDurationMs,
+      renewDeadlineMs: le.renewDeadlineMs,
+      retryPeriodMs: le.retryPeriodMs,
+      log,
+      onStartedLeading: () => controller.replanAll(),
+      onStoppedLeading: () => {
+        // As client-go's binaries do: a leader that lost its lease exits and starts over clean,
+        // so it can never write after a successor has started to.
+        log.error('exiting after losing leadership');
+        process.exit(1);
+      },
+    });
+  }
   const { server, port } = await startHttpServer(
     opts.metricsAddress ?? config.metrics.address,
     metrics,
     controller,
   );
   controller.start();
+  rollouts.start();
+  elector?.start();
   log.info(
     {
       namespaces: config.namespaces,
@@ -103,8 +142,20 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     log,
     async stop() {
       await controller.stop();
+      await rollouts.stop();
+      await elector?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
     },
   };
+}
+
+/** The namespace this pod runs in: $POD_NAMESPACE, the service account's namespace file, or "default". */
+function ownNamespace(): string {
+  if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
+  } catch {
+    return 'default';
+  }
 }

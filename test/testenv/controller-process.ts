@@ -34,9 +34,19 @@ export function allControllerOutput(): string {
   return outputs.map((o) => o()).join('\n');
 }
 
+/**
+ * Writes a controller config file. Unless the test sets `leaderElection`, the Lease lives in the
+ * first watched namespace, so controllers of different test files never wait for each other's lease.
+ */
 export async function writeConfig(dir: string, config: unknown, name = 'config.yaml'): Promise<string> {
   const path = join(dir, name);
-  await writeFile(path, typeof config === 'string' ? config : stringify(config));
+  let doc = config;
+  if (doc && typeof doc === 'object' && !('leaderElection' in doc) && 'namespaces' in doc) {
+    const first = (doc as { namespaces: unknown }).namespaces;
+    if (Array.isArray(first) && typeof first[0] === 'string')
+      doc = { ...doc, leaderElection: { namespace: first[0] } };
+  }
+  await writeFile(path, typeof doc === 'string' ? doc : stringify(doc));
   return path;
 }
 
