@@ -2,6 +2,7 @@ import * as k8s from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.ts';
 import { TLS_SECRET_TYPE } from '../names.ts';
 import { httpStatus } from './client.ts';
+import { getJson } from './raw-get.ts';
 
 export interface SecretWatchHandlers {
   /** A Secret appeared or changed. The object is not retained by the watcher. */
@@ -21,6 +22,12 @@ export interface SecretWatchOptions {
   clock?: Clock;
   /** Server-side watch timeout; the watch is re-opened from the last resourceVersion after it. */
   watchTimeoutSeconds?: number;
+}
+
+/** A SecretList as JSON on the wire (the generated client renames `continue` to `_continue`). */
+interface RawSecretList {
+  metadata?: { continue?: string; resourceVersion?: string };
+  items: k8s.V1Secret[];
 }
 
 interface Stream {
@@ -106,26 +113,22 @@ export class SecretWatch {
   }
 
   private async list(s: Stream): Promise<void> {
-    const core = this.config.makeApiClient(k8s.CoreV1Api);
     const seen = new Map<string, string>();
     let cont: string | undefined;
     let rv = '';
     do {
-      const params = {
+      const page = await getJson<RawSecretList>(this.config, this.path(s), {
         fieldSelector: `type=${TLS_SECRET_TYPE}`,
         limit: this.options.pageSize ?? 500,
-        _continue: cont,
-      };
-      const page = s.namespace
-        ? await core.listNamespacedSecret({ namespace: s.namespace, ...params })
-        : await core.listSecretForAllNamespaces(params);
+        continue: cont,
+      });
       for (const secret of page.items) {
         const key = keyOf(secret);
         const itemRv = secret.metadata?.resourceVersion ?? '';
         seen.set(key, itemRv);
         if (s.known.get(key) !== itemRv) this.handlers.upsert(secret);
       }
-      cont = page.metadata?._continue || undefined;
+      cont = page.metadata?.continue || undefined;
       rv = page.metadata?.resourceVersion ?? rv;
     } while (cont && !this.stopped);
     for (const key of s.known.keys()) {
