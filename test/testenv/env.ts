@@ -15,6 +15,7 @@ export interface Binaries {
   helm: string;
   pebble: string;
   challtestsrv: string;
+  promtool: string;
   named: string;
   nsupdate: string;
   dig: string;
@@ -47,6 +48,7 @@ export function binaries(): Binaries {
     helm: need('CR_HELM'),
     pebble: need('CR_PEBBLE'),
     challtestsrv: need('CR_PEBBLE_CHALLTESTSRV'),
+    promtool: need('CR_PROMTOOL'),
     named: need('CR_NAMED'),
     nsupdate: need('CR_NSUPDATE'),
     dig: need('CR_DIG'),

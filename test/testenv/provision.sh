@@ -107,6 +107,11 @@ d="$CACHE/src/pebble-$PEBBLE_VERSION"
 stamp_ok pebble "$PEBBLE_VERSION" || { write_main_module "$d" "require github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION"; printf 'import (\n\t_ "github.com/letsencrypt/pebble/v2/cmd/pebble"\n\t_ "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv"\n)\n' >>"$d/tools.go"; }
 LDFLAGS_EXTRA="" build_module pebble "$PEBBLE_VERSION" "$d" github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
 
+# --- promtool (checks and unit-tests the chart's alert rules) ------------------
+d="$CACHE/src/promtool-$PROMTOOL_VERSION"
+stamp_ok promtool "$PROMTOOL_VERSION" || { write_main_module "$d" "require github.com/prometheus/prometheus $PROMTOOL_VERSION"; echo 'import _ "github.com/prometheus/prometheus/cmd/promtool"' >>"$d/tools.go"; }
+LDFLAGS_EXTRA="" build_module promtool "$PROMTOOL_VERSION" "$d" github.com/prometheus/prometheus/cmd/promtool
+
 # --- BIND 9 (named, nsupdate, dig) from Debian -----------------------------------
 t0=$(now)
 if command -v named >/dev/null && command -v nsupdate >/dev/null && command -v dig >/dev/null; then
@@ -129,6 +134,7 @@ export CR_KUBE_CONTROLLER_MANAGER="$ASSETS/kube-controller-manager"
 export CR_HELM="$BIN/helm"
 export CR_PEBBLE="$BIN/pebble"
 export CR_PEBBLE_CHALLTESTSRV="$BIN/pebble-challtestsrv"
+export CR_PROMTOOL="$BIN/promtool"
 export CR_NAMED="$NAMED"
 export CR_NSUPDATE="$(command -v nsupdate)"
 export CR_DIG="$(command -v dig)"

@@ -1,0 +1,132 @@
+{{/* Names and labels. */}}
+{{- define "cert-rotator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "cert-rotator.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cert-rotator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cert-rotator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "cert-rotator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "cert-rotator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "cert-rotator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "cert-rotator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cert-rotator.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks that values fit together; values.schema.json checks each value on its own.
+*/}}
+{{- define "cert-rotator.validate" -}}
+{{- if and (eq .Values.rbac.scope "namespaced") (empty .Values.watchNamespaces) -}}
+{{- fail "rbac.scope=namespaced needs watchNamespaces: the namespaces to grant access to and watch" -}}
+{{- end -}}
+{{- $a := .Values.prometheusRule.alerts -}}
+{{- if and $a.expiringSoon.enabled $a.expiringCritical.enabled (le (float64 $a.expiringSoon.days) (float64 $a.expiringCritical.days)) -}}
+{{- fail (printf "prometheusRule.alerts.expiringSoon.days (%v) must be greater than prometheusRule.alerts.expiringCritical.days (%v)" $a.expiringSoon.days $a.expiringCritical.days) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The config file: values.config with the parts the chart owns filled in.
+*/}}
+{{- define "cert-rotator.config" -}}
+{{- $config := deepCopy (default (dict) .Values.config) -}}
+{{- if .Values.watchNamespaces -}}
+{{- $_ := set $config "namespaces" (uniq .Values.watchNamespaces) -}}
+{{- end -}}
+{{- $_ := set $config "metrics" (dict "address" (printf ":%v" .Values.metrics.port)) -}}
+{{- $le := deepCopy (default (dict) $config.leaderElection) -}}
+{{- if not (hasKey $le "namespace") -}}
+{{- $_ := set $le "namespace" .Release.Namespace -}}
+{{- end -}}
+{{- $_ := set $config "leaderElection" $le -}}
+{{- if not $config.defaults -}}{{- $_ := unset $config "defaults" -}}{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{- define "cert-rotator.leaderElectionEnabled" -}}
+{{- $le := default (dict) .Values.config.leaderElection -}}
+{{- if or (not (hasKey $le "enabled")) $le.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Rules for the namespaces the controller watches. Each line is a call the code makes:
+  secrets get/list/watch/update  read, list+watch (informer), replace (atomic renewal write)
+  events create                  Renewed, RenewalFailed, ... on the Secret and the workload
+  deployments/statefulsets/daemonsets get/list/watch/patch  find and restart the users of a Secret
+*/}}
+{{- define "cert-rotator.watchRules" -}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, update]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, list, watch, patch]
+{{- end -}}
+
+{{/*
+Secrets the issuers read outside the watched namespaces (the `ca` issuer's CA Secret), as a
+dict namespace -> list of names. Only needed with rbac.scope=namespaced.
+*/}}
+{{- define "cert-rotator.issuerSecrets" -}}
+{{- $watched := .Values.watchNamespaces -}}
+{{- $out := dict -}}
+{{- range $issuer := (default (list) .Values.config.issuers) -}}
+{{- if and (kindIs "map" $issuer) $issuer.ca -}}
+{{- $ref := default (dict) $issuer.ca.secret -}}
+{{- if and $ref.namespace $ref.name (not (has $ref.namespace $watched)) -}}
+{{- $names := get $out $ref.namespace | default (list) -}}
+{{- $_ := set $out $ref.namespace (append $names $ref.name | uniq) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* Seconds in a Prometheus duration such as 1h30m or 14d. */}}
+{{- define "cert-rotator.seconds" -}}
+{{- $total := 0 -}}
+{{- range $part := regexFindAll "[0-9]+(ms|s|m|h|d|w|y)" (toString .) -1 -}}
+{{- $n := regexFind "^[0-9]+" $part | int64 -}}
+{{- $unit := regexFind "[a-z]+$" $part -}}
+{{- $mult := get (dict "ms" 0 "s" 1 "m" 60 "h" 3600 "d" 86400 "w" 604800 "y" 31536000) $unit -}}
+{{- $total = add $total (mul $n $mult) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
