@@ -255,7 +255,8 @@ export async function run({ secrets = 10_000, due = 1_000, rounds = 3 } = {}) {
       if (proc.proc.exitCode !== null) throw new Error(`controller exited: ${proc.output()}`);
       const done = proc.output().split('"msg":"certificate renewed"').length - 1;
       if (done >= due) break;
-      if (performance.now() - dueStart > 300_000) throw new Error(`${due} renewals did not finish in 300 s (${done})`);
+      if (performance.now() - dueStart > 300_000)
+        throw new Error(`${due} renewals did not finish in 300 s (${done})`);
       await new Promise((r) => setTimeout(r, 25));
     }
     renewedAll = (performance.now() - dueStart) / 1000;
@@ -268,7 +269,9 @@ export async function run({ secrets = 10_000, due = 1_000, rounds = 3 } = {}) {
     c.proc.proc.kill('SIGTERM');
     await c.proc.exited;
     const apiErrors = (
-      c.proc.output().match(/reconcile failed|Secret changed while renewing|list\/watch failed|could not record/g) ?? []
+      c.proc
+        .output()
+        .match(/reconcile failed|Secret changed while renewing|list\/watch failed|could not record/g) ?? []
     ).length;
     const list = await core.listNamespacedSecret({ namespace: 'due' });
     const written = list.items.filter(

@@ -92,3 +92,38 @@ export type KeyAlgorithmName = (typeof KEY_ALGORITHMS)[number];
 /** Workload kinds the `restart` annotation may list, as the user writes them. */
 export const RESTART_KINDS = ['deployment', 'statefulset', 'daemonset'] as const;
 export type RestartKind = (typeof RESTART_KINDS)[number];
+
+/**
+ * Written by the controller on a workload's pod template (`spec.template.metadata.annotations`):
+ * a hash of the certificates of the managed Secrets the workload uses. Changing it is what
+ * rolls the pods; finding it already equal is what keeps a restart from happening twice.
+ */
+export const PodTemplateAnnotation = {
+  certificateHash: 'cert-rotator.io/certificate-hash',
+} as const;
+
+/** Value of `cert-rotator.io/restart` on a workload that must never be restarted. */
+export const WORKLOAD_OPT_OUT = 'false';
+
+/** Kubernetes kinds of the workloads cert-rotator restarts, by the name users write. */
+export const WORKLOAD_KINDS = {
+  deployment: 'Deployment',
+  statefulset: 'StatefulSet',
+  daemonset: 'DaemonSet',
+} as const satisfies Record<RestartKind, string>;
+
+/** Values of the `result` label of `rollouts_total` (its `kind` label is a RestartKind). */
+export const RolloutResult = {
+  /** The pod template was patched. */
+  success: 'success',
+  /** The patch failed (it is retried). */
+  failure: 'failure',
+  /** Not restarted on purpose: paused, opted out, `restart: none`, not found, unverified. */
+  skipped: 'skipped',
+  /** Waiting for the Secret's maintenance window. */
+  deferred: 'deferred',
+} as const;
+export type RolloutResultValue = (typeof RolloutResult)[keyof typeof RolloutResult];
+
+/** fieldManager of every write cert-rotator makes. */
+export const FIELD_MANAGER = 'cert-rotator';

@@ -5,6 +5,7 @@ import { join, type Mapping, type Reader } from './reader.ts';
 import type {
   AcmeIssuerConfig,
   AcmeSolverConfig,
+  Http01SolverConfig,
   IssuerConfig,
   IssuerKind,
   Rfc2136Config,
@@ -23,7 +24,15 @@ import {
 } from './syntax.ts';
 
 const ISSUER_KINDS: readonly IssuerKind[] = ['ca', 'selfSigned', 'acme', 'kubernetesCSR'];
-const ISSUER_KEYS = ['name', ...ISSUER_KINDS, 'duration', 'allowedNamespaces', 'allowedDomains', 'fallback'];
+const ISSUER_KEYS = [
+  'name',
+  ...ISSUER_KINDS,
+  'duration',
+  'allowedNamespaces',
+  'allowedDomains',
+  'fallback',
+  'fallbackAfter',
+];
 const TEN_YEARS_SECONDS = 3650 * 24 * 3600;
 
 /** Requested certificate lifetime: a duration of at least one hour. */
@@ -132,6 +141,7 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
     ],
     allowedDomains: r.stringList(m, 'allowedDomains', path, globProblem),
     fallback: r.string(m, 'fallback', path),
+    fallbackAfter: r.integer(m, 'fallbackAfter', path, 1, 100),
     durationMs: r.parsed(m, 'duration', path, parseCertificateDuration),
   };
 
@@ -211,6 +221,8 @@ function readAcme(r: Reader, value: unknown, path: string): AcmeIssuerConfig | u
     'externalAccountBinding',
     'solvers',
     'caBundle',
+    'maxOrdersPerHour',
+    'ari',
   ]);
   if (!m) return undefined;
   const server = r.string(m, 'server', path, true);
@@ -250,8 +262,20 @@ function readAcme(r: Reader, value: unknown, path: string): AcmeIssuerConfig | u
       'must be PEM text with at least one "-----BEGIN CERTIFICATE-----" block',
     );
   }
+  const maxOrdersPerHour =
+    r.integer(m, 'maxOrdersPerHour', path, 1, 1000) ?? CONFIG_DEFAULTS.acmeMaxOrdersPerHour;
+  const ari = r.boolean(m, 'ari', path) ?? true;
   if (server === undefined || !accountKeySecret || !solvers) return undefined;
-  return dropUndefined({ server, email, accountKeySecret, externalAccountBinding, solvers, caBundle });
+  return dropUndefined({
+    server,
+    email,
+    accountKeySecret,
+    externalAccountBinding,
+    solvers,
+    caBundle,
+    maxOrdersPerHour,
+    ari,
+  });
 }
 
 function readSolvers(r: Reader, value: unknown, path: string): AcmeSolverConfig[] | undefined {
@@ -275,8 +299,8 @@ function readSolvers(r: Reader, value: unknown, path: string): AcmeSolverConfig[
       return;
     }
     if (kinds[0] === 'http01') {
-      r.optionalMapping(m.http01, join(at, 'http01'), []);
-      solvers.push(dropUndefined({ kind: 'http01' as const, selector }));
+      const h = readHttp01(r, m.http01, join(at, 'http01'));
+      if (h) solvers.push(dropUndefined({ kind: 'http01' as const, ...h, selector }));
       return;
     }
     const dns01At = join(at, 'dns01');
@@ -285,6 +309,48 @@ function readSolvers(r: Reader, value: unknown, path: string): AcmeSolverConfig[
     if (rfc2136) solvers.push(dropUndefined({ kind: 'dns01' as const, rfc2136, selector }));
   });
   return solvers.length === value.length ? solvers : undefined;
+}
+
+function readHttp01(r: Reader, value: unknown, path: string): Http01SolverConfig | undefined {
+  const m = r.optionalMapping(value, path, [
+    'address',
+    'podIP',
+    'ingress',
+    'ingressClassName',
+    'ingressAnnotations',
+  ]);
+  if (!m) return undefined;
+  const address = r.string(m, 'address', path);
+  if (address !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.test(address)) {
+    r.report(join(path, 'address'), `"${address}" must be [host]:port, e.g. ":8089"`);
+  }
+  const podIP = r.string(m, 'podIP', path);
+  if (podIP !== undefined && isIP(podIP) === 0)
+    r.report(join(path, 'podIP'), `"${podIP}" is not an IP address`);
+  const ingressClassName = r.string(m, 'ingressClassName', path);
+  const nameProblem = ingressClassName === undefined ? undefined : objectNameProblem(ingressClassName);
+  if (nameProblem) r.report(join(path, 'ingressClassName'), nameProblem);
+  let ingressAnnotations: Record<string, string> | undefined;
+  if (m.ingressAnnotations !== undefined && m.ingressAnnotations !== null) {
+    const at = join(path, 'ingressAnnotations');
+    const raw = m.ingressAnnotations;
+    if (typeof raw !== 'object' || Array.isArray(raw)) {
+      r.report(at, 'must be a mapping of annotation names to strings');
+    } else {
+      ingressAnnotations = {};
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== 'string') r.report(join(at, k), 'must be a string');
+        else ingressAnnotations[k] = v;
+      }
+    }
+  }
+  return dropUndefined({
+    address,
+    podIP,
+    ingress: r.boolean(m, 'ingress', path),
+    ingressClassName,
+    ingressAnnotations,
+  });
 }
 
 function readSelector(r: Reader, value: unknown, path: string): SolverSelector | undefined {

@@ -38,6 +38,7 @@ const TOP_KEYS = [
   'metrics',
   'leaderElection',
   'rollout',
+  'renewalBackoff',
 ];
 
 export function loadConfig(yamlText: string): Config {
@@ -90,6 +91,8 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     r.parsed(rolloutMap, 'debounce', 'rollout', (text) => parseDuration(text, { allowZero: true })) ??
     parseDuration(CONFIG_DEFAULTS.rolloutDebounce);
 
+  const renewalBackoff = readRenewalBackoff(r, root.renewalBackoff);
+
   if (!defaults) return undefined;
   return {
     defaults,
@@ -100,7 +103,19 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     metrics: { address },
     leaderElection,
     rollout: { debounceMs },
+    renewalBackoff,
   };
+}
+
+function readRenewalBackoff(r: Reader, value: unknown): Config['renewalBackoff'] {
+  const path = 'renewalBackoff';
+  const m = r.optionalMapping(value, path, ['base', 'cap']) ?? {};
+  const baseMs =
+    r.parsed(m, 'base', path, (t) => atLeast(t, '1s')) ?? parseDuration(CONFIG_DEFAULTS.renewalBackoffBase);
+  const capMs =
+    r.parsed(m, 'cap', path, (t) => atLeast(t, '1s')) ?? parseDuration(CONFIG_DEFAULTS.renewalBackoffCap);
+  if (capMs < baseMs) r.report(join(path, 'cap'), 'must not be shorter than base');
+  return { baseMs, capMs };
 }
 
 function readDefaults(r: Reader, value: unknown, issuerNames: string[]): DefaultsConfig | undefined {

@@ -41,8 +41,20 @@ export interface SolverSelector {
   dnsNames?: string[];
 }
 
+/** HTTP-01 answered by the controller's own listener; every field optional (defaults at use). */
+export interface Http01SolverConfig {
+  /** `[host]:port` of the solver listener; default ":8089". */
+  address?: string;
+  /** IP the challenge Service's EndpointSlice points at; default: the POD_IP environment variable. */
+  podIP?: string;
+  /** Create the short-lived Service + EndpointSlice + Ingress per issuance; default true. */
+  ingress?: boolean;
+  ingressClassName?: string;
+  ingressAnnotations?: Record<string, string>;
+}
+
 export type AcmeSolverConfig =
-  | { kind: 'http01'; selector?: SolverSelector }
+  | ({ kind: 'http01'; selector?: SolverSelector } & Http01SolverConfig)
   | { kind: 'dns01'; rfc2136: Rfc2136Config; selector?: SolverSelector };
 
 export interface AcmeIssuerConfig {
@@ -55,6 +67,10 @@ export interface AcmeIssuerConfig {
   solvers: AcmeSolverConfig[];
   /** PEM bundle to trust for the ACME server instead of the system roots. */
   caBundle?: string;
+  /** New orders per managed Secret in any sliding hour; more wait (IssuerError with retryAfterMs). */
+  maxOrdersPerHour: number;
+  /** Ask the CA's renewalInfo (ARI, RFC 9773) when its directory offers it; default true. */
+  ari: boolean;
 }
 
 export interface KubernetesCSRIssuerConfig {
@@ -73,6 +89,8 @@ interface IssuerCommon {
   allowedDomains?: string[];
   /** Name of another issuer to use when this one fails. */
   fallback?: string;
+  /** Consecutive failures of a Secret after which `fallback` issues for it; default 3. */
+  fallbackAfter?: number;
 }
 
 export type IssuerKind = 'ca' | 'selfSigned' | 'acme' | 'kubernetesCSR';
@@ -107,6 +125,8 @@ export interface Config {
   metrics: { address: string };
   leaderElection: LeaderElectionConfig;
   rollout: { debounceMs: number };
+  /** Per-Secret backoff between failed renewals: first delay and cap (grows ×3, jittered). */
+  renewalBackoff: { baseMs: number; capMs: number };
 }
 
 export const CONFIG_DEFAULTS = {
@@ -125,8 +145,13 @@ export const CONFIG_DEFAULTS = {
   rolloutDebounce: '5s',
   rfc2136Port: 53,
   tsigAlgorithm: 'hmac-sha256',
+  http01Address: ':8089',
   minExpirationSeconds: 600,
   minCertificateDuration: '1h',
+  fallbackAfter: 3,
+  acmeMaxOrdersPerHour: 5,
+  renewalBackoffBase: '5m',
+  renewalBackoffCap: '32h',
 } as const;
 
 export function findIssuer(config: Pick<Config, 'issuers'>, name: string): IssuerConfig | undefined {

@@ -8,7 +8,7 @@ import type { EventRecorder } from '../kube/events.ts';
 import { SecretWatch } from '../kube/secret-watch.ts';
 import { TimerQueue } from '../kube/timer-queue.ts';
 import { type Result, WorkQueue } from '../kube/workqueue.ts';
-import { EventReason, SecretKey, StatusAnnotation } from '../names.ts';
+import { Annotation, EventReason, SecretKey, StatusAnnotation } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { computeRenewalTime } from '../pki/policy.ts';
@@ -108,7 +108,17 @@ export class SecretController {
         remove: (namespace, name) => this.onRemove(namespace, name),
         synced: () => {
           this.synced = true;
-          this.log.info({ secrets: this.records.size }, 'initial list processed');
+          const m = process.memoryUsage();
+          const mib = (n: number) => Math.round(n / 1048576);
+          this.log.info(
+            {
+              secrets: this.records.size,
+              rssMiB: mib(m.rss),
+              heapUsedMiB: mib(m.heapUsed),
+              heapTotalMiB: mib(m.heapTotal),
+            },
+            'initial list processed',
+          );
         },
         error: (err, retryInMs) =>
           this.log.warn({ retryInMs, error: describeApiError(err) }, 'Secret list/watch failed; retrying'),
@@ -162,9 +172,13 @@ export class SecretController {
     const fingerprint = record.cert ? fingerprintOf(record.cert) : undefined;
     if (!listener || !record.managed || !fingerprint || !record.cert) return;
     const before = previous?.cert ? fingerprintOf(previous.cert) : undefined;
-    if (before === fingerprint) return;
     const ev = evaluate(record, this.deps.config, this.clock.now());
     if (ev.kind !== 'planned') return;
+    // Same certificate: tell the listener only when what it acts on changed (the Secret became
+    // managed or valid, or its restart/window annotations changed); it sees previousFingerprint
+    // equal to fingerprint and so knows the certificate itself did not change.
+    if (before === fingerprint && previous && !rolloutPolicyChanged(previous, record, this.deps.config))
+      return;
     listener.certificateChanged({
       namespace: record.namespace,
       name: record.name,
@@ -427,7 +441,8 @@ export class SecretController {
     failure: RenewFailure,
   ): Promise<void> {
     const key = secretKey(record.namespace, record.name);
-    const delay = this.failureBackoff.next(key);
+    // A CA's Retry-After is a floor under the backoff: reschedule, never sleep in a worker.
+    const delay = Math.max(this.failureBackoff.next(key), failure.retryAfterMs ?? 0);
     const failures = this.failureBackoff.failures(key);
     const now = this.clock.now();
     this.retryAt.set(key, now + delay);
@@ -463,6 +478,21 @@ export class SecretController {
       );
     }
   }
+}
+
+const ROLLOUT_ANNOTATIONS = [
+  Annotation.restart,
+  Annotation.window,
+  Annotation.windowDuration,
+  Annotation.windowTimezone,
+  Annotation.enabled,
+];
+
+/** True when a Secret's change matters to rollouts although its certificate stayed the same. */
+function rolloutPolicyChanged(previous: SecretRecord, record: SecretRecord, config: Config): boolean {
+  if (ROLLOUT_ANNOTATIONS.some((a) => previous.annotations[a] !== record.annotations[a])) return true;
+  // A Secret whose annotations were invalid before was never reported: report it now.
+  return evaluate(previous, config, 0).kind !== 'planned';
 }
 
 export function fingerprintOf(cert: { serialHex: string; spkiSha256: string }): string {

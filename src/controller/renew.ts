@@ -1,4 +1,4 @@
-import type { Issuer } from '../issuers/types.ts';
+import { type Issuer, IssuerError } from '../issuers/types.ts';
 import { SecretKey } from '../names.ts';
 import {
   type CertSummary,
@@ -20,9 +20,14 @@ export type RenewFailureCode =
   | 'ISSUER_FAILED'
   | 'VERIFY_FAILED';
 
+/** How far a new certificate's notBefore may lie after the renewal started (CA clock, seconds). */
+const ISSUER_CLOCK_SKEW_MS = 60_000;
+
 /** Why a renewal could not produce a certificate; the message says what to do. */
 export class RenewFailure extends Error {
   readonly code: RenewFailureCode;
+  /** The issuer's Retry-After: the next attempt must not come sooner. */
+  retryAfterMs?: number;
   constructor(code: RenewFailureCode, message: string) {
     super(message);
     this.name = 'RenewFailure';
@@ -131,14 +136,23 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
       ...(input.policy.durationMs !== undefined ? { durationMs: input.policy.durationMs } : {}),
     });
   } catch (err) {
-    throw new RenewFailure('ISSUER_FAILED', err instanceof Error ? err.message : String(err));
+    const failure = new RenewFailure('ISSUER_FAILED', err instanceof Error ? err.message : String(err));
+    if (err instanceof IssuerError && err.retryAfterMs !== undefined) failure.retryAfterMs = err.retryAfterMs;
+    throw failure;
   }
   let summary: CertSummary;
   try {
     // The leaf must be signed by the next certificate of the chain (or by the CA for a bare leaf).
     const next = certificatesFromPem(issued.chainPem)[1];
     const issuerCertPem = next ? toPem('CERTIFICATE', next) : issued.caPem;
-    summary = verifyIssued({ certPem: issued.chainPem, keyPem, identity, now: input.now, issuerCertPem });
+    summary = verifyIssued({
+      certPem: issued.chainPem,
+      keyPem,
+      identity,
+      // A CA stamps notBefore with its own "now" (Pebble does not backdate): allow a little skew.
+      now: input.now + ISSUER_CLOCK_SKEW_MS,
+      issuerCertPem,
+    });
   } catch (err) {
     throw new RenewFailure(
       'VERIFY_FAILED',

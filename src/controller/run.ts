@@ -5,7 +5,8 @@ import { hostname } from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { buildIssuers } from '../issuers/index.ts';
+import { buildIssuers, closeHttp01Listeners } from '../issuers/index.ts';
+import { KubeAcmeResources } from '../kube/acme-resources.ts';
 import { describeApiError, httpStatus, loadKubeConfig, makeClients } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
@@ -76,6 +77,10 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         throw new Error(describeApiError(err));
       }
     },
+    acmeKube: new KubeAcmeResources(kc),
+    onAcmeRequest: (labels) => metrics.acmeRequests.inc(labels),
+    log,
+    ...(process.env.POD_IP ? { podIP: process.env.POD_IP } : {}),
   });
   for (const [name, why] of unsupported) log.warn({ issuer: name }, why);
   let elector: LeaderElector | undefined;
@@ -110,7 +115,10 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       renewDeadlineMs: le.renewDeadlineMs,
       retryPeriodMs: le.retryPeriodMs,
       log,
-      onStartedLeading: () => controller.replanAll(),
+      onStartedLeading: () => {
+        controller.replanAll();
+        rollouts.manager.replanAll();
+      },
       onStoppedLeading: () => {
         // As client-go's binaries do: a leader that lost its lease exits and starts over clean,
         // so it can never write after a successor has started to.
@@ -142,6 +150,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     log,
     async stop() {
       await controller.stop();
+      await closeHttp01Listeners();
       await rollouts.stop();
       await elector?.stop();
       await new Promise<void>((r) => server.close(() => r()));

@@ -19,6 +19,34 @@ export interface IssueResult {
   chainPem: string;
   /** The CA to trust for this certificate (written to ca.crt). */
   caPem: string;
+  /**
+   * The private key the certificate certifies, when it is not `IssueInput.keyPem`: an ACME order
+   * resumed after a crash was finalized with the key persisted back then. The controller writes
+   * (and verifies against) this key instead.
+   */
+  keyPem?: string;
+  /** Called once the managed Secret holds the result (e.g. to delete persisted pending state). */
+  afterWrite?: () => Promise<void>;
+}
+
+/** A CA's opinion on when to renew (ACME ARI), as the controller plans with it. */
+export interface SuggestedRenewal {
+  /** The chosen instant inside the suggested window, ms since the epoch. */
+  at: number;
+  windowStart: number;
+  windowEnd: number;
+  /** Ask again after this long (the CA's Retry-After, clamped). */
+  refreshAfterMs: number;
+}
+
+/** The certificate a suggestion is asked for: the managed Secret's current leaf. */
+export interface SuggestionInput {
+  namespace: string;
+  secretName: string;
+  /** Lowercase hex serial of the leaf the controller has seen (the issuer checks it still is). */
+  serialHex: string;
+  notBefore: number;
+  notAfter: number;
 }
 
 export type IssuerErrorCode = 'CA_UNAVAILABLE' | 'CA_INVALID' | 'ISSUE_FAILED';
@@ -27,6 +55,8 @@ export type IssuerErrorCode = 'CA_UNAVAILABLE' | 'CA_INVALID' | 'ISSUE_FAILED';
 export class IssuerError extends Error {
   readonly code: IssuerErrorCode;
   readonly retryable: boolean;
+  /** The CA asked to come back no sooner than this (Retry-After): reschedule, never sleep. */
+  retryAfterMs?: number;
   constructor(code: IssuerErrorCode, message: string, retryable: boolean) {
     super(message);
     this.name = 'IssuerError';
@@ -39,6 +69,11 @@ export interface Issuer {
   readonly name: string;
   readonly kind: IssuerKind;
   issue(input: IssueInput): Promise<IssueResult>;
+  /**
+   * When the CA would like this certificate renewed, e.g. from ACME ARI; undefined when it has
+   * no opinion. Optional: most issuers have none. Called off the planning path (I/O).
+   */
+  suggestedRenewalTime?(cert: SuggestionInput): Promise<SuggestedRenewal | undefined>;
 }
 
 /** Reads a Secret's decoded data; undefined when it does not exist. Injected by the controller. */

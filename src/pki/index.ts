@@ -5,6 +5,7 @@ export {
   keyAlgorithmOfSpki,
   readCertificateSummary,
 } from './der.ts';
+export { acmeCertId } from './cert-id.ts';
 export { isPkiError, PkiError, type PkiErrorCode } from './errors.ts';
 export { canonicalIp, formatIp, parseIp } from './ip.ts';
 export {

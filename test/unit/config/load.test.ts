@@ -252,7 +252,7 @@ metrics: { adress: ":9402" }
       'issuers[0].allowedNamespace: unknown key; did you mean "allowedNamespaces"?',
       'issuers[0].ca.secret.key: unknown key (known keys: namespace, name)',
       'issuers[1].acme.skipTLSVerify: unknown key (known keys: server, email, accountKeySecret, externalAccountBinding, solvers, caBundle)',
-      'issuers[1].acme.solvers[0].http01.ingressClass: unknown key',
+      'issuers[1].acme.solvers[0].http01.ingressClass: unknown key (known keys: address, podIP, ingress, ingressClassName, ingressAnnotations)',
       'metrics.adress: unknown key; did you mean "address"?',
     ]);
   });

@@ -1,0 +1,199 @@
+/**
+ * The Kubernetes side of the ACME issuer (`AcmeKube`): Opaque Secrets for the account key and
+ * pending orders, and the short-lived Service + EndpointSlice + Ingress that route HTTP-01
+ * challenge paths in the managed Secret's namespace to the controller's solver listener.
+ */
+import * as k8s from '@kubernetes/client-node';
+import type { AcmeKube, Http01Route, StoredSecret } from '../issuers/acme/ports.ts';
+import { httpStatus } from './client.ts';
+
+const FIELD_MANAGER = 'cert-rotator';
+const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'cert-rotator' };
+/** Label on routing objects, so stray ones can be found and removed. */
+export const HTTP01_LABEL = 'cert-rotator.io/acme-http01';
+
+function b64(data: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(v, 'utf8').toString('base64');
+  return out;
+}
+
+async function ignore404(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (httpStatus(err) !== 404) throw err;
+  }
+}
+
+export class KubeAcmeResources implements AcmeKube {
+  private readonly core: k8s.CoreV1Api;
+  private readonly networking: k8s.NetworkingV1Api;
+  private readonly discovery: k8s.DiscoveryV1Api;
+
+  constructor(config: k8s.KubeConfig) {
+    this.core = config.makeApiClient(k8s.CoreV1Api);
+    this.networking = config.makeApiClient(k8s.NetworkingV1Api);
+    this.discovery = config.makeApiClient(k8s.DiscoveryV1Api);
+  }
+
+  async readSecret(namespace: string, name: string): Promise<StoredSecret | undefined> {
+    try {
+      const s = await this.core.readNamespacedSecret({ namespace, name });
+      const data: Record<string, string> = {};
+      for (const [k, v] of Object.entries(s.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
+      return {
+        resourceVersion: s.metadata?.resourceVersion ?? '',
+        data,
+        annotations: { ...(s.metadata?.annotations ?? {}) },
+      };
+    } catch (err) {
+      if (httpStatus(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private async ownerRef(namespace: string, name: string): Promise<k8s.V1OwnerReference | undefined> {
+    try {
+      const s = await this.core.readNamespacedSecret({ namespace, name });
+      const uid = s.metadata?.uid;
+      return uid ? { apiVersion: 'v1', kind: 'Secret', name, uid, blockOwnerDeletion: false } : undefined;
+    } catch (err) {
+      if (httpStatus(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async createSecret(
+    namespace: string,
+    name: string,
+    data: Record<string, string>,
+    opts: { owner?: string; labels?: Record<string, string>; annotations?: Record<string, string> } = {},
+  ): Promise<boolean> {
+    const owner = opts.owner ? await this.ownerRef(namespace, opts.owner) : undefined;
+    try {
+      await this.core.createNamespacedSecret({
+        namespace,
+        fieldManager: FIELD_MANAGER,
+        body: {
+          metadata: {
+            name,
+            labels: { ...MANAGED_BY, ...opts.labels },
+            ...(opts.annotations ? { annotations: opts.annotations } : {}),
+            ...(owner ? { ownerReferences: [owner] } : {}),
+          },
+          type: 'Opaque',
+          data: b64(data),
+        },
+      });
+      return true;
+    } catch (err) {
+      if (httpStatus(err) === 409) return false;
+      throw err;
+    }
+  }
+
+  async updateSecret(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    data: Record<string, string>,
+    annotations?: Record<string, string>,
+  ): Promise<boolean> {
+    const current = await this.core.readNamespacedSecret({ namespace, name });
+    if (current.metadata?.resourceVersion !== resourceVersion) return false;
+    try {
+      await this.core.replaceNamespacedSecret({
+        namespace,
+        name,
+        fieldManager: FIELD_MANAGER,
+        body: {
+          ...current,
+          metadata: {
+            ...current.metadata,
+            resourceVersion,
+            managedFields: undefined,
+            ...(annotations ? { annotations } : {}),
+          },
+          data: b64(data),
+        },
+      });
+      return true;
+    } catch (err) {
+      if (httpStatus(err) === 409) return false;
+      throw err;
+    }
+  }
+
+  async deleteSecret(namespace: string, name: string): Promise<void> {
+    await ignore404(this.core.deleteNamespacedSecret({ namespace, name }));
+  }
+
+  async createHttp01Route(route: Http01Route): Promise<void> {
+    const { namespace, name } = route;
+    const owner = await this.ownerRef(namespace, route.owner.name);
+    const metadata = (n: string, extra: Record<string, string> = {}): k8s.V1ObjectMeta => ({
+      name: n,
+      labels: { ...MANAGED_BY, [HTTP01_LABEL]: 'true', ...extra },
+      ...(owner ? { ownerReferences: [owner] } : {}),
+    });
+    // Leftovers of an interrupted issuance for the same Secret are replaced.
+    await this.deleteHttp01Route(namespace, name);
+    await this.core.createNamespacedService({
+      namespace,
+      fieldManager: FIELD_MANAGER,
+      body: {
+        metadata: metadata(name),
+        // No selector: the EndpointSlice below points at the controller pod that holds the tokens.
+        spec: {
+          type: 'ClusterIP',
+          ports: [{ name: 'http', port: 80, targetPort: route.target.port, protocol: 'TCP' }],
+        },
+      },
+    });
+    await this.discovery.createNamespacedEndpointSlice({
+      namespace,
+      fieldManager: FIELD_MANAGER,
+      body: {
+        metadata: metadata(name, {
+          'kubernetes.io/service-name': name,
+          'endpointslice.kubernetes.io/managed-by': 'cert-rotator.io',
+        }),
+        addressType: route.target.ip.includes(':') ? 'IPv6' : 'IPv4',
+        endpoints: [{ addresses: [route.target.ip], conditions: { ready: true } }],
+        ports: [{ name: 'http', port: route.target.port, protocol: 'TCP' }],
+      },
+    });
+    const hosts = new Map<string, string[]>();
+    for (const p of route.paths) hosts.set(p.host, [...(hosts.get(p.host) ?? []), p.path]);
+    await this.networking.createNamespacedIngress({
+      namespace,
+      fieldManager: FIELD_MANAGER,
+      body: {
+        metadata: {
+          ...metadata(name),
+          ...(route.ingressAnnotations ? { annotations: route.ingressAnnotations } : {}),
+        },
+        spec: {
+          ...(route.ingressClassName ? { ingressClassName: route.ingressClassName } : {}),
+          rules: [...hosts].map(([host, paths]) => ({
+            host,
+            http: {
+              paths: paths.map((path) => ({
+                path,
+                pathType: 'Exact',
+                backend: { service: { name, port: { name: 'http' } } },
+              })),
+            },
+          })),
+        },
+      },
+    });
+  }
+
+  async deleteHttp01Route(namespace: string, name: string): Promise<void> {
+    await ignore404(this.networking.deleteNamespacedIngress({ namespace, name }));
+    await ignore404(this.discovery.deleteNamespacedEndpointSlice({ namespace, name }));
+    await ignore404(this.core.deleteNamespacedService({ namespace, name }));
+  }
+}

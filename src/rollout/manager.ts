@@ -1,0 +1,524 @@
+import { type Clock, systemClock } from '../clock.ts';
+import type { RestartPolicy } from '../controller/annotations.ts';
+import type { CertificateChange, CertificateListener } from '../controller/controller.ts';
+import { describeApiError } from '../kube/client.ts';
+import type { ObjectRef } from '../kube/events.ts';
+import { type Result, WorkQueue } from '../kube/workqueue.ts';
+import {
+  Annotation,
+  EventReason,
+  PodTemplateAnnotation,
+  type RestartKind,
+  RolloutResult,
+  type RolloutResultValue,
+  WORKLOAD_KINDS,
+} from '../names.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Validity, Window } from '../pki/policy.ts';
+import { rolloutGate } from './gate.ts';
+import { certificateHash } from './hash.ts';
+import { type RecordEvent, SecretEventBatcher } from './secret-events.ts';
+import { verifyTlsPair } from './verify.ts';
+import { type WorkloadEntry, WorkloadIndex, type WorkloadObject, workloadKey } from './workload-index.ts';
+
+/** The API calls the manager makes (kube/workload-watch.ts implements them; unit tests fake them). */
+export interface RolloutApi {
+  /** The workload as it is now, or undefined when it does not exist. */
+  read(kind: RestartKind, namespace: string, name: string): Promise<WorkloadObject | undefined>;
+  /** Strategic-merge patch of pod-template annotations, guarded by resourceVersion. */
+  patch(
+    target: { kind: RestartKind; namespace: string; name: string; resourceVersion: string },
+    annotations: Record<string, string>,
+  ): Promise<{ ok: true; generation: number } | { ok: false; status: 'conflict' | 'gone' }>;
+  /** A Secret's tls.crt and tls.key as text, or undefined when it is gone. */
+  readTlsPair(namespace: string, name: string): Promise<{ certPem: string; keyPem: string } | undefined>;
+}
+
+export interface RolloutManagerDeps {
+  api: RolloutApi;
+  record: RecordEvent;
+  log: Logger;
+  metrics: { rollouts: { inc(labels: { kind: string; result: string }): void } };
+  /** Wait this long after a certificate change before restarting, to merge changes made together. */
+  debounceMs: number;
+  /** True once the Secret controller has reported every managed Secret of its first list. */
+  secretsSynced: () => boolean;
+  clock?: Clock;
+  /** Patches in flight at once. */
+  concurrency?: number;
+  /** Delay before merged Secret events are written. */
+  secretEventDelayMs?: number;
+  /** With leader election: only the leader patches. Absent = always. */
+  isLeader?: () => boolean;
+}
+
+interface ManagedSecret {
+  namespace: string;
+  name: string;
+  fingerprint: string;
+  restart: RestartPolicy;
+  window: Window | undefined;
+  validity: Validity;
+  /** Validity of the certificate this one replaced (what running pods still hold). */
+  previous: Validity | undefined;
+  byController: boolean;
+}
+
+const CONFLICT_RETRY_MS = 0;
+const SYNC_POLL_MS = 200;
+/** How often a follower that was asked to restart something checks whether it leads now. */
+const LEADER_POLL_MS = 1_000;
+
+/**
+ * Restarts the workloads that use a managed Secret after its certificate changes, by setting
+ * `cert-rotator.io/certificate-hash` on their pod template to a hash of the certificates of all
+ * managed Secrets they use. The cluster is the memory: a workload whose template already holds
+ * the hash is never patched, so a restarted controller, a resync or a repeated notification
+ * restarts nothing. A workload that never carried the hash is patched only for a change observed
+ * live, never merely because the controller started.
+ */
+export class RolloutManager implements CertificateListener {
+  readonly index = new WorkloadIndex();
+  readonly #deps: RolloutManagerDeps;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #queue: WorkQueue<string>;
+  readonly #secretEvents: SecretEventBatcher;
+  readonly #secrets = new Map<string, ManagedSecret>();
+  /** workload key → Secrets whose `restart` list names it. */
+  readonly #listedBy = new Map<string, Set<string>>();
+  /** workload key → Secrets whose live certificate change it has yet to roll out. */
+  readonly #triggers = new Map<string, Set<string>>();
+  /** Secrets that changed before the index was ready. */
+  readonly #pendingLive = new Set<string>();
+  /** workload key → the window start a deferral was last reported for. */
+  readonly #deferred = new Map<string, number>();
+  /** Workloads whose last patch met a 409: read fresh before deciding again. */
+  readonly #stale = new Set<string>();
+  #workloadsSynced = false;
+  #synced = false;
+  #syncTimer: unknown;
+  #leaderTimer: unknown;
+  #running: Promise<void> | undefined;
+
+  constructor(deps: RolloutManagerDeps) {
+    this.#deps = deps;
+    this.#clock = deps.clock ?? systemClock;
+    this.#log = deps.log;
+    this.#queue = new WorkQueue<string>({
+      clock: this.#clock,
+      onError: (err, key, retryInMs) => {
+        this.#count(kindOf(key), RolloutResult.failure);
+        this.#log.warn(
+          { workload: key, retryInMs, error: describeApiError(err) },
+          'workload restart failed; will retry',
+        );
+      },
+    });
+    this.#secretEvents = new SecretEventBatcher(deps.record, this.#clock, deps.secretEventDelayMs);
+  }
+
+  /** Ready once workloads and Secrets have both been listed. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  start(): void {
+    this.#running ??= this.#queue.run((key) => this.#reconcile(key), this.#deps.concurrency ?? 16);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#syncTimer !== undefined) this.#clock.clearTimeout(this.#syncTimer);
+    if (this.#leaderTimer !== undefined) this.#clock.clearTimeout(this.#leaderTimer);
+    await this.#queue.shutDown();
+    await this.#running;
+    await this.#secretEvents.flush();
+  }
+
+  // --- workload watch ------------------------------------------------------------------------
+
+  workloadUpserted(kind: RestartKind, object: WorkloadObject): void {
+    const r = this.index.upsert(kind, object);
+    if (!r) return;
+    if (r.previous === undefined || r.previous.secrets !== r.entry.secrets) {
+      this.#log.debug({ workload: r.key, secrets: r.entry.secrets }, 'workload indexed');
+    }
+    // A paused Deployment with a restart owed gets it when resumed.
+    if (r.previous?.paused && !r.entry.paused && this.#triggers.has(r.key)) this.#queue.add(r.key);
+  }
+
+  workloadRemoved(kind: RestartKind, namespace: string, name: string): void {
+    this.index.remove(kind, namespace, name);
+    const key = workloadKey(kind, namespace, name);
+    this.#triggers.delete(key);
+    this.#deferred.delete(key);
+    this.#stale.delete(key);
+  }
+
+  workloadsSynced(): void {
+    this.#workloadsSynced = true;
+    this.#checkSynced();
+  }
+
+  #checkSynced(): void {
+    this.#syncTimer = undefined;
+    if (this.#synced || !this.#workloadsSynced) return;
+    if (!this.#deps.secretsSynced()) {
+      this.#syncTimer = this.#clock.setTimeout(() => this.#checkSynced(), SYNC_POLL_MS);
+      return;
+    }
+    this.#synced = true;
+    let carrying = 0;
+    // Workloads cert-rotator patched before: catch up on changes made while it was not running.
+    // Those that hold the current hash cost nothing (no API call).
+    for (const [key, entry] of this.index.entries()) {
+      if (entry.hash === undefined) continue;
+      carrying++;
+      this.#queue.add(key);
+    }
+    this.#log.info(
+      {
+        workloads: this.index.size,
+        withHash: carrying,
+        secretsUsed: this.index.secretCount,
+        managedSecrets: this.#secrets.size,
+      },
+      'rollout index ready',
+    );
+    for (const key of this.#pendingLive) void this.#rollOut(key);
+    this.#pendingLive.clear();
+  }
+
+  // --- Secret controller ---------------------------------------------------------------------
+
+  certificateChanged(change: CertificateChange): void {
+    const key = `${change.namespace}/${change.name}`;
+    const before = this.#secrets.get(key);
+    const state: ManagedSecret = {
+      namespace: change.namespace,
+      name: change.name,
+      fingerprint: change.fingerprint,
+      restart: change.policy.restart,
+      window: change.policy.window,
+      validity: { notBefore: change.notBefore, notAfter: change.notAfter },
+      previous: before?.validity,
+      byController: change.byController,
+    };
+    this.#secrets.set(key, state);
+    this.#relinkTargets(key, before?.restart, state.restart, change.namespace);
+    const live =
+      change.previousFingerprint !== undefined && change.previousFingerprint !== change.fingerprint;
+    if (!live) return;
+    if (!this.#synced) {
+      this.#pendingLive.add(key);
+      return;
+    }
+    void this.#rollOut(key);
+  }
+
+  secretRemoved(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    const before = this.#secrets.get(key);
+    this.#relinkTargets(key, before?.restart, undefined, namespace);
+    this.#secrets.delete(key);
+    this.#pendingLive.delete(key);
+  }
+
+  #relinkTargets(
+    secretKey: string,
+    before: RestartPolicy | undefined,
+    after: RestartPolicy | undefined,
+    namespace: string,
+  ): void {
+    if (before?.mode === 'list') {
+      for (const t of before.targets) {
+        const wk = workloadKey(t.kind, namespace, t.name);
+        const set = this.#listedBy.get(wk);
+        set?.delete(secretKey);
+        if (set?.size === 0) this.#listedBy.delete(wk);
+      }
+    }
+    if (after?.mode === 'list') {
+      for (const t of after.targets) {
+        const wk = workloadKey(t.kind, namespace, t.name);
+        let set = this.#listedBy.get(wk);
+        if (!set) {
+          set = new Set();
+          this.#listedBy.set(wk, set);
+        }
+        set.add(secretKey);
+      }
+    }
+  }
+
+  /** A live certificate change of one Secret: find its workloads and queue them, debounced. */
+  async #rollOut(secretKey: string): Promise<void> {
+    const s = this.#secrets.get(secretKey);
+    if (!s) return;
+    const secret = { namespace: s.namespace, name: s.name };
+    if (s.restart.mode === 'none') {
+      for (const wk of this.index.usersOf(s.namespace, s.name)) {
+        this.#count(kindOf(wk), RolloutResult.skipped);
+        this.#secretEvents.add(
+          secret,
+          'Normal',
+          EventReason.rolloutSkipped,
+          `certificate changed; ${Annotation.restart} is "none", so workloads using the Secret were not restarted`,
+          describe(wk),
+        );
+      }
+      return;
+    }
+    let targets: string[];
+    if (s.restart.mode === 'auto') {
+      targets = this.index.usersOf(s.namespace, s.name);
+    } else {
+      targets = [];
+      for (const t of s.restart.targets) {
+        const wk = workloadKey(t.kind, s.namespace, t.name);
+        if (this.index.get(wk)) {
+          targets.push(wk);
+          continue;
+        }
+        this.#count(t.kind, RolloutResult.skipped);
+        this.#secretEvents.add(
+          secret,
+          'Warning',
+          EventReason.rolloutSkipped,
+          `named in ${Annotation.restart} but not found in namespace ${s.namespace} (only workloads in the Secret's own namespace are restarted)`,
+          `${t.kind}/${t.name}`,
+        );
+      }
+    }
+    if (targets.length === 0) return;
+    if (!s.byController) {
+      // Replaced by hand: only a certificate that works may restart anything.
+      const problem = await verifyTlsPair(this.#deps.api, s.namespace, s.name, this.#clock.now());
+      if (problem !== undefined) {
+        for (const wk of targets) this.#count(kindOf(wk), RolloutResult.skipped);
+        this.#log.warn({ secret: secretKey, problem }, 'certificate changed but unusable; not restarting');
+        this.#secretEvents.add(
+          secret,
+          'Warning',
+          EventReason.rolloutSkipped,
+          `certificate changed but ${problem}; workloads not restarted`,
+        );
+        return;
+      }
+    }
+    for (const wk of targets) {
+      let set = this.#triggers.get(wk);
+      if (!set) {
+        set = new Set();
+        this.#triggers.set(wk, set);
+      }
+      set.add(secretKey);
+      this.#queue.addAfter(wk, this.#deps.debounceMs);
+    }
+  }
+
+  // --- reconcile -----------------------------------------------------------------------------
+
+  /** Managed Secrets whose certificates go into the workload's hash: those that restart it. */
+  #hashSecrets(entry: WorkloadEntry, key: string): ManagedSecret[] {
+    const out = new Map<string, ManagedSecret>();
+    for (const name of entry.secrets) {
+      const sk = `${entry.namespace}/${name}`;
+      const s = this.#secrets.get(sk);
+      if (s?.restart.mode === 'auto') out.set(sk, s);
+    }
+    for (const sk of this.#listedBy.get(key) ?? []) {
+      const s = this.#secrets.get(sk);
+      if (s?.restart.mode === 'list') out.set(sk, s);
+    }
+    return [...out.values()];
+  }
+
+  /** What the workload needs: nothing, or the hash to write and the Secrets that caused it. */
+  #plan(entry: WorkloadEntry, key: string): { hash: string; causes: ManagedSecret[] } | undefined {
+    const inputs = this.#hashSecrets(entry, key);
+    if (inputs.length === 0) return undefined;
+    const hash = certificateHash(inputs);
+    if (entry.hash === hash) return undefined;
+    const live = [...(this.#triggers.get(key) ?? [])]
+      .map((sk) => this.#secrets.get(sk))
+      .filter((s): s is ManagedSecret => s !== undefined && inputs.includes(s));
+    // Never patched by cert-rotator and nothing changed while we watched: leave it alone.
+    if (live.length === 0 && entry.hash === undefined) return undefined;
+    return { hash, causes: live.length > 0 ? live : inputs };
+  }
+
+  /**
+   * Looks at every workload that carries a hash or is owed a restart again (call on gaining
+   * leadership: a follower indexes and remembers, but never patches).
+   */
+  replanAll(): void {
+    if (!this.#synced) return;
+    for (const [key, entry] of this.index.entries()) {
+      if (entry.hash !== undefined || this.#triggers.has(key)) this.#queue.add(key);
+    }
+  }
+
+  #awaitLeadership(): void {
+    if (this.#leaderTimer !== undefined) return;
+    const poll = () => {
+      this.#leaderTimer = undefined;
+      if (this.#deps.isLeader?.() === false) {
+        this.#leaderTimer = this.#clock.setTimeout(poll, LEADER_POLL_MS);
+        return;
+      }
+      this.replanAll();
+    };
+    this.#leaderTimer = this.#clock.setTimeout(poll, LEADER_POLL_MS);
+  }
+
+  async #reconcile(key: string): Promise<Result> {
+    if (this.#deps.isLeader && !this.#deps.isLeader()) {
+      // A follower remembers what it owes (triggers stay) and looks again once it leads.
+      this.#awaitLeadership();
+      return undefined;
+    }
+    let entry = this.index.get(key);
+    if (entry && this.#stale.delete(key)) {
+      // The last patch met a newer object than the index held: decide on the workload as it is now.
+      const fresh = await this.#deps.api.read(entry.kind, entry.namespace, entry.name);
+      if (!fresh) {
+        this.workloadRemoved(entry.kind, entry.namespace, entry.name);
+        return undefined;
+      }
+      entry = this.index.upsert(entry.kind, fresh)?.entry ?? entry;
+    }
+    const plan = entry ? this.#plan(entry, key) : undefined;
+    if (!entry || !plan) return this.#done(key);
+    const secretNames = plan.causes.map((s) => s.name).sort();
+    const what = `certificate of Secret ${secretNames.join(', ')} changed`;
+
+    if (entry.optedOut) {
+      this.#skip(entry, plan.causes, `annotated ${Annotation.restart}: "false"`, what);
+      return this.#done(key);
+    }
+    if (entry.paused) {
+      // Keep the restart owed: resuming the Deployment brings it.
+      const owed = this.#triggers.get(key) ?? new Set<string>();
+      for (const s of plan.causes) owed.add(`${s.namespace}/${s.name}`);
+      this.#triggers.set(key, owed);
+      this.#skip(entry, plan.causes, 'the Deployment is paused; it will be restarted when resumed', what);
+      return undefined;
+    }
+    const now = this.#clock.now();
+    const gate = rolloutGate(
+      plan.causes.map((s) => ({ name: s.name, window: s.window, previous: s.previous })),
+      now,
+    );
+    if (gate.action === 'wait') {
+      if (this.#deferred.get(key) !== gate.until) {
+        this.#deferred.set(key, gate.until);
+        this.#count(entry.kind, RolloutResult.deferred);
+        const why = `outside the maintenance window of Secret ${gate.secret}; restart deferred to ${iso(gate.until)}`;
+        this.#log.info({ workload: key, secrets: secretNames, until: iso(gate.until) }, why);
+        await this.#deps.record(refOf(entry), 'Normal', EventReason.rolloutSkipped, `${what}; ${why}`, now);
+        for (const s of plan.causes) {
+          this.#secretEvents.add(s, 'Normal', EventReason.rolloutSkipped, why, describe(key));
+        }
+      }
+      return { requeueAfter: gate.until - now };
+    }
+
+    const outcome = await this.#deps.api.patch(
+      {
+        kind: entry.kind,
+        namespace: entry.namespace,
+        name: entry.name,
+        resourceVersion: entry.resourceVersion,
+      },
+      { [PodTemplateAnnotation.certificateHash]: plan.hash },
+    );
+    if (!outcome.ok) {
+      if (outcome.status === 'gone') {
+        this.workloadRemoved(entry.kind, entry.namespace, entry.name);
+        return undefined;
+      }
+      // The workload changed after the view the decision was made on: read it and decide again.
+      this.#stale.add(key);
+      return { requeueAfter: CONFLICT_RETRY_MS };
+    }
+    entry.hash = plan.hash;
+    this.#done(key);
+    this.#count(entry.kind, RolloutResult.success);
+    const reason = gate.reason === 'emergency' ? 'emergency (outside the window)' : gate.reason;
+    this.#log.info(
+      {
+        workload: key,
+        secrets: secretNames,
+        hash: plan.hash,
+        generation: outcome.generation,
+        window: reason,
+      },
+      'workload restarted',
+    );
+    const message = `${what}; pod template annotated ${PodTemplateAnnotation.certificateHash}=${plan.hash}`;
+    // Not awaited: the recorder never throws, and the next patch should not wait for an Event.
+    void this.#deps.record(refOf(entry), 'Normal', EventReason.rolloutTriggered, message, this.#clock.now());
+    for (const s of plan.causes) {
+      this.#secretEvents.add(
+        s,
+        'Normal',
+        EventReason.rolloutTriggered,
+        'certificate changed; restarted',
+        describe(key),
+      );
+    }
+    return undefined;
+  }
+
+  #done(key: string): undefined {
+    this.#triggers.delete(key);
+    this.#deferred.delete(key);
+    return undefined;
+  }
+
+  #skip(entry: WorkloadEntry, causes: ManagedSecret[], why: string, what: string): void {
+    const key = workloadKey(entry.kind, entry.namespace, entry.name);
+    this.#count(entry.kind, RolloutResult.skipped);
+    this.#log.info({ workload: key, secrets: causes.map((s) => s.name) }, `not restarted: ${why}`);
+    void this.#deps.record(
+      refOf(entry),
+      'Normal',
+      EventReason.rolloutSkipped,
+      `${what}; not restarted: ${why}`,
+      this.#clock.now(),
+    );
+    for (const s of causes) {
+      this.#secretEvents.add(s, 'Normal', EventReason.rolloutSkipped, `not restarted: ${why}`, describe(key));
+    }
+  }
+
+  #count(kind: RestartKind, result: RolloutResultValue): void {
+    this.#deps.metrics.rollouts.inc({ kind, result });
+  }
+}
+
+function kindOf(key: string): RestartKind {
+  return key.slice(0, key.indexOf('/')) as RestartKind;
+}
+
+/** "deployment/web" from "deployment/ns/web". */
+function describe(key: string): string {
+  const first = key.indexOf('/');
+  const second = key.indexOf('/', first + 1);
+  return `${key.slice(0, first)}/${key.slice(second + 1)}`;
+}
+
+function refOf(entry: WorkloadEntry): ObjectRef {
+  return {
+    apiVersion: 'apps/v1',
+    kind: WORKLOAD_KINDS[entry.kind],
+    namespace: entry.namespace,
+    name: entry.name,
+    ...(entry.uid ? { uid: entry.uid } : {}),
+  };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
