@@ -27,5 +27,5 @@ USER 65532:65532
 # The metrics, health and readiness server (config metrics.address) and the HTTP-01 solver.
 EXPOSE 9402 8089
 # Nothing is written outside /tmp: the image runs with a read-only root filesystem.
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli.js"]
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=1", "/app/dist/cli.js"]
 CMD ["controller", "--config", "/etc/cert-rotator/config.yaml"]

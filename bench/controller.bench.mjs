@@ -6,6 +6,7 @@
 //
 //   npm run build && node bench/controller.bench.mjs [--secrets 10000] [--due 1000] [--rounds 3]
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,12 @@ import { binaries } from '../test/testenv/env.ts';
 import { freePort } from '../test/testenv/net.ts';
 
 const DAY = 86_400_000;
+// The controller runs with the node flags of the image's ENTRYPOINT, as it will in a cluster.
+const IMAGE_NODE_FLAGS = (() => {
+  const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
+  const argv = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]');
+  return argv.slice(1, -1);
+})();
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
 const BARE = new URL('./bare-list.mjs', import.meta.url).pathname;
 const median = (xs) => {
@@ -124,6 +131,7 @@ async function rssKiB(pid) {
 async function controllerToReady(kubeconfig, configPath) {
   const port = await freePort();
   const p = spawnTimed([
+    ...IMAGE_NODE_FLAGS,
     CLI,
     'controller',
     '--config',
@@ -237,6 +245,7 @@ export async function run({ secrets = 10_000, due = 1_000, rounds = 3 } = {}) {
     // Secrets' series costs the controller ~200 ms of CPU and would slow what is measured.
     const port = await freePort();
     const proc = spawnTimed([
+      ...IMAGE_NODE_FLAGS,
       CLI,
       'controller',
       '--config',

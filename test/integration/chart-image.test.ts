@@ -104,7 +104,9 @@ describe('container image contents (scripts/build-image.sh)', () => {
     expect(dockerfile).toMatch(/^FROM node:24-bookworm-slim AS build$/m);
     expect(dockerfile).toMatch(/^FROM gcr\.io\/distroless\/nodejs24-debian12:nonroot$/m);
     expect(dockerfile).toMatch(/^USER 65532:65532$/m);
-    expect(dockerfile).toContain('ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli.js"]');
+    const entrypoint = entrypointOf(dockerfile);
+    expect(entrypoint[0]).toBe('/nodejs/bin/node');
+    expect(entrypoint.at(-1)).toBe('/app/dist/cli.js');
   });
 
   it('--help and version work from the output alone', async () => {
@@ -143,9 +145,12 @@ describe('container image contents (scripts/build-image.sh)', () => {
     const config = join(dir, 'config.yaml');
     await writeFile(config, 'namespaces: [default]\nleaderElection: { enabled: false }\n');
     const before = snapshot(out);
+    // The node flags of the image's ENTRYPOINT, so the controller runs as it will in the image.
+    const nodeFlags = entrypointOf(await readFile(join(ROOT, 'Dockerfile'), 'utf8')).slice(1, -1);
     const child: ChildProcess = spawn(
       process.execPath,
       [
+        ...nodeFlags,
         join(out, 'dist/cli.js'),
         'controller',
         '--config',
@@ -182,3 +187,10 @@ describe('container image contents (scripts/build-image.sh)', () => {
     expect(snapshot(out)).toEqual(before);
   });
 });
+
+/** The exec-form ENTRYPOINT of a Dockerfile as an argv array. */
+function entrypointOf(dockerfile: string): string[] {
+  const m = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile);
+  if (!m?.[1]) throw new Error('Dockerfile has no exec-form ENTRYPOINT');
+  return JSON.parse(m[1]) as string[];
+}
