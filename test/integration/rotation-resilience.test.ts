@@ -200,6 +200,8 @@ describe('restarts', () => {
       });
       await renewed('after');
       expect(controller.logs.some((l) => l.msg === 'Secret list/watch failed; retrying')).toBe(true);
+      // The relist after the outage is not a second "initial" list.
+      expect(controller.logs.filter((l) => l.msg === 'initial list processed')).toHaveLength(1);
       expect(await controller.stop()).toBe(0);
     } finally {
       await plane?.stop();
