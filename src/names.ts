@@ -77,17 +77,12 @@ export const SecretKey = {
 
 export const TLS_SECRET_TYPE = 'kubernetes.io/tls';
 
-/** Key algorithms a user may request with the `key-algorithm` annotation or config default. */
-export const KEY_ALGORITHMS = [
-  'ecdsa-p256',
-  'ecdsa-p384',
-  'rsa-2048',
-  'rsa-3072',
-  'rsa-4096',
-  'ed25519',
-] as const;
-/** Structurally identical to `KeyAlgorithm` in src/pki/keys.ts. */
-export type KeyAlgorithmName = (typeof KEY_ALGORITHMS)[number];
+export type { KeyAlgorithm as KeyAlgorithmName } from './pki/keys.ts';
+/**
+ * Key algorithms a user may request with the `key-algorithm` annotation or config default.
+ * Defined by the pki layer, which generates them (pki imports nothing of the project).
+ */
+export { KEY_ALGORITHMS } from './pki/keys.ts';
 
 /** Workload kinds the `restart` annotation may list, as the user writes them. */
 export const RESTART_KINDS = ['deployment', 'statefulset', 'daemonset'] as const;

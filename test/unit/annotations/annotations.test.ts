@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/index.ts';
 import { parseSecretPolicy, type SecretPolicy } from '../../../src/controller/annotations.ts';
 import { Annotation, KEY_ALGORITHMS, StatusAnnotation } from '../../../src/names.ts';
-import { KEY_ALGORITHMS as PKI_KEY_ALGORITHMS } from '../../../src/pki/keys.ts';
 
 const H = 3_600_000;
 const D = 24 * H;
@@ -277,9 +276,5 @@ describe('parseSecretPolicy', () => {
     expect(errorsOf({ [Annotation.uris]: `spiffe://a/${'é'.repeat(2100)}` })).toEqual([
       { annotation: Annotation.uris, message: 'is longer than 4096 bytes' },
     ]);
-  });
-
-  it('names the same key algorithms as src/pki/keys.ts', () => {
-    expect([...KEY_ALGORITHMS]).toEqual([...PKI_KEY_ALGORITHMS]);
   });
 });
