@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/index.ts';
 import { parseSecretPolicy, type SecretPolicy } from '../../../src/controller/annotations.ts';
-import { Annotation, KEY_ALGORITHMS, StatusAnnotation } from '../../../src/names.ts';
+import { Annotation, StatusAnnotation } from '../../../src/names.ts';
 
 const H = 3_600_000;
 const D = 24 * H;
