@@ -128,6 +128,24 @@ async function rssKiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
 }
 
+const IDLE_SECONDS = 30;
+
+/** CPU (percent of one core) and RSS of a process over `seconds` of wall time. */
+async function idleCost(pid, seconds) {
+  const ticks = async () => {
+    const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100 per second)
+  };
+  const t0 = await ticks();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const used = (await ticks()) - t0;
+  return {
+    cpuPercent: Number(((used / 100 / seconds) * 100).toFixed(2)),
+    rssMiB: Number(((await rssKiB(pid)) / 1024).toFixed(1)),
+    seconds,
+  };
+}
+
 async function controllerToReady(kubeconfig, configPath) {
   const port = await freePort();
   const p = spawnTimed([
@@ -223,11 +241,20 @@ export async function run({ secrets = 10_000, due = 1_000, rounds = 3 } = {}) {
     const bare = [];
     const ready = [];
     const rss = [];
+    let idle;
+    let scrape;
     for (let r = 0; r < rounds; r++) {
       bare.push((await bareList(plane.kubeconfigPath)).ms);
       const c = await controllerToReady(plane.kubeconfigPath, configPath);
       ready.push(c.readyMs);
       rss.push(c.rssMiB);
+      if (r === rounds - 1) {
+        // Idle: no Secret changes; what the controller costs while it only watches.
+        idle = await idleCost(c.proc.proc.pid, IDLE_SECONDS);
+        const t = performance.now();
+        const body = await (await fetch(`http://127.0.0.1:${c.port}/metrics`)).text();
+        scrape = { bytes: body.length, ms: Math.round(performance.now() - t) };
+      }
       c.proc.proc.kill('SIGTERM');
       await c.proc.exited;
     }
@@ -295,7 +322,9 @@ export async function run({ secrets = 10_000, due = 1_000, rounds = 3 } = {}) {
       readyMs: Math.round(median(ready)),
       readyOverBareList: Number((median(ready) / median(bare)).toFixed(2)),
       rssMiB: Number(median(rss).toFixed(1)),
-      scrape: { bytes: metrics.length, ms: Math.round(scrapeMs), secrets: 2 * secrets + due + 1 },
+      idle,
+      scrapeAtStartupSize: { ...scrape, secrets: 2 * secrets + 1 },
+      scrapeWithDue: { bytes: metrics.length, ms: Math.round(scrapeMs), secrets: 2 * secrets + due + 1 },
       due: {
         count: due,
         secondsFromStartToAllWritten: Number(renewedAll.toFixed(2)),
