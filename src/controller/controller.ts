@@ -14,8 +14,10 @@ import type { Metrics } from '../observability/metrics.ts';
 import { computeRenewalTime } from '../pki/policy.ts';
 import type { SecretPolicy } from './annotations.ts';
 import { type Evaluation, evaluate } from './evaluate.ts';
+import { chooseIssuer } from './fallback.ts';
 import { recordFromSecret, type SecretRecord, secretKey } from './record.ts';
 import { RenewFailure, renewCertificate } from './renew.ts';
+import { SuggestedRenewals } from './suggestions.ts';
 
 /** A managed Secret now holds a different (parseable) certificate than before. */
 export interface CertificateChange {
@@ -75,6 +77,8 @@ export class SecretController {
   /** Issuance failures: the next attempt is not before this time. */
   private readonly retryAt = new Map<string, number>();
   private readonly failureBackoff: Backoff<string>;
+  /** The issuers' suggested renewal times (ACME ARI), fetched off the planning path. */
+  private readonly suggestions: SuggestedRenewals;
   private readonly schedule: TimerQueue<string>;
   private readonly queue: WorkQueue<string>;
   private readonly watch: SecretWatch;
@@ -88,7 +92,16 @@ export class SecretController {
     this.deps = deps;
     this.clock = deps.clock ?? systemClock;
     this.log = deps.log;
-    this.failureBackoff = new Backoff<string>(RENEWAL_BACKOFF);
+    this.failureBackoff = new Backoff<string>({
+      ...RENEWAL_BACKOFF,
+      baseMs: deps.config.renewalBackoff.baseMs,
+      capMs: deps.config.renewalBackoff.capMs,
+    });
+    this.suggestions = new SuggestedRenewals({
+      clock: this.clock,
+      log: this.log,
+      onChange: (key) => this.plan(key),
+    });
     this.schedule = new TimerQueue<string>((key) => this.queue.add(key), { clock: this.clock });
     this.queue = new WorkQueue<string>({
       clock: this.clock,
@@ -150,6 +163,7 @@ export class SecretController {
     this.watch.stop();
     if (this.resyncTimer !== undefined) this.clock.clearTimeout(this.resyncTimer);
     this.schedule.clear();
+    this.suggestions.stop();
     await this.queue.shutDown();
     await this.running;
   }
@@ -200,6 +214,7 @@ export class SecretController {
     this.retryAt.delete(key);
     this.failureBackoff.reset(key);
     this.schedule.cancel(key);
+    this.suggestions.forget(key);
     const labels = this.metricLabels.get(key);
     if (labels) this.deps.metrics.setCertificate(labels, undefined);
     this.metricLabels.delete(key);
@@ -210,7 +225,7 @@ export class SecretController {
     const record = this.records.get(key);
     if (!record) return;
     const now = this.clock.now();
-    const ev = evaluate(record, this.deps.config, now);
+    const ev = this.evaluateWithSuggestion(key, record, now);
     this.exportMetrics(key, record, ev, now);
     switch (ev.kind) {
       case 'unmanaged':
@@ -283,6 +298,17 @@ export class SecretController {
     await this.deps.events.record(this.ref(record), 'Warning', reason, message, this.clock.now());
   }
 
+  /** evaluate(), with the issuer's suggested renewal time (ACME ARI) once it is known. */
+  private evaluateWithSuggestion(key: string, record: SecretRecord, now: number): Evaluation {
+    const ev = evaluate(record, this.deps.config, now);
+    if (ev.kind !== 'planned') {
+      this.suggestions.forget(key);
+      return ev;
+    }
+    const at = this.suggestions.lookup(key, record, this.deps.issuers.get(ev.issuer.name));
+    return at === undefined ? ev : evaluate(record, this.deps.config, now, at);
+  }
+
   /** Plans every known Secret again (on gaining leadership, and on resync). */
   replanAll(): void {
     for (const key of this.records.keys()) this.plan(key);
@@ -294,7 +320,7 @@ export class SecretController {
     const record = this.records.get(key);
     if (!record) return undefined;
     const now = this.clock.now();
-    const ev = evaluate(record, this.deps.config, now);
+    const ev = this.evaluateWithSuggestion(key, record, now);
     if (ev.kind === 'unmanaged') return undefined;
     if (ev.kind === 'invalid') {
       const message = `invalid annotations, Secret left untouched: ${ev.errors.map((e) => `${e.annotation}: ${e.message}`).join('; ')}`;
@@ -315,11 +341,22 @@ export class SecretController {
       this.plan(key);
       return undefined;
     }
-    const issuer = this.deps.issuers.get(ev.issuer.name);
+    // After `fallbackAfter` consecutive failures the issuer's `fallback` issues for this Secret.
+    const choice = chooseIssuer(
+      ev.issuer,
+      this.failureBackoff.failures(key),
+      this.deps.config,
+      record.namespace,
+      ev.policy.identityOverride.dnsNames ?? record.cert?.dnsNames ?? [],
+    );
+    const viaFallback = choice.fallbackFrom
+      ? ` as fallback for issuer "${choice.fallbackFrom}" after ${choice.failures} consecutive failures`
+      : '';
+    const issuer = this.deps.issuers.get(choice.name);
     if (!issuer) {
       const why =
-        this.deps.unsupportedIssuers?.get(ev.issuer.name) ?? `issuer "${ev.issuer.name}" is not available`;
-      await this.fail(record, undefined, ev.issuer.name, new RenewFailure('ISSUER_FAILED', why));
+        this.deps.unsupportedIssuers?.get(choice.name) ?? `issuer "${choice.name}" is not available`;
+      await this.fail(record, undefined, choice.name, new RenewFailure('ISSUER_FAILED', why));
       return undefined;
     }
 
@@ -340,7 +377,7 @@ export class SecretController {
     const current = recordFromSecret(fresh);
     if (current.resourceVersion !== record.resourceVersion) {
       this.records.set(key, current);
-      const again = evaluate(current, this.deps.config, now);
+      const again = this.evaluateWithSuggestion(key, current, now);
       if (again.kind !== 'planned' || again.decision.action !== 'renew-now') {
         this.plan(key);
         return undefined;
@@ -349,7 +386,10 @@ export class SecretController {
 
     const started = this.clock.now();
     const policy = ev.policy;
-    this.log.debug({ secret: key, issuer: issuer.name, reason: ev.decision.reason }, 'renewing');
+    this.log.debug(
+      { secret: key, issuer: issuer.name, reason: ev.decision.reason, fallbackFrom: choice.fallbackFrom },
+      'renewing',
+    );
     let output: Awaited<ReturnType<typeof renewCertificate>>;
     try {
       output = await renewCertificate({
@@ -404,6 +444,16 @@ export class SecretController {
       }
       throw err;
     }
+    if (output.afterWrite) {
+      await output
+        .afterWrite()
+        .catch((err: unknown) =>
+          this.log.warn(
+            { secret: key, issuer: issuer.name, error: err instanceof Error ? err.message : String(err) },
+            'clean-up after writing the Secret failed',
+          ),
+        );
+    }
     this.written.set(key, fingerprintOf(output.summary));
     this.retryAt.delete(key);
     this.failureBackoff.reset(key);
@@ -419,6 +469,7 @@ export class SecretController {
         renewalTime: iso(renewalTime),
         keyRotated: output.keyRotated,
         reason: ev.decision.reason,
+        fallbackFrom: choice.fallbackFrom,
         seconds,
       },
       'certificate renewed',
@@ -427,7 +478,7 @@ export class SecretController {
       this.ref(current),
       'Normal',
       EventReason.renewed,
-      `renewed by issuer "${issuer.name}" (${ev.decision.reason}); new certificate valid until ${iso(output.summary.notAfter)}, next renewal ${iso(renewalTime)}`,
+      `renewed by issuer "${issuer.name}"${viaFallback} (${ev.decision.reason}); new certificate valid until ${iso(output.summary.notAfter)}, next renewal ${iso(renewalTime)}`,
       this.clock.now(),
     );
     return undefined;

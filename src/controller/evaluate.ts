@@ -1,6 +1,6 @@
 import { issuerAllows } from '../config/glob.ts';
 import { type Config, findIssuer, type IssuerConfig } from '../config/schema.ts';
-import { computeRenewalTime, decideRenewal, type RenewalDecision } from '../pki/policy.ts';
+import { computeRenewalTime, decideRenewal, type RenewalDecision, type RenewBefore } from '../pki/policy.ts';
 import { type AnnotationError, parseSecretPolicy, type SecretPolicy } from './annotations.ts';
 import type { SecretRecord } from './record.ts';
 
@@ -17,10 +17,31 @@ export type Evaluation =
     };
 
 /**
- * What should happen to a Secret, from its record alone (no I/O): the pure heart of the
- * controller, run on every watch event and again before acting.
+ * The renew-before that makes a CA's suggested renewal time (ACME ARI) the renewal time: the
+ * suggestion wins over the Secret's renew-before, but never waits into the last 1/20 of the
+ * lifetime. A suggestion at or before notBefore means "now".
  */
-export function evaluate(record: SecretRecord, config: Config, now: number): Evaluation {
+export function renewBeforeFromSuggestion(
+  validity: { notBefore: number; notAfter: number },
+  suggestedAt: number,
+): RenewBefore {
+  const lifetime = validity.notAfter - validity.notBefore;
+  const latest = validity.notAfter - lifetime / 20;
+  const at = Math.min(suggestedAt, latest);
+  return { kind: 'duration', ms: Math.max(0, Math.min(validity.notAfter - at, lifetime - 1)) };
+}
+
+/**
+ * What should happen to a Secret, from its record alone (no I/O): the pure heart of the
+ * controller, run on every watch event and again before acting. `suggestedAt` is the issuer's
+ * suggested renewal time for the current certificate (ARI), when one is known.
+ */
+export function evaluate(
+  record: SecretRecord,
+  config: Config,
+  now: number,
+  suggestedAt?: number,
+): Evaluation {
   if (!record.managed) return { kind: 'unmanaged' };
   const parsed = parseSecretPolicy(record.annotations, config);
   if (!parsed.ok) return { kind: 'invalid', errors: parsed.errors };
@@ -37,15 +58,14 @@ export function evaluate(record: SecretRecord, config: Config, now: number): Eva
   const permission = issuerAllows(issuer, record.namespace, dnsNames);
   if (!permission.allowed) return { kind: 'not-allowed', issuer: issuer.name, reason: permission.reason };
   const validity = record.cert ? { notBefore: record.cert.notBefore, notAfter: record.cert.notAfter } : null;
-  const decision = decideRenewal({
-    cert: validity,
-    renewBefore: policy.renewBefore,
-    window: policy.window,
-    now,
-  });
+  const renewBefore =
+    validity && validity.notAfter > validity.notBefore && suggestedAt !== undefined
+      ? renewBeforeFromSuggestion(validity, suggestedAt)
+      : policy.renewBefore;
+  const decision = decideRenewal({ cert: validity, renewBefore, window: policy.window, now });
   const renewalTime =
     validity && validity.notAfter > validity.notBefore
-      ? computeRenewalTime({ ...validity, renewBefore: policy.renewBefore })
+      ? computeRenewalTime({ ...validity, renewBefore })
       : undefined;
   return { kind: 'planned', policy, issuer, decision, ...(renewalTime !== undefined ? { renewalTime } : {}) };
 }

@@ -52,6 +52,8 @@ export interface RenewOutput {
   data: Record<string, string>;
   summary: CertSummary;
   keyRotated: boolean;
+  /** The issuer's hook to run once the Secret holds `data` (e.g. delete persisted order state). */
+  afterWrite?: () => Promise<void>;
 }
 
 /** The identity to issue for: annotations first, the rest copied from the current certificate. */
@@ -124,7 +126,8 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
       `nothing to issue for: ${SecretKey.certificate} has no usable certificate and no dns-names, ip-addresses, uris or common-name annotation names one`,
     );
   }
-  const { keyPem, rotated } = await chooseKey(input);
+  const chosen = await chooseKey(input);
+  let { keyPem, rotated } = chosen;
   let issued: Awaited<ReturnType<Issuer['issue']>>;
   try {
     issued = await input.issuer.issue({
@@ -139,6 +142,33 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
     const failure = new RenewFailure('ISSUER_FAILED', err instanceof Error ? err.message : String(err));
     if (err instanceof IssuerError && err.retryAfterMs !== undefined) failure.retryAfterMs = err.retryAfterMs;
     throw failure;
+  }
+  if (issued.keyPem !== undefined && issued.keyPem !== keyPem) {
+    // The issuer certified another key (an ACME order resumed after a crash): write that one,
+    // after the same checks a kept key gets.
+    keyPem = issued.keyPem;
+    let spki: string;
+    try {
+      spki = inspectPrivateKey(keyPem).spkiSha256;
+    } catch (err) {
+      throw new RenewFailure(
+        'KEY_UNUSABLE',
+        `issuer "${input.issuer.name}" returned a key that cannot be used: ${isPkiError(err) ? err.message : 'unreadable'}`,
+      );
+    }
+    let currentSpki: string | undefined;
+    try {
+      currentSpki = input.currentKeyPem ? inspectPrivateKey(input.currentKeyPem).spkiSha256 : undefined;
+    } catch {
+      currentSpki = undefined;
+    }
+    if (!input.policy.rotateKey && spki !== currentSpki) {
+      throw new RenewFailure(
+        'KEY_MISMATCH',
+        `issuer "${input.issuer.name}" certified a key other than the kept ${SecretKey.privateKey} (rotate-key is "false")`,
+      );
+    }
+    rotated = spki !== currentSpki;
   }
   let summary: CertSummary;
   try {
@@ -167,5 +197,6 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
     },
     summary,
     keyRotated: rotated,
+    ...(issued.afterWrite ? { afterWrite: issued.afterWrite } : {}),
   };
 }

@@ -1,3 +1,4 @@
+export { acmeCertId } from './cert-id.ts';
 export {
   type CertificateParts,
   type CertSummary,
@@ -5,7 +6,6 @@ export {
   keyAlgorithmOfSpki,
   readCertificateSummary,
 } from './der.ts';
-export { acmeCertId } from './cert-id.ts';
 export { isPkiError, PkiError, type PkiErrorCode } from './errors.ts';
 export { canonicalIp, formatIp, parseIp } from './ip.ts';
 export {

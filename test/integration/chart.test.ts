@@ -41,6 +41,14 @@ const WATCH_RULES = [
   },
 ];
 
+/** What acme issuers add with acme.enabled (src/kube/acme-resources.ts: create and delete only). */
+const ACME_RULES = [
+  { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'delete'] },
+  { apiGroups: [''], resources: ['services'], verbs: ['create', 'delete'] },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['create', 'delete'] },
+  { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['create', 'delete'] },
+];
+
 interface HelmResult {
   code: number;
   stdout: string;
@@ -158,6 +166,41 @@ describe('helm lint and helm template', () => {
       namespace: 'cert-rotator',
       leaseName: 'cert-rotator',
     });
+  });
+
+  it('acme.enabled adds exactly the grants of the ACME issuer (off by default)', async () => {
+    const objects = await template(
+      'cert-rotator',
+      '--set',
+      'acme.enabled=true',
+      '--set-json',
+      'config.renewalBackoff={"base":"1m","cap":"1h"}',
+    );
+    expect(find<k8s.V1ClusterRole>(objects, 'ClusterRole', 'cr-cert-rotator').rules).toEqual([
+      ...WATCH_RULES,
+      ...ACME_RULES,
+    ]);
+    expect(loadConfig(configOf(objects)).renewalBackoff).toEqual({ baseMs: 60_000, capMs: 3_600_000 });
+    // Namespaced: the same rules per watched namespace; the account Secret elsewhere by name + create.
+    const namespaced = await template(
+      'cert-rotator',
+      '--set',
+      'acme.enabled=true',
+      '--set',
+      'rbac.scope=namespaced',
+      '--set',
+      'watchNamespaces={team-a}',
+      '--set-json',
+      'config.issuers=[{"name":"le","acme":{"server":"https://acme.example/dir","accountKeySecret":{"namespace":"acme","name":"le-account"},"solvers":[{"http01":{}}]}}]',
+    );
+    expect(find<k8s.V1Role>(namespaced, 'Role', 'cr-cert-rotator', 'team-a').rules).toEqual([
+      ...WATCH_RULES,
+      ...ACME_RULES,
+    ]);
+    expect(find<k8s.V1Role>(namespaced, 'Role', 'cr-cert-rotator-issuer-secrets', 'acme').rules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['le-account'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    ]);
   });
 
   it('namespaced mode: a Role per watched namespace, the CA Secret by name, nothing cluster-wide', async () => {

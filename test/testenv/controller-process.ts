@@ -55,6 +55,8 @@ export function startControllerProcess(args: {
   configPath: string;
   kubeconfigPath: string;
   extraArgs?: string[];
+  /** Extra environment, e.g. a fault injection such as CERT_ROTATOR_TEST_CRASH_AFTER. */
+  env?: Record<string, string>;
 }): ControllerProcess {
   const proc = spawn(
     process.execPath,
@@ -71,7 +73,7 @@ export function startControllerProcess(args: {
       'debug',
       ...(args.extraArgs ?? []),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], ...(args.env ? { env: { ...process.env, ...args.env } } : {}) },
   );
   let raw = '';
   let partial = '';

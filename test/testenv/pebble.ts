@@ -15,6 +15,11 @@ export interface PebbleOptions {
   validitySeconds?: number;
   /** DNS server Pebble resolves through; default: its own challtestsrv. */
   dnsServer?: string;
+  /**
+   * Certificate profiles, replacing the default pair. Pebble picks a random profile for an order
+   * that names none, so a test that needs one lifetime passes a single profile.
+   */
+  profiles?: Record<string, { description: string; validityPeriod: number }>;
 }
 
 export interface Pebble {
@@ -76,7 +81,7 @@ export async function startPebble(
         domainBlocklist: ['blocked-domain.example'],
         retryAfter: { authz: 1, order: 1 },
         keyAlgorithm: 'ecdsa',
-        profiles: {
+        profiles: opts.profiles ?? {
           default: { description: 'test default', validityPeriod: opts.validitySeconds ?? 7_776_000 },
           shortlived: { description: 'short-lived', validityPeriod: 3_600 },
         },

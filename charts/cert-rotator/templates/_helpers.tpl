@@ -98,6 +98,21 @@ Rules for the namespaces the controller watches. Each line is a call the code ma
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
   verbs: [get, list, watch, patch]
+{{- if (default (dict) .Values.acme).enabled }}
+{{- /* acme issuers: pending-order (and account) Secrets, HTTP-01 routing objects (src/kube/acme-resources.ts). */}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create, delete]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [create, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [create, delete]
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -108,8 +123,17 @@ dict namespace -> list of names. Only needed with rbac.scope=namespaced.
 {{- $watched := .Values.watchNamespaces -}}
 {{- $out := dict -}}
 {{- range $issuer := (default (list) .Values.config.issuers) -}}
+{{- $refs := list -}}
 {{- if and (kindIs "map" $issuer) $issuer.ca -}}
-{{- $ref := default (dict) $issuer.ca.secret -}}
+{{- $refs = append $refs (default (dict) $issuer.ca.secret) -}}
+{{- end -}}
+{{- if and (kindIs "map" $issuer) $issuer.acme -}}
+{{- $refs = append $refs (default (dict) $issuer.acme.accountKeySecret) -}}
+{{- with $issuer.acme.externalAccountBinding -}}
+{{- $refs = append $refs (default (dict) .hmacKeySecret) -}}
+{{- end -}}
+{{- end -}}
+{{- range $ref := $refs -}}
 {{- if and $ref.namespace $ref.name (not (has $ref.namespace $watched)) -}}
 {{- $names := get $out $ref.namespace | default (list) -}}
 {{- $_ := set $out $ref.namespace (append $names $ref.name | uniq) -}}

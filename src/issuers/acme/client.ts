@@ -20,6 +20,8 @@ interface ClientInternals {
   api: {
     apiRequest(url: string, payload: object | null, validStatusCodes: number[]): Promise<AcmeHttpResponse>;
     getAccountUrl(): string;
+    /** newAccount; remembers the account URL from the Location header. */
+    createAccount(data: object): Promise<AcmeHttpResponse>;
   };
 }
 
@@ -130,12 +132,15 @@ export async function connect(
   const fetchNonce = http.getNonce.bind(http);
   http.getNonce = async () => transport.takeNonce() ?? (await withAction('newNonce', fetchNonce));
   try {
-    await withAction('newAccount', () =>
-      client.createAccount({
-        termsOfServiceAgreed: true,
-        ...(opts.email ? { contact: [`mailto:${opts.email}`] } : {}),
-      }),
+    const contact = opts.email ? { contact: [`mailto:${opts.email}`] } : {};
+    // Not client.createAccount(): for an existing account (HTTP 200, every restart) it sends an
+    // update, which without a contact is empty and refused by strict servers (Pebble -strict).
+    const res = await withAction('newAccount', () =>
+      internals.api.createAccount({ termsOfServiceAgreed: true, ...contact }),
     );
+    if (res.status === 200 && opts.email) {
+      await withAction('account', () => client.updateAccount(contact));
+    }
   } catch (err) {
     transport.close();
     throw err;

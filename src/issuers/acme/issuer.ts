@@ -6,12 +6,29 @@
  */
 import type * as acme from 'acme-client';
 import type { AcmeIssuerConfig, AcmeSolverConfig } from '../../config/schema.ts';
-import { certificatesFromPem, toPem } from '../../pki/index.ts';
-import { type IssueInput, type IssueResult, type Issuer, IssuerError } from '../types.ts';
+import { crashPoint } from '../../fault-injection.ts';
+import {
+  acmeCertId,
+  certificatesFromPem,
+  inspectPrivateKey,
+  readCertificateSummary,
+  toPem,
+} from '../../pki/index.ts';
+import {
+  type IssueInput,
+  type IssueResult,
+  type Issuer,
+  IssuerError,
+  type SuggestedRenewal,
+  type SuggestionInput,
+} from '../types.ts';
+import { getRenewalInfo, pointInWindow } from './ari.ts';
 import { type AcmeConnection, AcmeProblem, connect } from './client.ts';
 import { createCsrPem } from './csr.ts';
 import { Dns01Presenter } from './dns01.ts';
 import { CHALLENGE_PREFIX, DEFAULT_HTTP01_ADDRESS, http01Listener, http01RouteName } from './http01.ts';
+import { OrderBudget } from './order-budget.ts';
+import { PENDING_MAX_AGE_MS, PendingOrders } from './pending.ts';
 import type { AcmeKube } from './ports.ts';
 import { chooseSolver } from './select.ts';
 import { AcmeRetryLater, parseRetryAfter, problemDetail } from './transport.ts';
@@ -59,6 +76,10 @@ export class AcmeIssuer implements Issuer {
   private readonly log: AcmeLog;
   private connection: Promise<AcmeConnection> | undefined;
   private readonly dns: Dns01Presenter;
+  private readonly pending: PendingOrders;
+  private readonly budget: OrderBudget;
+  /** certIDs the CA's renewalInfo answered for: safe to name in `replaces`. */
+  private readonly knownCertIds = new Set<string>();
 
   constructor(name: string, config: AcmeIssuerConfig, deps: AcmeIssuerDeps) {
     this.name = name;
@@ -66,6 +87,8 @@ export class AcmeIssuer implements Issuer {
     this.deps = deps;
     this.log = deps.log ?? quiet;
     this.dns = new Dns01Presenter(deps.kube);
+    this.pending = new PendingOrders(deps.kube);
+    this.budget = new OrderBudget(config.maxOrdersPerHour ?? 5);
   }
 
   /** The account, registered once per process (the key Secret makes it the same account every run). */
@@ -121,15 +144,88 @@ export class AcmeIssuer implements Issuer {
     try {
       const names = identifiers(input);
       const conn = await this.connect();
-      return await this.order(
-        conn,
-        input,
-        names,
-        Date.now() + (this.deps.issueTimeoutMs ?? DEFAULT_ISSUE_TIMEOUT_MS),
-      );
+      const deadline = Date.now() + (this.deps.issueTimeoutMs ?? DEFAULT_ISSUE_TIMEOUT_MS);
+      const resumed = await this.resume(conn, input, names, deadline);
+      if (resumed) return resumed;
+      const now = Date.now();
+      const allowed = this.budget.take(`${input.namespace}/${input.secretName}`, now);
+      if (!allowed.ok) {
+        const e = new IssuerError(
+          'CA_UNAVAILABLE',
+          `${this.config.maxOrdersPerHour} orders in the last hour reached the cap (acme.maxOrdersPerHour); next order allowed in ${Math.ceil(allowed.retryAfterMs / 1000)}s`,
+          true,
+        );
+        e.retryAfterMs = allowed.retryAfterMs;
+        throw e;
+      }
+      return await this.order(conn, input, names, deadline);
     } catch (err) {
       throw toIssuerError(where, err);
     }
+  }
+
+  /**
+   * Resumes the order persisted before a crash, if it still fits: a valid order's certificate is
+   * downloaded, a ready one finalized, a processing one polled, all with the persisted key.
+   * Pending state that does not fit (other issuer or names, too old, order gone, invalid or
+   * still pending) is deleted and undefined returned: a new order is placed.
+   */
+  private async resume(
+    conn: AcmeConnection,
+    input: IssueInput,
+    names: string[],
+    deadline: number,
+  ): Promise<IssueResult | undefined> {
+    const { namespace, secretName } = input;
+    const saved = await this.pending.load(namespace, secretName);
+    if (saved === undefined) return undefined;
+    const drop = async (why: string) => {
+      this.log.info(
+        { issuer: this.name, secret: `${namespace}/${secretName}`, why },
+        'discarding pending ACME order state',
+      );
+      await this.pending.delete(namespace, secretName);
+      return undefined;
+    };
+    if (saved === 'unreadable') return drop('companion Secret is incomplete');
+    if (saved.issuer !== this.name || saved.server !== this.config.server) return drop('other issuer');
+    if (saved.names.join(',') !== [...names].sort().join(',')) return drop('names changed');
+    if (Date.now() - saved.created > PENDING_MAX_AGE_MS) return drop('older than 24h');
+    let spki: string;
+    try {
+      spki = inspectPrivateKey(saved.keyPem).spkiSha256;
+    } catch {
+      return drop('persisted key is unusable');
+    }
+    let order: acme.Order;
+    try {
+      order = (await conn.post('order', saved.orderUrl, null, [200])).data as acme.Order;
+    } catch (err) {
+      if (err instanceof AcmeProblem) return drop(`order answered ${err.message}`);
+      throw err;
+    }
+    if (order.status === 'ready') {
+      order = await this.finalize(conn, saved.orderUrl, order, saved.keyPem, names, deadline);
+    } else if (order.status === 'processing') {
+      order = await this.waitValid(conn, saved.orderUrl, deadline);
+    } else if (order.status !== 'valid') {
+      return drop(`order is ${order.status}`);
+    }
+    if (!order.certificate) return drop('valid order names no certificate');
+    const result = await this.download(conn, order.certificate);
+    const leaf = certificatesFromPem(result.chainPem)[0];
+    if (!leaf || readCertificateSummary(leaf).spkiSha256 !== spki) {
+      return drop('certificate does not certify the persisted key');
+    }
+    this.log.info(
+      { issuer: this.name, secret: `${namespace}/${secretName}`, order: saved.orderUrl },
+      'resumed the ACME order persisted before a restart',
+    );
+    return {
+      ...result,
+      keyPem: saved.keyPem,
+      afterWrite: () => this.pending.delete(namespace, secretName),
+    };
   }
 
   private async order(
@@ -140,12 +236,23 @@ export class AcmeIssuer implements Issuer {
   ): Promise<IssueResult> {
     const newOrder = await conn.resource('newOrder');
     if (!newOrder) throw new Error('the ACME directory has no newOrder');
-    const created = await conn.post(
-      'newOrder',
-      newOrder,
-      { identifiers: names.map((value) => ({ type: 'dns', value })) },
-      [201],
-    );
+    const identifiers = names.map((value) => ({ type: 'dns', value }));
+    const replaces = await this.replacesFor(conn, input);
+    let created: Awaited<ReturnType<AcmeConnection['post']>>;
+    try {
+      created = await conn.post(
+        'newOrder',
+        newOrder,
+        { identifiers, ...(replaces ? { replaces } : {}) },
+        [201],
+      );
+    } catch (err) {
+      // A CA that will not take this certificate as replaced (already replaced, other account)
+      // still issues a plain new order.
+      if (!replaces || !(err instanceof AcmeProblem)) throw err;
+      this.log.info({ issuer: this.name, replaces, error: err.message }, 'order without ARI replaces');
+      created = await conn.post('newOrder', newOrder, { identifiers }, [201]);
+    }
     const orderUrl = created.headers.location;
     if (!orderUrl) throw new Error('newOrder returned no order URL');
     let order = created.data as acme.Order;
@@ -154,19 +261,120 @@ export class AcmeIssuer implements Issuer {
     order = await this.poll(conn, 'order', orderUrl, deadline, (o: acme.Order) =>
       o.status === 'ready' || o.status === 'valid' ? 'done' : o.status === 'invalid' ? 'failed' : 'pending',
     );
+    let persisted = false;
     if (order.status === 'ready') {
-      const csr = await createCsrPem(input.keyPem, names);
-      const fin = await conn.post('finalize', order.finalize, { csr: csrToB64u(csr) }, [200]);
-      order = fin.data as acme.Order;
-      if (order.status !== 'valid') {
-        order = await this.poll(conn, 'order', orderUrl, deadline, (o: acme.Order) =>
-          o.status === 'valid' ? 'done' : o.status === 'invalid' ? 'failed' : 'pending',
-        );
+      // Crash safety: the key and order URL are stored before the CA may issue for this key.
+      await this.pending.save(input.namespace, input.secretName, {
+        orderUrl,
+        keyPem: input.keyPem,
+        issuer: this.name,
+        server: this.config.server,
+        names: [...names].sort(),
+        created: Date.now(),
+      });
+      persisted = true;
+      try {
+        order = await this.finalize(conn, orderUrl, order, input.keyPem, names, deadline);
+      } catch (err) {
+        // An order that became invalid cannot be resumed; anything else (timeout) may be.
+        if (err instanceof PollFailed || err instanceof AcmeProblem) {
+          await this.pending.delete(input.namespace, input.secretName).catch(() => undefined);
+        }
+        throw err;
       }
     }
     if (!order.certificate) throw new Error(`order ${orderUrl} is valid but names no certificate`);
-    const cert = await conn.post('certificate', order.certificate, null, [200]);
+    const result = await this.download(conn, order.certificate);
+    return persisted
+      ? { ...result, afterWrite: () => this.pending.delete(input.namespace, input.secretName) }
+      : result;
+  }
+
+  private async finalize(
+    conn: AcmeConnection,
+    orderUrl: string,
+    order: acme.Order,
+    keyPem: string,
+    names: string[],
+    deadline: number,
+  ): Promise<acme.Order> {
+    const csr = await createCsrPem(keyPem, names);
+    const fin = await conn.post('finalize', order.finalize, { csr: csrToB64u(csr) }, [200]);
+    crashPoint('finalize');
+    const finalized = fin.data as acme.Order;
+    return finalized.status === 'valid' ? finalized : await this.waitValid(conn, orderUrl, deadline);
+  }
+
+  private waitValid(conn: AcmeConnection, orderUrl: string, deadline: number): Promise<acme.Order> {
+    return this.poll(conn, 'order', orderUrl, deadline, (o: acme.Order) =>
+      o.status === 'valid' ? 'done' : o.status === 'invalid' ? 'failed' : 'pending',
+    );
+  }
+
+  private async download(conn: AcmeConnection, url: string): Promise<IssueResult> {
+    const cert = await conn.post('certificate', url, null, [200]);
     return chainResult(String(cert.data));
+  }
+
+  /** The managed Secret's current leaf (DER), read now; undefined when absent or unreadable. */
+  private async currentLeaf(namespace: string, secretName: string): Promise<Uint8Array | undefined> {
+    const s = await this.deps.kube.readSecret(namespace, secretName);
+    const pem = s?.data['tls.crt'];
+    if (!pem) return undefined;
+    try {
+      return certificatesFromPem(pem)[0];
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** certID of the certificate this order replaces (ARI), when the CA knows it; else undefined. */
+  private async replacesFor(conn: AcmeConnection, input: IssueInput): Promise<string | undefined> {
+    if (this.config.ari === false) return undefined;
+    try {
+      const base = await conn.resource('renewalInfo');
+      if (!base) return undefined;
+      const leaf = await this.currentLeaf(input.namespace, input.secretName);
+      const certId = leaf ? acmeCertId(leaf) : undefined;
+      if (!certId) return undefined;
+      if (this.knownCertIds.has(certId)) return certId;
+      // Only a certificate this CA issued may be named; its renewalInfo answering says it is one.
+      const info = await getRenewalInfo(conn, base, certId);
+      if (!info) return undefined;
+      this.knownCertIds.add(certId);
+      return certId;
+    } catch (err) {
+      this.log.debug({ issuer: this.name, error: String(err) }, 'no ARI replaces for this order');
+      return undefined;
+    }
+  }
+
+  /** ARI (RFC 9773): a point inside the CA's suggested window for the Secret's current leaf. */
+  async suggestedRenewalTime(input: SuggestionInput): Promise<SuggestedRenewal | undefined> {
+    if (this.config.ari === false) return undefined;
+    const conn = await this.connect();
+    const base = await conn.resource('renewalInfo');
+    if (!base) return undefined;
+    const leaf = await this.currentLeaf(input.namespace, input.secretName);
+    if (!leaf || readCertificateSummary(leaf).serialHex !== input.serialHex) return undefined;
+    const certId = acmeCertId(leaf);
+    if (!certId) return undefined;
+    const info = await getRenewalInfo(conn, base, certId);
+    if (!info) return undefined;
+    this.knownCertIds.add(certId);
+    const at = pointInWindow(info.start, info.end, certId);
+    this.log.debug(
+      {
+        issuer: this.name,
+        secret: `${input.namespace}/${input.secretName}`,
+        windowStart: new Date(info.start).toISOString(),
+        windowEnd: new Date(info.end).toISOString(),
+        at: new Date(at).toISOString(),
+        retryAfterMs: info.retryAfterMs,
+      },
+      'ARI renewal window',
+    );
+    return { at, windowStart: info.start, windowEnd: info.end, refreshAfterMs: info.retryAfterMs };
   }
 
   /** Presents every pending authorization's challenge, asks the CA to validate, waits, cleans up. */

@@ -81,7 +81,10 @@ export class PendingOrders {
       if (created) return;
       // A leftover of an earlier attempt: replace it.
       const existing = await this.kube.readSecret(namespace, name);
-      if (existing && (await this.kube.updateSecret(namespace, name, existing.resourceVersion, data, annotations)))
+      if (
+        existing &&
+        (await this.kube.updateSecret(namespace, name, existing.resourceVersion, data, annotations))
+      )
         return;
     }
     throw new Error(`could not persist the pending order in Secret ${namespace}/${name}`);

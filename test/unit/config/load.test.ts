@@ -62,6 +62,8 @@ describe('loadConfig', () => {
         kind: 'acme',
         acme: {
           server: 'https://acme-v02.api.letsencrypt.org/directory',
+          maxOrdersPerHour: 5,
+          ari: true,
           email: 'ops@example.com',
           accountKeySecret: { namespace: 'cert-rotator', name: 'letsencrypt-account' },
           externalAccountBinding: {
@@ -251,7 +253,7 @@ metrics: { adress: ":9402" }
       'defaults.renewbefore: unknown key; did you mean "renewBefore"?',
       'issuers[0].allowedNamespace: unknown key; did you mean "allowedNamespaces"?',
       'issuers[0].ca.secret.key: unknown key (known keys: namespace, name)',
-      'issuers[1].acme.skipTLSVerify: unknown key (known keys: server, email, accountKeySecret, externalAccountBinding, solvers, caBundle)',
+      'issuers[1].acme.skipTLSVerify: unknown key (known keys: server, email, accountKeySecret, externalAccountBinding, solvers, caBundle, maxOrdersPerHour, ari)',
       'issuers[1].acme.solvers[0].http01.ingressClass: unknown key (known keys: address, podIP, ingress, ingressClassName, ingressAnnotations)',
       'metrics.adress: unknown key; did you mean "address"?',
     ]);
