@@ -64,7 +64,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   const clients = makeClients(kc);
   const metrics = new Metrics();
   const events = new EventRecorder(clients.core, log);
-  const { issuers, unsupported } = buildIssuers(config, {
+  const { issuers, unsupported } = await buildIssuers(config, {
     readSecret: async (namespace, name) => {
       try {
         const s = await clients.core.readNamespacedSecret({ namespace, name });

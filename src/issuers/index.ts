@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.ts';
-import { AcmeIssuer, type AcmeLog } from './acme/issuer.ts';
+import type { AcmeLog } from './acme/issuer.ts';
 import type { AcmeKube } from './acme/ports.ts';
 import { CAIssuer } from './ca.ts';
 import { SelfSignedIssuer } from './self-signed.ts';
@@ -25,11 +25,16 @@ export interface IssuerDeps {
 /**
  * One Issuer per configured issuer that this build can run. Issuers of kinds not built yet are
  * reported in `unsupported` so the controller can refuse Secrets that name them with a clear event.
+ * The ACME code (acme-client: ~170 ms and ~40 MiB to load) is loaded only when an acme issuer
+ * is configured.
  */
-export function buildIssuers(
+export async function buildIssuers(
   config: Config,
   deps: IssuerDeps,
-): { issuers: Map<string, Issuer>; unsupported: Map<string, string> } {
+): Promise<{ issuers: Map<string, Issuer>; unsupported: Map<string, string> }> {
+  const acmeModule = config.issuers.some((ic) => ic.kind === 'acme')
+    ? await import('./acme/issuer.ts')
+    : undefined;
   const issuers = new Map<string, Issuer>();
   const unsupported = new Map<string, string>();
   for (const ic of config.issuers) {
@@ -41,13 +46,13 @@ export function buildIssuers(
         issuers.set(ic.name, new CAIssuer(ic.name, ic.ca.secret, deps.readSecret, ic.durationMs));
         break;
       case 'acme':
-        if (!deps.acmeKube) {
+        if (!deps.acmeKube || !acmeModule) {
           unsupported.set(ic.name, 'acme issuers need Kubernetes access for their account key Secret');
           break;
         }
         issuers.set(
           ic.name,
-          new AcmeIssuer(ic.name, ic.acme, {
+          new acmeModule.AcmeIssuer(ic.name, ic.acme, {
             kube: deps.acmeKube,
             ...(deps.onAcmeRequest ? { onRequest: deps.onAcmeRequest } : {}),
             ...(deps.log ? { log: deps.log } : {}),

@@ -65,7 +65,7 @@ describe('a concurrent writer', () => {
     const config = loadConfig(
       `namespaces: [${ns()}]\nissuers: [{ name: self, selfSigned: {} }]\ndefaults: { issuer: self }\n`,
     );
-    const { issuers } = buildIssuers(config, { readSecret: async () => undefined });
+    const { issuers } = await buildIssuers(config, { readSecret: async () => undefined });
     const controller = new SecretController({
       config,
       clients,
