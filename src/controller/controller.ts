@@ -8,37 +8,21 @@ import type { EventRecorder } from '../kube/events.ts';
 import { SecretWatch } from '../kube/secret-watch.ts';
 import { TimerQueue } from '../kube/timer-queue.ts';
 import { type Result, WorkQueue } from '../kube/workqueue.ts';
-import { Annotation, EventReason, SecretKey, StatusAnnotation } from '../names.ts';
+import { EventReason, FIELD_MANAGER, SecretKey } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { computeRenewalTime } from '../pki/policy.ts';
-import type { SecretPolicy } from './annotations.ts';
+import { CertificateMetrics } from './certificate-metrics.ts';
 import { type Evaluation, evaluate } from './evaluate.ts';
 import { chooseIssuer } from './fallback.ts';
+import { type CertificateListener, describeChange, fingerprintOf } from './listener.ts';
 import { recordFromSecret, type SecretRecord, secretKey } from './record.ts';
 import { RenewFailure, renewCertificate } from './renew.ts';
+import { decodeData, failedSecret, iso, renewedSecret } from './secret-body.ts';
 import { SuggestedRenewals } from './suggestions.ts';
 
-/** A managed Secret now holds a different (parseable) certificate than before. */
-export interface CertificateChange {
-  namespace: string;
-  name: string;
-  /** Identifies the leaf: serial and public key hash. */
-  fingerprint: string;
-  /** The fingerprint seen before, if any (absent on the first sighting since start-up). */
-  previousFingerprint?: string;
-  policy: SecretPolicy;
-  notBefore: number;
-  notAfter: number;
-  /** True when this process wrote the certificate (a renewal), false for a change made by others. */
-  byController: boolean;
-}
-
-/** Told about certificate changes of managed Secrets (the rollout manager listens here). */
-export interface CertificateListener {
-  certificateChanged(change: CertificateChange): void;
-  secretRemoved(namespace: string, name: string): void;
-}
+export type { CertificateChange, CertificateListener } from './listener.ts';
+export { fingerprintOf } from './listener.ts';
 
 export interface ControllerDeps {
   config: Config;
@@ -55,8 +39,6 @@ export interface ControllerDeps {
   isLeader?: () => boolean;
 }
 
-const MAX_ERROR_ANNOTATION = 512;
-
 /**
  * The Secret reconciler. Watch events update a compact record per Secret and its place in the
  * renewal schedule (one timer for all); a Secret whose time has come goes through the work
@@ -68,10 +50,7 @@ export class SecretController {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly records = new Map<string, SecretRecord>();
-  private readonly metricLabels = new Map<
-    string,
-    { namespace: string; secret: string; issuer: string; managed: boolean }
-  >();
+  private readonly certMetrics: CertificateMetrics;
   /** key → "resourceVersion|reason" of the last problem reported, so each is reported once. */
   private readonly reported = new Map<string, string>();
   /** Issuance failures: the next attempt is not before this time. */
@@ -90,6 +69,7 @@ export class SecretController {
 
   constructor(deps: ControllerDeps) {
     this.deps = deps;
+    this.certMetrics = new CertificateMetrics(deps.metrics);
     this.clock = deps.clock ?? systemClock;
     this.log = deps.log;
     this.failureBackoff = new Backoff<string>({
@@ -183,26 +163,15 @@ export class SecretController {
 
   private notifyChange(key: string, previous: SecretRecord | undefined, record: SecretRecord): void {
     const listener = this.deps.listener;
-    const fingerprint = record.cert ? fingerprintOf(record.cert) : undefined;
-    if (!listener || !record.managed || !fingerprint || !record.cert) return;
-    const before = previous?.cert ? fingerprintOf(previous.cert) : undefined;
-    const ev = evaluate(record, this.deps.config, this.clock.now());
-    if (ev.kind !== 'planned') return;
-    // Same certificate: tell the listener only when what it acts on changed (the Secret became
-    // managed or valid, or its restart/window annotations changed); it sees previousFingerprint
-    // equal to fingerprint and so knows the certificate itself did not change.
-    if (before === fingerprint && previous && !rolloutPolicyChanged(previous, record, this.deps.config))
-      return;
-    listener.certificateChanged({
-      namespace: record.namespace,
-      name: record.name,
-      fingerprint,
-      ...(before !== undefined ? { previousFingerprint: before } : {}),
-      policy: ev.policy,
-      notBefore: record.cert.notBefore,
-      notAfter: record.cert.notAfter,
-      byController: this.written.get(key) === fingerprint,
-    });
+    if (!listener) return;
+    const change = describeChange(
+      previous,
+      record,
+      this.deps.config,
+      this.written.get(key),
+      this.clock.now(),
+    );
+    if (change) listener.certificateChanged(change);
   }
 
   private onRemove(namespace: string, name: string): void {
@@ -215,9 +184,7 @@ export class SecretController {
     this.failureBackoff.reset(key);
     this.schedule.cancel(key);
     this.suggestions.forget(key);
-    const labels = this.metricLabels.get(key);
-    if (labels) this.deps.metrics.setCertificate(labels, undefined);
-    this.metricLabels.delete(key);
+    this.certMetrics.remove(key);
   }
 
   /** Re-evaluates one Secret from its record: metrics, and when it should next be reconciled. */
@@ -226,7 +193,7 @@ export class SecretController {
     if (!record) return;
     const now = this.clock.now();
     const ev = this.evaluateWithSuggestion(key, record, now);
-    this.exportMetrics(key, record, ev, now);
+    this.certMetrics.update(key, record, ev, now);
     switch (ev.kind) {
       case 'unmanaged':
         this.schedule.cancel(key);
@@ -248,28 +215,6 @@ export class SecretController {
         }
       }
     }
-  }
-
-  private exportMetrics(key: string, record: SecretRecord, ev: Evaluation, now: number): void {
-    const issuer = ev.kind === 'planned' ? ev.issuer.name : ev.kind === 'not-allowed' ? ev.issuer : '';
-    const labels = { namespace: record.namespace, secret: record.name, issuer, managed: record.managed };
-    const previous = this.metricLabels.get(key);
-    if (previous && (previous.issuer !== labels.issuer || previous.managed !== labels.managed)) {
-      this.deps.metrics.setCertificate(previous, undefined);
-    }
-    this.metricLabels.set(key, labels);
-    const cert = record.cert;
-    this.deps.metrics.setCertificate(
-      labels,
-      cert
-        ? {
-            notBefore: cert.notBefore,
-            notAfter: cert.notAfter,
-            ready: cert.notBefore <= now && now < cert.notAfter,
-            ...(ev.kind === 'planned' && ev.renewalTime !== undefined ? { renewalTime: ev.renewalTime } : {}),
-          }
-        : undefined,
-    );
   }
 
   private ref(r: { namespace: string; name: string; uid?: string }) {
@@ -395,7 +340,7 @@ export class SecretController {
       output = await renewCertificate({
         namespace: record.namespace,
         name: record.name,
-        currentKeyPem: decode(fresh.data?.[SecretKey.privateKey]),
+        currentKeyPem: decodeData(fresh.data?.[SecretKey.privateKey]),
         currentCert: current.cert,
         policy,
         issuer,
@@ -407,31 +352,18 @@ export class SecretController {
       return undefined;
     }
 
-    const annotations = { ...(fresh.metadata?.annotations ?? {}) };
-    const revision = Number.parseInt(annotations[StatusAnnotation.revision] ?? '0', 10);
     const renewalTime = computeRenewalTime({
       notBefore: output.summary.notBefore,
       notAfter: output.summary.notAfter,
       renewBefore: policy.renewBefore,
     });
-    annotations[StatusAnnotation.state] = 'Ready';
-    annotations[StatusAnnotation.notAfter] = iso(output.summary.notAfter);
-    annotations[StatusAnnotation.renewalTime] = iso(renewalTime);
-    annotations[StatusAnnotation.lastRenewed] = iso(now);
-    annotations[StatusAnnotation.revision] = String((Number.isFinite(revision) ? revision : 0) + 1);
-    delete annotations[StatusAnnotation.lastError];
-    delete annotations[StatusAnnotation.failures];
-    const body: k8s.V1Secret = {
-      ...fresh,
-      metadata: { ...fresh.metadata, annotations, managedFields: undefined },
-      data: { ...(fresh.data ?? {}), ...encodeAll(output.data) },
-    };
+    const body = renewedSecret(fresh, output.data, { notAfter: output.summary.notAfter, renewalTime, now });
     try {
       await this.deps.clients.core.replaceNamespacedSecret({
         namespace: record.namespace,
         name: record.name,
         body,
-        fieldManager: 'cert-rotator',
+        fieldManager: FIELD_MANAGER,
       });
     } catch (err) {
       if (httpStatus(err) === 409) {
@@ -511,16 +443,12 @@ export class SecretController {
       now,
     );
     if (!fresh) return;
-    const annotations = { ...(fresh.metadata?.annotations ?? {}) };
-    annotations[StatusAnnotation.state] = 'Failed';
-    annotations[StatusAnnotation.lastError] = failure.message.slice(0, MAX_ERROR_ANNOTATION);
-    annotations[StatusAnnotation.failures] = String(failures);
     try {
       await this.deps.clients.core.replaceNamespacedSecret({
         namespace: record.namespace,
         name: record.name,
-        body: { ...fresh, metadata: { ...fresh.metadata, annotations, managedFields: undefined } },
-        fieldManager: 'cert-rotator',
+        body: failedSecret(fresh, failure.message, failures),
+        fieldManager: FIELD_MANAGER,
       });
     } catch (err) {
       this.log.info(
@@ -529,37 +457,4 @@ export class SecretController {
       );
     }
   }
-}
-
-const ROLLOUT_ANNOTATIONS = [
-  Annotation.restart,
-  Annotation.window,
-  Annotation.windowDuration,
-  Annotation.windowTimezone,
-  Annotation.enabled,
-];
-
-/** True when a Secret's change matters to rollouts although its certificate stayed the same. */
-function rolloutPolicyChanged(previous: SecretRecord, record: SecretRecord, config: Config): boolean {
-  if (ROLLOUT_ANNOTATIONS.some((a) => previous.annotations[a] !== record.annotations[a])) return true;
-  // A Secret whose annotations were invalid before was never reported: report it now.
-  return evaluate(previous, config, 0).kind !== 'planned';
-}
-
-export function fingerprintOf(cert: { serialHex: string; spkiSha256: string }): string {
-  return `${cert.serialHex}:${cert.spkiSha256}`;
-}
-
-function decode(b64: string | undefined): string {
-  return b64 ? Buffer.from(b64, 'base64').toString('utf8') : '';
-}
-
-function encodeAll(data: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(v, 'utf8').toString('base64');
-  return out;
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

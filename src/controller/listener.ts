@@ -1,0 +1,77 @@
+import type { Config } from '../config/schema.ts';
+import { Annotation } from '../names.ts';
+import type { SecretPolicy } from './annotations.ts';
+import { evaluate } from './evaluate.ts';
+import type { SecretRecord } from './record.ts';
+
+/** A managed Secret now holds a different (parseable) certificate than before. */
+export interface CertificateChange {
+  namespace: string;
+  name: string;
+  /** Identifies the leaf: serial and public key hash. */
+  fingerprint: string;
+  /** The fingerprint seen before, if any (absent on the first sighting since start-up). */
+  previousFingerprint?: string;
+  policy: SecretPolicy;
+  notBefore: number;
+  notAfter: number;
+  /** True when this process wrote the certificate (a renewal), false for a change made by others. */
+  byController: boolean;
+}
+
+/** Told about certificate changes of managed Secrets (the rollout manager listens here). */
+export interface CertificateListener {
+  certificateChanged(change: CertificateChange): void;
+  secretRemoved(namespace: string, name: string): void;
+}
+
+export function fingerprintOf(cert: { serialHex: string; spkiSha256: string }): string {
+  return `${cert.serialHex}:${cert.spkiSha256}`;
+}
+
+const ROLLOUT_ANNOTATIONS = [
+  Annotation.restart,
+  Annotation.window,
+  Annotation.windowDuration,
+  Annotation.windowTimezone,
+  Annotation.enabled,
+];
+
+/**
+ * What to tell the listener about a Secret that was upserted, if anything: a managed Secret with
+ * a valid policy whose certificate changed, or whose certificate stayed the same while what the
+ * listener acts on changed (the Secret became managed or valid, or its restart/window
+ * annotations changed) — then previousFingerprint equals fingerprint, so the listener knows the
+ * certificate itself did not change.
+ */
+export function describeChange(
+  previous: SecretRecord | undefined,
+  record: SecretRecord,
+  config: Config,
+  writtenByUs: string | undefined,
+  now: number,
+): CertificateChange | undefined {
+  if (!record.managed || !record.cert) return undefined;
+  const fingerprint = fingerprintOf(record.cert);
+  const before = previous?.cert ? fingerprintOf(previous.cert) : undefined;
+  const ev = evaluate(record, config, now);
+  if (ev.kind !== 'planned') return undefined;
+  if (before === fingerprint && previous && !rolloutPolicyChanged(previous, record, config)) return undefined;
+  return {
+    namespace: record.namespace,
+    name: record.name,
+    fingerprint,
+    ...(before !== undefined ? { previousFingerprint: before } : {}),
+    policy: ev.policy,
+    notBefore: record.cert.notBefore,
+    notAfter: record.cert.notAfter,
+    byController: writtenByUs === fingerprint,
+  };
+}
+
+/** True when a Secret's change matters to rollouts although its certificate stayed the same. */
+function rolloutPolicyChanged(previous: SecretRecord, record: SecretRecord, config: Config): boolean {
+  if (ROLLOUT_ANNOTATIONS.some((a) => previous.annotations[a] !== record.annotations[a])) return true;
+  // A Secret whose annotations were invalid before was never reported: report it now.
+  return evaluate(previous, config, 0).kind !== 'planned';
+}

@@ -1,0 +1,59 @@
+import type * as k8s from '@kubernetes/client-node';
+import { CertState, StatusAnnotation } from '../names.ts';
+
+/** Longest `last-error` written on a Secret; the event and the log carry the whole message. */
+const MAX_ERROR_ANNOTATION = 512;
+
+/** RFC 3339 in whole seconds, as the status annotations show times. */
+export function iso(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function decodeData(b64: string | undefined): string {
+  return b64 ? Buffer.from(b64, 'base64').toString('utf8') : '';
+}
+
+/** Body (as read, plus changes) for the replace that is guarded by the read's resourceVersion. */
+function withChanges(
+  fresh: k8s.V1Secret,
+  annotations: Record<string, string>,
+  data?: Record<string, string>,
+) {
+  return {
+    ...fresh,
+    metadata: { ...fresh.metadata, annotations, managedFields: undefined },
+    ...(data ? { data } : {}),
+  };
+}
+
+/**
+ * The Secret after a renewal: new tls.crt/tls.key/ca.crt (other keys kept) and the status
+ * annotations, in one object so that one replace writes them all or nothing.
+ */
+export function renewedSecret(
+  fresh: k8s.V1Secret,
+  newData: Record<string, string>,
+  status: { notAfter: number; renewalTime: number; now: number },
+): k8s.V1Secret {
+  const annotations = { ...(fresh.metadata?.annotations ?? {}) };
+  const revision = Number.parseInt(annotations[StatusAnnotation.revision] ?? '0', 10);
+  annotations[StatusAnnotation.state] = CertState.ready;
+  annotations[StatusAnnotation.notAfter] = iso(status.notAfter);
+  annotations[StatusAnnotation.renewalTime] = iso(status.renewalTime);
+  annotations[StatusAnnotation.lastRenewed] = iso(status.now);
+  annotations[StatusAnnotation.revision] = String((Number.isFinite(revision) ? revision : 0) + 1);
+  delete annotations[StatusAnnotation.lastError];
+  delete annotations[StatusAnnotation.failures];
+  const data = { ...(fresh.data ?? {}) };
+  for (const [k, v] of Object.entries(newData)) data[k] = Buffer.from(v, 'utf8').toString('base64');
+  return withChanges(fresh, annotations, data);
+}
+
+/** The Secret after a failed renewal: status annotations only, data untouched. */
+export function failedSecret(fresh: k8s.V1Secret, message: string, failures: number): k8s.V1Secret {
+  const annotations = { ...(fresh.metadata?.annotations ?? {}) };
+  annotations[StatusAnnotation.state] = CertState.failed;
+  annotations[StatusAnnotation.lastError] = message.slice(0, MAX_ERROR_ANNOTATION);
+  annotations[StatusAnnotation.failures] = String(failures);
+  return withChanges(fresh, annotations);
+}
