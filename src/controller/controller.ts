@@ -193,7 +193,7 @@ export class SecretController {
     if (!record) return;
     const now = this.clock.now();
     const ev = this.evaluateWithSuggestion(key, record, now);
-    this.certMetrics.update(key, record, ev, now);
+    this.certMetrics.update(key, record, ev);
     switch (ev.kind) {
       case 'unmanaged':
         this.schedule.cancel(key);

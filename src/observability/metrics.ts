@@ -1,13 +1,10 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Histogram, type Metric as PromMetric, Registry } from 'prom-client';
 import { Metric } from '../names.ts';
 
 /** The controller's metrics, on a registry of their own (never prom-client's global one). */
 export class Metrics {
   readonly registry = new Registry();
-  readonly notAfter: Gauge<'namespace' | 'secret' | 'issuer' | 'managed'>;
-  readonly notBefore: Gauge<'namespace' | 'secret' | 'issuer' | 'managed'>;
-  readonly renewalTime: Gauge<'namespace' | 'secret' | 'issuer' | 'managed'>;
-  readonly ready: Gauge<'namespace' | 'secret' | 'issuer' | 'managed'>;
+  private certificates: () => Iterable<CertificateSeries> = () => [];
   readonly renewals: Counter<'issuer' | 'result'>;
   readonly renewalDuration: Histogram<'issuer'>;
   readonly rollouts: Counter<'kind' | 'result'>;
@@ -16,31 +13,31 @@ export class Metrics {
 
   constructor({ processMetrics = true }: { processMetrics?: boolean } = {}) {
     const r = [this.registry];
-    const certLabels = ['namespace', 'secret', 'issuer', 'managed'] as const;
-    this.notAfter = new Gauge({
-      name: Metric.certificateNotAfter,
-      help: 'notAfter of the leaf certificate in a TLS Secret, as a Unix timestamp.',
-      labelNames: certLabels,
-      registers: r,
-    });
-    this.notBefore = new Gauge({
-      name: Metric.certificateNotBefore,
-      help: 'notBefore of the leaf certificate in a TLS Secret, as a Unix timestamp.',
-      labelNames: certLabels,
-      registers: r,
-    });
-    this.renewalTime = new Gauge({
-      name: Metric.certificateRenewalTime,
-      help: 'When cert-rotator plans to renew the certificate, as a Unix timestamp (managed Secrets).',
-      labelNames: certLabels,
-      registers: r,
-    });
-    this.ready = new Gauge({
-      name: Metric.certificateReady,
-      help: '1 when the Secret holds a parseable certificate that is valid now, else 0.',
-      labelNames: certLabels,
-      registers: r,
-    });
+    const series = () => this.certificates();
+    const families: Array<[string, string, (c: CertificateSeries, now: number) => number | undefined]> = [
+      [
+        Metric.certificateNotAfter,
+        'notAfter of the leaf certificate in a TLS Secret, as a Unix timestamp.',
+        (c) => c.notAfter / 1000,
+      ],
+      [
+        Metric.certificateNotBefore,
+        'notBefore of the leaf certificate in a TLS Secret, as a Unix timestamp.',
+        (c) => c.notBefore / 1000,
+      ],
+      [
+        Metric.certificateRenewalTime,
+        'When cert-rotator plans to renew the certificate, as a Unix timestamp (managed Secrets).',
+        (c) => (c.renewalTime === undefined ? undefined : c.renewalTime / 1000),
+      ],
+      [
+        Metric.certificateReady,
+        '1 when the Secret holds a certificate that is valid now, else 0.',
+        (c, now) => (c.notBefore <= now && now < c.notAfter ? 1 : 0),
+      ],
+    ];
+    for (const [name, help, value] of families)
+      this.registry.registerMetric(certificateFamily(name, help, series, value));
     this.renewals = new Counter({
       name: Metric.renewalsTotal,
       help: 'Renewal attempts by issuer and result (success, failure).',
@@ -75,20 +72,56 @@ export class Metrics {
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'cert_rotator_' });
   }
 
-  /** Sets (or, with `undefined`, removes) the per-certificate series of one Secret. */
-  setCertificate(
-    labels: { namespace: string; secret: string; issuer: string; managed: boolean },
-    cert: { notBefore: number; notAfter: number; renewalTime?: number; ready: boolean } | undefined,
-  ): void {
-    const l = { ...labels, managed: String(labels.managed) };
-    if (!cert) {
-      for (const g of [this.notAfter, this.notBefore, this.renewalTime, this.ready]) g.remove(l);
-      return;
-    }
-    this.notAfter.set(l, cert.notAfter / 1000);
-    this.notBefore.set(l, cert.notBefore / 1000);
-    if (cert.renewalTime !== undefined) this.renewalTime.set(l, cert.renewalTime / 1000);
-    else this.renewalTime.remove(l);
-    this.ready.set(l, cert.ready ? 1 : 0);
+  /**
+   * Where the per-certificate series come from. They are rendered from the controller's own
+   * records at scrape time instead of being kept as prom-client series: four series per Secret
+   * held in prom-client cost more memory than the record itself, and `ready` is computed at the
+   * moment of the scrape, so it turns 0 when a certificate expires even if nothing else happens.
+   */
+  setCertificateSource(source: () => Iterable<CertificateSeries>): void {
+    this.certificates = source;
   }
+}
+
+/** One TLS Secret's certificate as exported; `renewalTime` only for managed Secrets. */
+export interface CertificateSeries {
+  namespace: string;
+  secret: string;
+  issuer: string;
+  managed: boolean;
+  notBefore: number;
+  notAfter: number;
+  renewalTime?: number;
+}
+
+/** A gauge family whose samples are computed from `series` on each scrape. */
+function certificateFamily(
+  name: string,
+  help: string,
+  series: () => Iterable<CertificateSeries>,
+  value: (c: CertificateSeries, now: number) => number | undefined,
+): PromMetric<string> {
+  const get = async () => {
+    const now = Date.now();
+    const values: Array<{ labels: Record<string, string>; value: number }> = [];
+    for (const c of series()) {
+      const v = value(c, now);
+      if (v === undefined) continue;
+      values.push({
+        labels: { namespace: c.namespace, secret: c.secret, issuer: c.issuer, managed: String(c.managed) },
+        value: v,
+      });
+    }
+    return { name, help, type: 'gauge', aggregator: 'sum', values };
+  };
+  // prom-client's registry needs only name, help, type and get() of a metric; the Metric class
+  // type also lists label/reset helpers that a scrape-time family has no use for.
+  return {
+    name,
+    help,
+    type: 'gauge',
+    aggregator: 'sum',
+    get,
+    reset: () => undefined,
+  } as unknown as PromMetric<string>;
 }

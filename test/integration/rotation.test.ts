@@ -175,6 +175,29 @@ describe('rotation against the real API server', () => {
     ).toBeUndefined();
   });
 
+  it('exports certificate_ready as of the scrape: it turns 0 when the certificate expires, with no other change', async () => {
+    const pair = await makeLeaf({ dnsNames: ['short.example.com'], fromMs: -MIN, toMs: 4_000 });
+    await create(tlsSecret('expires-soon', pair, {}));
+    const labels = { secret: 'expires-soon', managed: 'false' };
+    expect(
+      await waitFor('ready=1', async () =>
+        (await metricValue(metricsUrl, 'cert_rotator_certificate_ready', labels)) === 1 ? 1 : undefined,
+      ),
+    ).toBe(1);
+    await waitFor(
+      'ready=0 after notAfter',
+      async () =>
+        (await metricValue(metricsUrl, 'cert_rotator_certificate_ready', labels)) === 0 ? true : undefined,
+      { timeoutMs: 15_000, intervalMs: 250 },
+    );
+    const notAfter = await metricValue(
+      metricsUrl,
+      'cert_rotator_certificate_not_after_timestamp_seconds',
+      labels,
+    );
+    expect(notAfter).toBe(Math.floor(new X509Certificate(pair.certPem).validToDate.getTime() / 1000));
+  });
+
   it('waits for the maintenance window, but rotates at once when too little lifetime remains', async () => {
     // A window on 1 January only: not open now (unless the suite runs on 1 January).
     const window = {
