@@ -272,6 +272,10 @@ function readRestart(
     const kind = RESTART_KINDS.find((k) => k === kindText);
     if (slash < 0 || !kind) {
       problems.push(`"${clip(entry)}" is not kind/name with kind ${RESTART_KINDS.join(', ')}`);
+    } else if (name.includes('/')) {
+      problems.push(
+        `"${clip(entry)}" names another namespace; only workloads in the Secret's own namespace can be restarted`,
+      );
     } else if (objectNameProblem(name)) {
       problems.push(`"${clip(entry)}": ${objectNameProblem(name)}`);
     } else if (!targets.some((t) => t.kind === kind && t.name === name)) {

@@ -462,7 +462,9 @@ describe('rollouts against the real API server and kube-controller-manager', () 
         [`${A}restart`]: `deployment/${otherNamespace}/elsewhere`,
       }),
     });
-    expect((await waitForEvent('cross-tls', 'InvalidAnnotation')).message).toContain(`${A}restart`);
+    const invalid = await waitForEvent('cross-tls', 'InvalidAnnotation');
+    expect(invalid.message).toContain(`${A}restart`);
+    expect(invalid.message).toContain("only workloads in the Secret's own namespace can be restarted");
     const e = await readWorkload('deployment', 'elsewhere', otherNamespace);
     expect(hashOf(e)).toBeUndefined();
     expect(e.metadata?.generation).toBe(gElsewhere);

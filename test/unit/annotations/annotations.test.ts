@@ -200,6 +200,11 @@ describe('parseSecretPolicy', () => {
     ],
     [
       'restart',
+      { [Annotation.restart]: 'deployment/other/web' },
+      '"deployment/other/web" names another namespace; only workloads in the Secret\'s own namespace can be restarted; use auto, none, or a list such as deployment/web,statefulset/db,daemonset/agent',
+    ],
+    [
+      'restart',
       { [Annotation.restart]: 'false' },
       '"false" is not kind/name with kind deployment, statefulset, daemonset; use auto, none, or a list such as deployment/web,statefulset/db,daemonset/agent',
     ],
