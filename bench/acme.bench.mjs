@@ -20,8 +20,7 @@ import { closeHttp01Listeners } from '../dist/issuers/acme/http01.js';
 import { AcmeIssuer } from '../dist/issuers/acme/issuer.js';
 import { generateKey, issueCertificate } from '../dist/pki/index.js';
 import { makeCA } from '../test/testenv/certs.ts';
-import { startControlPlane } from '../test/testenv/control-plane.ts';
-import { binaries } from '../test/testenv/env.ts';
+import { binaries, startOwnControlPlane } from '../test/testenv/env.ts';
 import { freePort } from '../test/testenv/net.ts';
 import { startPebble } from '../test/testenv/pebble.ts';
 
@@ -120,15 +119,8 @@ async function acmeClientDefaults(pebble, rounds) {
 }
 
 async function manySecrets(pebble, count) {
-  const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-acme-bench-'));
-  const bins = binaries();
-  const plane = await startControlPlane(
-    { etcd: bins.etcd, kubeApiserver: bins.kubeApiserver, kubeControllerManager: bins.kubeControllerManager },
-    dir,
-  );
+  const { plane, kubeConfig: kc, dir } = await startOwnControlPlane('cert-rotator-acme-bench-');
   try {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(plane.kubeconfigPath);
     const core = kc.makeApiClient(k8s.CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: 'acme' } } });
     const now = Date.now();

@@ -7,8 +7,7 @@
 //   npm run build && node bench/controller.bench.mjs [--secrets 10000] [--due 1000] [--rounds 3]
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,8 +17,7 @@ import { loadConfig } from '../dist/config/load.js';
 import { evaluate } from '../dist/controller/evaluate.js';
 import { recordFromSecret } from '../dist/controller/record.js';
 import { generateKey, issueCertificate } from '../dist/pki/index.js';
-import { startControlPlane } from '../test/testenv/control-plane.ts';
-import { binaries } from '../test/testenv/env.ts';
+import { startOwnControlPlane } from '../test/testenv/env.ts';
 import { freePort } from '../test/testenv/net.ts';
 
 const DAY = 86_400_000;
@@ -176,16 +174,9 @@ async function controllerToReady(kubeconfig, configPath) {
 }
 
 export async function run({ secrets = 10_000, due = 1_000, rounds = 3 } = {}) {
-  const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-bench-'));
-  const bins = binaries();
-  const plane = await startControlPlane(
-    { etcd: bins.etcd, kubeApiserver: bins.kubeApiserver, kubeControllerManager: bins.kubeControllerManager },
-    dir,
-  );
+  const { plane, kubeConfig, dir } = await startOwnControlPlane('cert-rotator-bench-');
   try {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(plane.kubeconfigPath);
-    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
     for (const ns of ['managed', 'monitored', 'due', 'cert-rotator'])
       await core.createNamespace({ body: { metadata: { name: ns } } });
 

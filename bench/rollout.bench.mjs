@@ -5,8 +5,7 @@
 // Needs a build and the provisioned test peers:
 //   npx tsc -p tsconfig.build.json && npx node bench/rollout.bench.mjs [--skip-cluster]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
@@ -147,18 +146,10 @@ async function inBatches(items, size, fn) {
 }
 
 async function measureCluster({ deployments, rounds, debounce }) {
-  const { binaries } = await import('../test/testenv/env.ts');
-  const { startControlPlane } = await import('../test/testenv/control-plane.ts');
-  const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-bench-rollout-'));
-  const bins = binaries();
-  const cp = await startControlPlane(
-    { etcd: bins.etcd, kubeApiserver: bins.kubeApiserver, kubeControllerManager: bins.kubeControllerManager },
-    join(dir, 'cluster'),
-  );
+  const { startOwnControlPlane } = await import('../test/testenv/env.ts');
+  const { plane: cp, kubeConfig: kc, dir } = await startOwnControlPlane('cert-rotator-bench-rollout-');
   let child;
   try {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(cp.kubeconfigPath);
     const core = kc.makeApiClient(k8s.CoreV1Api);
     const apps = kc.makeApiClient(k8s.AppsV1Api);
     const ns = 'bench-rollout';

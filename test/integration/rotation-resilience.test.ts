@@ -11,9 +11,9 @@ import { makeClients } from '../../src/kube/client.ts';
 import { EventRecorder } from '../../src/kube/events.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
-import { type ControlPlane, startControlPlane } from '../testenv/control-plane.ts';
+import type { ControlPlane } from '../testenv/control-plane.ts';
 import { killAllControllers, startControllerProcess, writeConfig } from '../testenv/controller-process.ts';
-import { binaries } from '../testenv/env.ts';
+import { startOwnControlPlane } from '../testenv/env.ts';
 import { adminKubeConfig, testEnv, useNamespace } from '../testenv/kube.ts';
 import { waitFor } from '../testenv/net.ts';
 import { decoded, makeLeaf, tlsSecret } from '../testenv/tls-fixtures.ts';
@@ -153,21 +153,12 @@ describe('restarts', () => {
   });
 
   it('survives the API server going away and coming back', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-apirestart-'));
-    const bins = binaries();
     let plane: ControlPlane | undefined;
     try {
-      plane = await startControlPlane(
-        {
-          etcd: bins.etcd,
-          kubeApiserver: bins.kubeApiserver,
-          kubeControllerManager: bins.kubeControllerManager,
-        },
-        dir,
-      );
-      const kc = new k8s.KubeConfig();
-      kc.loadFromFile(plane.kubeconfigPath);
-      const core = kc.makeApiClient(k8s.CoreV1Api);
+      const own = await startOwnControlPlane('cert-rotator-apirestart-');
+      plane = own.plane;
+      const dir = own.dir;
+      const core = own.kubeConfig.makeApiClient(k8s.CoreV1Api);
       await core.createNamespace({ body: { metadata: { name: 'apps' } } });
       const configPath = await writeConfig(dir, {
         namespaces: ['apps'],

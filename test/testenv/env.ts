@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
 import { type Bind, startBind } from './bind.ts';
 import { makeCA } from './certs.ts';
 import { type ControlPlane, startControlPlane } from './control-plane.ts';
@@ -160,4 +161,23 @@ export async function startTestEnv(runDir?: string): Promise<TestEnv> {
     bind,
     stop: stopAll,
   };
+}
+
+/**
+ * A control plane of one's own (etcd, kube-apiserver, kube-controller-manager) in a fresh run
+ * directory, for a test that restarts the API server or a benchmark that fills it, with an admin
+ * KubeConfig for it. The caller stops it.
+ */
+export async function startOwnControlPlane(
+  prefix: string,
+): Promise<{ plane: ControlPlane; kubeConfig: k8s.KubeConfig; dir: string }> {
+  const dir = await makeRunDir(prefix);
+  const bins = binaries();
+  const plane = await startControlPlane(
+    { etcd: bins.etcd, kubeApiserver: bins.kubeApiserver, kubeControllerManager: bins.kubeControllerManager },
+    join(dir, 'cluster'),
+  );
+  const kubeConfig = new k8s.KubeConfig();
+  kubeConfig.loadFromFile(plane.kubeconfigPath);
+  return { plane, kubeConfig, dir };
 }
