@@ -36,10 +36,9 @@ export class SecretWatch {
         tag: undefined,
       })),
       {
+        ...handlers,
         upsert: (secret) => handlers.upsert(secret),
-        remove: (namespace, name) => handlers.remove(namespace, name),
-        ...(handlers.synced ? { synced: handlers.synced } : {}),
-        ...(handlers.error ? { error: handlers.error } : {}),
+        remove: (ns, name) => handlers.remove(ns, name),
       },
       options,
     );

@@ -42,10 +42,9 @@ export class WorkloadWatch {
       config,
       streams,
       {
+        ...handlers,
         upsert: (object, kind) => handlers.upsert(kind, object),
         remove: (namespace, name, kind) => handlers.remove(kind, namespace, name),
-        ...(handlers.synced ? { synced: handlers.synced } : {}),
-        ...(handlers.error ? { error: handlers.error } : {}),
       },
       options,
     );
