@@ -28,7 +28,7 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false} -trimpath"
 export CGO_ENABLED=0
 
 now() { date +%s.%N; }
-took() { printf '%.1fs' "$(echo "$(now) - $1" | bc)"; }
+took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 say() { printf '[provision] %s\n' "$*"; }
 
 # go_build NAME VERSION_STAMP MODULE_DIR PKG...
@@ -82,11 +82,10 @@ else
   if ! stamp_ok kubernetes "$K8S_VERSION"; then
     staging_version="v0.${K8S_VERSION#v1.}"
     mkdir -p "$d"
-    modfile=$(mktemp)
-    curl -fsS "${GOPROXY_URL:-https://proxy.golang.org}/k8s.io/kubernetes/@v/$K8S_VERSION.mod" -o "$modfile" \
-      || (cd "$d" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' | xargs cat >"$modfile")
+    # k8s.io/kubernetes's own go.mod lists its staging modules (replace ... => ./staging/...).
+    modfile=$(cd "$d" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    [ -f "$modfile" ] || { echo "provision: go mod download gave no go.mod for k8s.io/kubernetes@$K8S_VERSION" >&2; exit 1; }
     mapfile -t staging < <(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$modfile")
-    rm -f "$modfile"
     [ "${#staging[@]}" -gt 10 ] || { echo "provision: could not read the staging modules of k8s.io/kubernetes $K8S_VERSION" >&2; exit 1; }
     reqs=("require k8s.io/kubernetes $K8S_VERSION")
     for m in "${staging[@]}"; do reqs+=("replace $m => $m $staging_version"); done
