@@ -1,8 +1,25 @@
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
+/** Ports this process has handed out: two peers started side by side must never get the same one. */
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port that was free on 127.0.0.1 a moment ago and has not been handed out before by this
+ * process. (The kernel may offer a just-closed port again, and peers started in parallel each ask
+ * for several ports before any of them binds.)
+ */
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await probePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+async function probePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

@@ -72,7 +72,13 @@ export async function startPeer(
   });
   const leashPid = child.pid;
   if (leashPid === undefined) throw new Error(`${name}: could not start ${bin}`);
-  const pid = await childPidOf(leashPid, 5_000);
+  const pid = await childPidOf(
+    leashPid,
+    5_000,
+    () => child.exitCode !== null || child.signalCode !== null,
+  ).catch((err: unknown) => {
+    throw new Error(`${name}: ${err instanceof Error ? err.message : String(err)}; see ${logFile}`);
+  });
   return {
     name,
     pid,
@@ -86,10 +92,11 @@ export async function startPeer(
   };
 }
 
-async function childPidOf(parent: number, timeoutMs: number): Promise<number> {
+async function childPidOf(parent: number, timeoutMs: number, leashExited: () => boolean): Promise<number> {
   const { readFile } = await import('node:fs/promises');
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    if (leashExited()) throw new Error('the program exited at once');
     try {
       const children = (await readFile(`/proc/${parent}/task/${parent}/children`, 'utf8'))
         .trim()

@@ -31,6 +31,11 @@ describe('summary reporter (the closing line CI reads)', () => {
   it('adds skipped only when there are some', () => {
     expect(closingLine([fakeModule(['passed', 'skipped', 'pending'])])).toBe('1 passed, 0 failed, 2 skipped');
   });
+  it('counts a file whose beforeAll failed (its tests skipped) as a failure', () => {
+    expect(closingLine([fakeModule(['skipped', 'skipped'], 'failed'), fakeModule(['passed'])])).toBe(
+      '1 passed, 1 failed, 2 skipped',
+    );
+  });
   it('counts a file that failed to load and unhandled errors as failures', () => {
     expect(closingLine([fakeModule([], 'failed'), fakeModule(['passed'])], [new Error('boom')])).toBe(
       '1 passed, 2 failed',
