@@ -5,13 +5,8 @@
 import { parseDocument } from 'yaml';
 import { KEY_ALGORITHMS, type KeyAlgorithmName } from '../names.ts';
 import { DEFAULT_RENEW_BEFORE, parseDuration, parseRenewBefore } from '../pki/policy.ts';
-import {
-  checkFallbacks,
-  dropUndefined,
-  parseCertificateDuration,
-  rawIssuerNames,
-  readIssuers,
-} from './issuers.ts';
+import { dropUndefined } from './drop-undefined.ts';
+import { checkFallbacks, parseCertificateDuration, rawIssuerNames, readIssuers } from './issuers.ts';
 import { type ConfigIssue, join, type Mapping, Reader } from './reader.ts';
 import { CONFIG_DEFAULTS, type Config, type DefaultsConfig, type LeaderElectionConfig } from './schema.ts';
 import { namespaceProblem, objectNameProblem } from './syntax.ts';

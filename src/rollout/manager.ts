@@ -1,25 +1,15 @@
 import { type Clock, systemClock } from '../clock.ts';
-import type { RestartPolicy } from '../controller/annotations.ts';
 import type { CertificateChange, CertificateListener } from '../controller/controller.ts';
 import { describeApiError } from '../kube/client.ts';
-import type { ObjectRef } from '../kube/events.ts';
 import { type Result, WorkQueue } from '../kube/workqueue.ts';
-import {
-  Annotation,
-  EventReason,
-  PodTemplateAnnotation,
-  type RestartKind,
-  RolloutResult,
-  type RolloutResultValue,
-  WORKLOAD_KINDS,
-} from '../names.ts';
+import { PodTemplateAnnotation, type RestartKind, RolloutResult } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Validity, Window } from '../pki/policy.ts';
-import { rolloutGate } from './gate.ts';
-import { certificateHash } from './hash.ts';
-import { type RecordEvent, SecretEventBatcher } from './secret-events.ts';
+import { type ManagedSecret, ManagedSecrets } from './managed-secrets.ts';
+import { decideRestart, planRestart } from './plan.ts';
+import { kindOf, RolloutReporter } from './report.ts';
+import type { RecordEvent } from './secret-events.ts';
 import { verifyTlsPair } from './verify.ts';
-import { type WorkloadEntry, WorkloadIndex, type WorkloadObject, workloadKey } from './workload-index.ts';
+import { WorkloadIndex, type WorkloadObject, workloadKey } from './workload-index.ts';
 
 /** The API calls the manager makes (kube/workload-watch.ts implements them; unit tests fake them). */
 export interface RolloutApi {
@@ -52,18 +42,6 @@ export interface RolloutManagerDeps {
   isLeader?: () => boolean;
 }
 
-interface ManagedSecret {
-  namespace: string;
-  name: string;
-  fingerprint: string;
-  restart: RestartPolicy;
-  window: Window | undefined;
-  validity: Validity;
-  /** Validity of the certificate this one replaced (what running pods still hold). */
-  previous: Validity | undefined;
-  byController: boolean;
-}
-
 const CONFLICT_RETRY_MS = 0;
 const SYNC_POLL_MS = 200;
 /** How often a follower that was asked to restart something checks whether it leads now. */
@@ -83,10 +61,8 @@ export class RolloutManager implements CertificateListener {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #queue: WorkQueue<string>;
-  readonly #secretEvents: SecretEventBatcher;
-  readonly #secrets = new Map<string, ManagedSecret>();
-  /** workload key → Secrets whose `restart` list names it. */
-  readonly #listedBy = new Map<string, Set<string>>();
+  readonly #report: RolloutReporter;
+  readonly #secrets = new ManagedSecrets();
   /** workload key → Secrets whose live certificate change it has yet to roll out. */
   readonly #triggers = new Map<string, Set<string>>();
   /** Secrets that changed before the index was ready. */
@@ -105,17 +81,17 @@ export class RolloutManager implements CertificateListener {
     this.#deps = deps;
     this.#clock = deps.clock ?? systemClock;
     this.#log = deps.log;
+    this.#report = new RolloutReporter(deps, this.#clock, deps.secretEventDelayMs);
     this.#queue = new WorkQueue<string>({
       clock: this.#clock,
       onError: (err, key, retryInMs) => {
-        this.#count(kindOf(key), RolloutResult.failure);
+        this.#report.count(kindOf(key), RolloutResult.failure);
         this.#log.warn(
           { workload: key, retryInMs, error: describeApiError(err) },
           'workload restart failed; will retry',
         );
       },
     });
-    this.#secretEvents = new SecretEventBatcher(deps.record, this.#clock, deps.secretEventDelayMs);
   }
 
   /** Ready once workloads and Secrets have both been listed. */
@@ -132,7 +108,7 @@ export class RolloutManager implements CertificateListener {
     if (this.#leaderTimer !== undefined) this.#clock.clearTimeout(this.#leaderTimer);
     await this.#queue.shutDown();
     await this.#running;
-    await this.#secretEvents.flush();
+    await this.#report.flush();
   }
 
   // --- workload watch ------------------------------------------------------------------------
@@ -205,7 +181,6 @@ export class RolloutManager implements CertificateListener {
       byController: change.byController,
     };
     this.#secrets.set(key, state);
-    this.#relinkTargets(key, before?.restart, state.restart, change.namespace);
     const live =
       change.previousFingerprint !== undefined && change.previousFingerprint !== change.fingerprint;
     if (!live) return;
@@ -218,37 +193,8 @@ export class RolloutManager implements CertificateListener {
 
   secretRemoved(namespace: string, name: string): void {
     const key = `${namespace}/${name}`;
-    const before = this.#secrets.get(key);
-    this.#relinkTargets(key, before?.restart, undefined, namespace);
-    this.#secrets.delete(key);
+    this.#secrets.delete(key, namespace);
     this.#pendingLive.delete(key);
-  }
-
-  #relinkTargets(
-    secretKey: string,
-    before: RestartPolicy | undefined,
-    after: RestartPolicy | undefined,
-    namespace: string,
-  ): void {
-    if (before?.mode === 'list') {
-      for (const t of before.targets) {
-        const wk = workloadKey(t.kind, namespace, t.name);
-        const set = this.#listedBy.get(wk);
-        set?.delete(secretKey);
-        if (set?.size === 0) this.#listedBy.delete(wk);
-      }
-    }
-    if (after?.mode === 'list') {
-      for (const t of after.targets) {
-        const wk = workloadKey(t.kind, namespace, t.name);
-        let set = this.#listedBy.get(wk);
-        if (!set) {
-          set = new Set();
-          this.#listedBy.set(wk, set);
-        }
-        set.add(secretKey);
-      }
-    }
   }
 
   /** A live certificate change of one Secret: find its workloads and queue them, debounced. */
@@ -257,16 +203,7 @@ export class RolloutManager implements CertificateListener {
     if (!s) return;
     const secret = { namespace: s.namespace, name: s.name };
     if (s.restart.mode === 'none') {
-      for (const wk of this.index.usersOf(s.namespace, s.name)) {
-        this.#count(kindOf(wk), RolloutResult.skipped);
-        this.#secretEvents.add(
-          secret,
-          'Normal',
-          EventReason.rolloutSkipped,
-          `certificate changed; ${Annotation.restart} is "none", so workloads using the Secret were not restarted`,
-          describe(wk),
-        );
-      }
+      for (const wk of this.index.usersOf(s.namespace, s.name)) this.#report.restartDisabled(secret, wk);
       return;
     }
     let targets: string[];
@@ -280,14 +217,7 @@ export class RolloutManager implements CertificateListener {
           targets.push(wk);
           continue;
         }
-        this.#count(t.kind, RolloutResult.skipped);
-        this.#secretEvents.add(
-          secret,
-          'Warning',
-          EventReason.rolloutSkipped,
-          `named in ${Annotation.restart} but not found in namespace ${s.namespace} (only workloads in the Secret's own namespace are restarted)`,
-          `${t.kind}/${t.name}`,
-        );
+        this.#report.targetNotFound(secret, t);
       }
     }
     if (targets.length === 0) return;
@@ -295,14 +225,7 @@ export class RolloutManager implements CertificateListener {
       // Replaced by hand: only a certificate that works may restart anything.
       const problem = await verifyTlsPair(this.#deps.api, s.namespace, s.name, this.#clock.now());
       if (problem !== undefined) {
-        for (const wk of targets) this.#count(kindOf(wk), RolloutResult.skipped);
-        this.#log.warn({ secret: secretKey, problem }, 'certificate changed but unusable; not restarting');
-        this.#secretEvents.add(
-          secret,
-          'Warning',
-          EventReason.rolloutSkipped,
-          `certificate changed but ${problem}; workloads not restarted`,
-        );
+        this.#report.unusable(secretKey, secret, targets, problem);
         return;
       }
     }
@@ -318,35 +241,6 @@ export class RolloutManager implements CertificateListener {
   }
 
   // --- reconcile -----------------------------------------------------------------------------
-
-  /** Managed Secrets whose certificates go into the workload's hash: those that restart it. */
-  #hashSecrets(entry: WorkloadEntry, key: string): ManagedSecret[] {
-    const out = new Map<string, ManagedSecret>();
-    for (const name of entry.secrets) {
-      const sk = `${entry.namespace}/${name}`;
-      const s = this.#secrets.get(sk);
-      if (s?.restart.mode === 'auto') out.set(sk, s);
-    }
-    for (const sk of this.#listedBy.get(key) ?? []) {
-      const s = this.#secrets.get(sk);
-      if (s?.restart.mode === 'list') out.set(sk, s);
-    }
-    return [...out.values()];
-  }
-
-  /** What the workload needs: nothing, or the hash to write and the Secrets that caused it. */
-  #plan(entry: WorkloadEntry, key: string): { hash: string; causes: ManagedSecret[] } | undefined {
-    const inputs = this.#hashSecrets(entry, key);
-    if (inputs.length === 0) return undefined;
-    const hash = certificateHash(inputs);
-    if (entry.hash === hash) return undefined;
-    const live = [...(this.#triggers.get(key) ?? [])]
-      .map((sk) => this.#secrets.get(sk))
-      .filter((s): s is ManagedSecret => s !== undefined && inputs.includes(s));
-    // Never patched by cert-rotator and nothing changed while we watched: leave it alone.
-    if (live.length === 0 && entry.hash === undefined) return undefined;
-    return { hash, causes: live.length > 0 ? live : inputs };
-  }
 
   /**
    * Looks at every workload that carries a hash or is owed a restart again (call on gaining
@@ -388,40 +282,28 @@ export class RolloutManager implements CertificateListener {
       }
       entry = this.index.upsert(entry.kind, fresh)?.entry ?? entry;
     }
-    const plan = entry ? this.#plan(entry, key) : undefined;
+    const plan = entry ? planRestart(entry, key, this.#secrets, this.#triggers.get(key)) : undefined;
     if (!entry || !plan) return this.#done(key);
-    const secretNames = plan.causes.map((s) => s.name).sort();
-    const what = `certificate of Secret ${secretNames.join(', ')} changed`;
-
-    if (entry.optedOut) {
-      this.#skip(entry, plan.causes, `annotated ${Annotation.restart}: "false"`, what);
+    const now = this.#clock.now();
+    const decision = decideRestart(entry, plan, now);
+    if (decision.action === 'skip') {
+      this.#report.skipped(entry, plan.causes, decision.why);
       return this.#done(key);
     }
-    if (entry.paused) {
+    if (decision.action === 'hold') {
       // Keep the restart owed: resuming the Deployment brings it.
       const owed = this.#triggers.get(key) ?? new Set<string>();
       for (const s of plan.causes) owed.add(`${s.namespace}/${s.name}`);
       this.#triggers.set(key, owed);
-      this.#skip(entry, plan.causes, 'the Deployment is paused; it will be restarted when resumed', what);
+      this.#report.skipped(entry, plan.causes, decision.why);
       return undefined;
     }
-    const now = this.#clock.now();
-    const gate = rolloutGate(
-      plan.causes.map((s) => ({ name: s.name, window: s.window, previous: s.previous })),
-      now,
-    );
-    if (gate.action === 'wait') {
-      if (this.#deferred.get(key) !== gate.until) {
-        this.#deferred.set(key, gate.until);
-        this.#count(entry.kind, RolloutResult.deferred);
-        const why = `outside the maintenance window of Secret ${gate.secret}; restart deferred to ${iso(gate.until)}`;
-        this.#log.info({ workload: key, secrets: secretNames, until: iso(gate.until) }, why);
-        await this.#deps.record(refOf(entry), 'Normal', EventReason.rolloutSkipped, `${what}; ${why}`, now);
-        for (const s of plan.causes) {
-          this.#secretEvents.add(s, 'Normal', EventReason.rolloutSkipped, why, describe(key));
-        }
+    if (decision.action === 'wait') {
+      if (this.#deferred.get(key) !== decision.until) {
+        this.#deferred.set(key, decision.until);
+        await this.#report.deferred(entry, key, plan.causes, decision, now);
       }
-      return { requeueAfter: gate.until - now };
+      return { requeueAfter: decision.until - now };
     }
 
     const outcome = await this.#deps.api.patch(
@@ -444,30 +326,7 @@ export class RolloutManager implements CertificateListener {
     }
     entry.hash = plan.hash;
     this.#done(key);
-    this.#count(entry.kind, RolloutResult.success);
-    const reason = gate.reason === 'emergency' ? 'emergency (outside the window)' : gate.reason;
-    this.#log.info(
-      {
-        workload: key,
-        secrets: secretNames,
-        hash: plan.hash,
-        generation: outcome.generation,
-        window: reason,
-      },
-      'workload restarted',
-    );
-    const message = `${what}; pod template annotated ${PodTemplateAnnotation.certificateHash}=${plan.hash}`;
-    // Not awaited: the recorder never throws, and the next patch should not wait for an Event.
-    void this.#deps.record(refOf(entry), 'Normal', EventReason.rolloutTriggered, message, this.#clock.now());
-    for (const s of plan.causes) {
-      this.#secretEvents.add(
-        s,
-        'Normal',
-        EventReason.rolloutTriggered,
-        'certificate changed; restarted',
-        describe(key),
-      );
-    }
+    this.#report.restarted(entry, key, plan, outcome.generation, decision.reason);
     return undefined;
   }
 
@@ -476,49 +335,4 @@ export class RolloutManager implements CertificateListener {
     this.#deferred.delete(key);
     return undefined;
   }
-
-  #skip(entry: WorkloadEntry, causes: ManagedSecret[], why: string, what: string): void {
-    const key = workloadKey(entry.kind, entry.namespace, entry.name);
-    this.#count(entry.kind, RolloutResult.skipped);
-    this.#log.info({ workload: key, secrets: causes.map((s) => s.name) }, `not restarted: ${why}`);
-    void this.#deps.record(
-      refOf(entry),
-      'Normal',
-      EventReason.rolloutSkipped,
-      `${what}; not restarted: ${why}`,
-      this.#clock.now(),
-    );
-    for (const s of causes) {
-      this.#secretEvents.add(s, 'Normal', EventReason.rolloutSkipped, `not restarted: ${why}`, describe(key));
-    }
-  }
-
-  #count(kind: RestartKind, result: RolloutResultValue): void {
-    this.#deps.metrics.rollouts.inc({ kind, result });
-  }
-}
-
-function kindOf(key: string): RestartKind {
-  return key.slice(0, key.indexOf('/')) as RestartKind;
-}
-
-/** "deployment/web" from "deployment/ns/web". */
-function describe(key: string): string {
-  const first = key.indexOf('/');
-  const second = key.indexOf('/', first + 1);
-  return `${key.slice(0, first)}/${key.slice(second + 1)}`;
-}
-
-function refOf(entry: WorkloadEntry): ObjectRef {
-  return {
-    apiVersion: 'apps/v1',
-    kind: WORKLOAD_KINDS[entry.kind],
-    namespace: entry.namespace,
-    name: entry.name,
-    ...(entry.uid ? { uid: entry.uid } : {}),
-  };
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
