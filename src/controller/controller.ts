@@ -321,12 +321,10 @@ export class SecretController {
     }
     const current = recordFromSecret(fresh);
     if (current.resourceVersion !== record.resourceVersion) {
+      // The watch has not shown this version yet: everything above was decided on an older one
+      // (annotations, identity, issuer). Decide again from the top on what the API server holds.
       this.records.set(key, current);
-      const again = this.evaluateWithSuggestion(key, current, now);
-      if (again.kind !== 'planned' || again.decision.action !== 'renew-now') {
-        this.plan(key);
-        return undefined;
-      }
+      return { requeueAfter: 0 };
     }
 
     const started = this.clock.now();
