@@ -157,20 +157,19 @@ export class SecretController {
     );
     const previous = this.records.get(key);
     this.records.set(key, record);
-    this.plan(key);
-    this.notifyChange(key, previous, record);
+    const ev = this.plan(key);
+    if (ev) this.notifyChange(key, previous, record, ev);
   }
 
-  private notifyChange(key: string, previous: SecretRecord | undefined, record: SecretRecord): void {
+  private notifyChange(
+    key: string,
+    previous: SecretRecord | undefined,
+    record: SecretRecord,
+    ev: Evaluation,
+  ): void {
     const listener = this.deps.listener;
     if (!listener) return;
-    const change = describeChange(
-      previous,
-      record,
-      this.deps.config,
-      this.written.get(key),
-      this.clock.now(),
-    );
+    const change = describeChange(previous, record, ev, this.deps.config, this.written.get(key));
     if (change) listener.certificateChanged(change);
   }
 
@@ -188,22 +187,22 @@ export class SecretController {
   }
 
   /** Re-evaluates one Secret from its record: metrics, and when it should next be reconciled. */
-  private plan(key: string): void {
+  private plan(key: string): Evaluation | undefined {
     const record = this.records.get(key);
-    if (!record) return;
+    if (!record) return undefined;
     const now = this.clock.now();
     const ev = this.evaluateWithSuggestion(key, record, now);
     this.certMetrics.update(key, record, ev);
     switch (ev.kind) {
       case 'unmanaged':
         this.schedule.cancel(key);
-        return;
+        break;
       case 'invalid':
       case 'not-allowed':
         // Reported once per resourceVersion by reconcile; nothing to schedule.
         this.schedule.cancel(key);
         if (this.reported.get(key) !== `${record.resourceVersion}|${ev.kind}`) this.queue.add(key);
-        return;
+        break;
       case 'planned': {
         const retry = this.retryAt.get(key) ?? 0;
         const at = Math.max(ev.decision.action === 'renew-now' ? now : ev.decision.at, retry);
@@ -215,6 +214,7 @@ export class SecretController {
         }
       }
     }
+    return ev;
   }
 
   private ref(r: { namespace: string; name: string; uid?: string }) {

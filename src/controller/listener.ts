@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.ts';
 import { Annotation } from '../names.ts';
 import type { SecretPolicy } from './annotations.ts';
-import { evaluate } from './evaluate.ts';
+import { type Evaluation, evaluate } from './evaluate.ts';
 import type { SecretRecord } from './record.ts';
 
 /** A managed Secret now holds a different (parseable) certificate than before. */
@@ -47,15 +47,13 @@ const ROLLOUT_ANNOTATIONS = [
 export function describeChange(
   previous: SecretRecord | undefined,
   record: SecretRecord,
+  ev: Evaluation,
   config: Config,
   writtenByUs: string | undefined,
-  now: number,
 ): CertificateChange | undefined {
-  if (!record.managed || !record.cert) return undefined;
+  if (!record.managed || !record.cert || ev.kind !== 'planned') return undefined;
   const fingerprint = fingerprintOf(record.cert);
   const before = previous?.cert ? fingerprintOf(previous.cert) : undefined;
-  const ev = evaluate(record, config, now);
-  if (ev.kind !== 'planned') return undefined;
   if (before === fingerprint && previous && !rolloutPolicyChanged(previous, record, config)) return undefined;
   return {
     namespace: record.namespace,
