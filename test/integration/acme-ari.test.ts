@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,8 +16,13 @@ import {
 } from '../testenv/controller-process.ts';
 import { adminKubeConfig, testEnv, useNamespace } from '../testenv/kube.ts';
 import { httpsGet, waitFor } from '../testenv/net.ts';
-import { type Pebble, startPebble } from '../testenv/pebble.ts';
-import { decoded, makeLeaf, tlsSecret } from '../testenv/tls-fixtures.ts';
+import { type Pebble, pebbleLog, startPebble } from '../testenv/pebble.ts';
+import {
+  decoded,
+  makeLeaf,
+  tlsSecret,
+  waitForRevision as waitForSecretRevision,
+} from '../testenv/tls-fixtures.ts';
 
 const ns = useNamespace(import.meta.url);
 const A = 'cert-rotator.io/';
@@ -28,16 +33,7 @@ let pebble: Pebble;
 let configPath: string;
 let controller: ControllerProcess;
 
-async function pebbleLog(): Promise<string> {
-  return await readFile(pebble.peers.find((x) => x.name === 'pebble')?.logFile ?? '', 'utf8');
-}
-
-async function waitForRevision(name: string, revision: string): Promise<k8s.V1Secret> {
-  return await waitFor(`${name} to reach revision ${revision}`, async () => {
-    const s = await core.readNamespacedSecret({ namespace: ns(), name });
-    return s.metadata?.annotations?.[`${A}revision`] === revision ? s : undefined;
-  });
-}
+const waitForRevision = (name: string, revision: string) => waitForSecretRevision(core, ns(), name, revision);
 
 /** Pebble's management API: override the ARI answer for one certificate. */
 async function setRenewalInfo(certPem: string, window: { start: Date; end: Date }): Promise<void> {
@@ -153,11 +149,12 @@ describe('ACME Renewal Information (RFC 9773) against Pebble 2.10 (real)', () =>
       secret: 'ari-web',
     });
     expect((again ?? 0) * 1000).toBe(planned);
-    expect(await pebbleLog()).not.toContain('is a replacement of');
+    expect(await pebbleLog(pebble)).not.toContain('is a replacement of');
     // Pebble's Retry-After (6h) is honoured: no re-polling loop, whatever the watch does.
     const lookups = async () =>
-      (await pebbleLog()).split('\n').filter((l) => l.includes('GET /draft-ietf-acme-ari-03/renewalInfo/'))
-        .length;
+      (await pebbleLog(pebble))
+        .split('\n')
+        .filter((l) => l.includes('GET /draft-ietf-acme-ari-03/renewalInfo/')).length;
     const before = await lookups();
     const sec = await core.readNamespacedSecret({ namespace: ns(), name: 'ari-web' });
     sec.metadata = { ...sec.metadata, labels: { poked: 'yes' } };
@@ -174,7 +171,7 @@ describe('ACME Renewal Information (RFC 9773) against Pebble 2.10 (real)', () =>
     controller = startControllerProcess({ configPath, kubeconfigPath: testEnv().kubeconfigPath });
     const s = await waitForRevision('ari-web', '2');
     expect(decoded(s, 'tls.crt')).not.toBe(firstPem);
-    const log = await pebbleLog();
+    const log = await pebbleLog(pebble);
     expect(log).toMatch(/ARI: order "[^"]+" is a replacement of "[^"]+"/);
   });
 });

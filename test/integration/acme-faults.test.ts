@@ -14,8 +14,14 @@ import {
 } from '../testenv/controller-process.ts';
 import { adminKubeConfig, testEnv, useNamespace } from '../testenv/kube.ts';
 import { waitFor } from '../testenv/net.ts';
-import { type Pebble, startPebble } from '../testenv/pebble.ts';
-import { decoded, eventsFor, makeLeaf, tlsSecret } from '../testenv/tls-fixtures.ts';
+import { orderCount, type Pebble, startPebble } from '../testenv/pebble.ts';
+import {
+  decoded,
+  eventsFor,
+  makeLeaf,
+  tlsSecret,
+  waitForRevision as waitForSecretRevision,
+} from '../testenv/tls-fixtures.ts';
 
 const ns = useNamespace(import.meta.url);
 const A = 'cert-rotator.io/';
@@ -47,21 +53,8 @@ function acmeIssuer(
   };
 }
 
-async function orderCount(p: Pebble): Promise<number> {
-  const log = p.peers.find((x) => x.name === 'pebble')?.logFile ?? '';
-  return (await readFile(log, 'utf8')).split('\n').filter((l) => l.includes('POST /order-plz')).length;
-}
-
-async function waitForRevision(name: string, timeoutMs = 30_000): Promise<k8s.V1Secret> {
-  return await waitFor(
-    `${name} to be renewed`,
-    async () => {
-      const s = await core.readNamespacedSecret({ namespace: ns(), name });
-      return s.metadata?.annotations?.[`${A}revision`] === '1' ? s : undefined;
-    },
-    { timeoutMs },
-  );
-}
+const waitForRevision = (name: string, timeoutMs = 30_000) =>
+  waitForSecretRevision(core, ns(), name, '1', timeoutMs);
 
 async function waitForFailure(name: string, match: RegExp): Promise<k8s.CoreV1Event> {
   return await waitFor(`RenewalFailed on ${name} matching ${match}`, async () =>

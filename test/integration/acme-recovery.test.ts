@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -14,7 +14,7 @@ import {
 } from '../testenv/controller-process.ts';
 import { adminKubeConfig, testEnv, useNamespace } from '../testenv/kube.ts';
 import { waitFor } from '../testenv/net.ts';
-import { type Pebble, startPebble } from '../testenv/pebble.ts';
+import { orderCount, type Pebble, startPebble } from '../testenv/pebble.ts';
 import { decoded, eventsFor, makeLeaf, tlsSecret } from '../testenv/tls-fixtures.ts';
 
 const ns = useNamespace(import.meta.url);
@@ -40,14 +40,6 @@ function acmeIssuer(name: string, p: Pebble, extra: Record<string, unknown> = {}
       ...acmeExtra,
     },
   };
-}
-
-async function pebbleLog(p: Pebble): Promise<string> {
-  return await readFile(p.peers.find((x) => x.name === 'pebble')?.logFile ?? '', 'utf8');
-}
-
-async function orderCount(p: Pebble): Promise<number> {
-  return (await pebbleLog(p)).split('\n').filter((l) => l.includes('POST /order-plz')).length;
 }
 
 async function expiring(name: string, issuer: string, dnsNames: string[]): Promise<void> {

@@ -13,7 +13,13 @@ import {
 } from '../testenv/controller-process.ts';
 import { adminKubeConfig, testEnv, useNamespace } from '../testenv/kube.ts';
 import { waitFor } from '../testenv/net.ts';
-import { decoded, eventsFor, makeLeaf, tlsSecret } from '../testenv/tls-fixtures.ts';
+import {
+  decoded,
+  eventsFor,
+  makeLeaf,
+  tlsSecret,
+  waitForRevision as waitForSecretRevision,
+} from '../testenv/tls-fixtures.ts';
 
 const ns = useNamespace(import.meta.url);
 const A = 'cert-rotator.io/';
@@ -53,16 +59,8 @@ async function read(name: string): Promise<k8s.V1Secret> {
   return await core.readNamespacedSecret({ namespace: ns(), name });
 }
 
-async function waitForRevision(name: string, revision = '1', timeoutMs = 30_000): Promise<k8s.V1Secret> {
-  return await waitFor(
-    `${name} to reach revision ${revision}`,
-    async () => {
-      const s = await read(name);
-      return s.metadata?.annotations?.[`${A}revision`] === revision ? s : undefined;
-    },
-    { timeoutMs },
-  );
-}
+const waitForRevision = (name: string, revision = '1', timeoutMs = 30_000) =>
+  waitForSecretRevision(core, ns(), name, revision, timeoutMs);
 
 function leaf(secret: k8s.V1Secret): X509Certificate {
   return new X509Certificate(decoded(secret, 'tls.crt'));

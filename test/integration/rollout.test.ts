@@ -14,7 +14,14 @@ import {
 } from '../testenv/controller-process.ts';
 import { adminKubeConfig, testEnv, useNamespace } from '../testenv/kube.ts';
 import { waitFor } from '../testenv/net.ts';
-import { decoded, eventsFor, makeLeaf, makeTestCA, tlsSecret } from '../testenv/tls-fixtures.ts';
+import {
+  decoded,
+  eventsFor,
+  makeLeaf,
+  makeTestCA,
+  tlsSecret,
+  waitForRevision as waitForSecretRevision,
+} from '../testenv/tls-fixtures.ts';
 
 const ns = useNamespace(import.meta.url);
 const HOUR = 3_600_000;
@@ -141,12 +148,7 @@ async function renew(name: string): Promise<void> {
   await core.replaceNamespacedSecret({ namespace: ns(), name, body: s });
 }
 
-async function waitForRevision(name: string, revision: string): Promise<k8s.V1Secret> {
-  return await waitFor(`${name} to reach revision ${revision}`, async () => {
-    const s = await core.readNamespacedSecret({ namespace: ns(), name });
-    return s.metadata?.annotations?.[`${A}revision`] === revision ? s : undefined;
-  });
-}
+const waitForRevision = (name: string, revision: string) => waitForSecretRevision(core, ns(), name, revision);
 
 async function waitForEvent(
   name: string,

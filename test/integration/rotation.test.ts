@@ -15,7 +15,15 @@ import {
 } from '../testenv/controller-process.ts';
 import { adminKubeConfig, testEnv, useNamespace } from '../testenv/kube.ts';
 import { waitFor } from '../testenv/net.ts';
-import { decoded, eventsFor, makeLeaf, makeTestCA, type Pair, tlsSecret } from '../testenv/tls-fixtures.ts';
+import {
+  decoded,
+  eventsFor,
+  makeLeaf,
+  makeTestCA,
+  type Pair,
+  tlsSecret,
+  waitForRevision as waitForSecretRevision,
+} from '../testenv/tls-fixtures.ts';
 
 const ns = useNamespace(import.meta.url);
 const MIN = 60_000;
@@ -36,16 +44,8 @@ async function create(secret: k8s.V1Secret): Promise<k8s.V1Secret> {
   return await core.createNamespacedSecret({ namespace: ns(), body: secret });
 }
 
-async function waitForRevision(name: string, revision = '1', timeoutMs = 30_000): Promise<k8s.V1Secret> {
-  return await waitFor(
-    `${name} to reach revision ${revision}`,
-    async () => {
-      const s = await read(name);
-      return s.metadata?.annotations?.[`${A}revision`] === revision ? s : undefined;
-    },
-    { timeoutMs },
-  );
-}
+const waitForRevision = (name: string, revision = '1', timeoutMs = 30_000) =>
+  waitForSecretRevision(core, ns(), name, revision, timeoutMs);
 
 async function waitForEvent(name: string, reason: string): Promise<k8s.CoreV1Event> {
   return await waitFor(`a ${reason} event on ${name}`, async () =>

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { issueLeaf, type TestCA } from './certs.ts';
 import { freePort, httpsGet, waitFor } from './net.ts';
@@ -150,4 +150,14 @@ export async function startPebble(
       for (const p of [...peers].reverse()) await p.stop();
     },
   };
+}
+
+/** Pebble's own log so far (requests it served, orders, ARI decisions). */
+export async function pebbleLog(p: Pebble): Promise<string> {
+  return await readFile(p.peers.find((x) => x.name === 'pebble')?.logFile ?? '', 'utf8');
+}
+
+/** How many new orders Pebble has seen (`POST /order-plz` lines in its log). */
+export async function orderCount(p: Pebble): Promise<number> {
+  return (await pebbleLog(p)).split('\n').filter((l) => l.includes('POST /order-plz')).length;
 }

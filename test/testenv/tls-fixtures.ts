@@ -1,5 +1,6 @@
 import type * as k8s from '@kubernetes/client-node';
 import { generateKey, issueCertificate, type KeyAlgorithm } from '../../src/pki/index.ts';
+import { waitFor } from './net.ts';
 
 export interface Pair {
   certPem: string;
@@ -74,4 +75,22 @@ export async function eventsFor(
 ): Promise<k8s.CoreV1Event[]> {
   const list = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
   return list.items;
+}
+
+/** Waits until the Secret's `cert-rotator.io/revision` annotation reads `revision`; returns the Secret. */
+export async function waitForRevision(
+  core: k8s.CoreV1Api,
+  namespace: string,
+  name: string,
+  revision = '1',
+  timeoutMs = 30_000,
+): Promise<k8s.V1Secret> {
+  return await waitFor(
+    `${namespace}/${name} to reach revision ${revision}`,
+    async () => {
+      const s = await core.readNamespacedSecret({ namespace, name });
+      return s.metadata?.annotations?.['cert-rotator.io/revision'] === revision ? s : undefined;
+    },
+    { timeoutMs },
+  );
 }
