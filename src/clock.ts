@@ -20,3 +20,8 @@ export const systemClock: Clock = {
   },
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
+
+/** RFC 3339 in whole seconds (`2026-11-25T16:32:59Z`), as annotations, events and logs show times. */
+export function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

@@ -1,5 +1,6 @@
 /** Reading the `acme` block of an issuer: server, account, external account binding, solvers. */
 import { isIP } from 'node:net';
+import { parseListenAddress } from '../listen-address.ts';
 import { dropUndefined } from './drop-undefined.ts';
 import { join, type Reader } from './reader.ts';
 import type {
@@ -121,7 +122,7 @@ function readHttp01(r: Reader, value: unknown, path: string): Http01SolverConfig
   ]);
   if (!m) return undefined;
   const address = r.string(m, 'address', path);
-  if (address !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.test(address)) {
+  if (address !== undefined && parseListenAddress(address) === undefined) {
     r.report(join(path, 'address'), `"${address}" must be [host]:port, e.g. ":8089"`);
   }
   const podIP = r.string(m, 'podIP', path);

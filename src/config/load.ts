@@ -3,6 +3,7 @@
  * that names every bad path at once.
  */
 import { parseDocument } from 'yaml';
+import { parseListenAddress } from '../listen-address.ts';
 import { KEY_ALGORITHMS, type KeyAlgorithmName } from '../names.ts';
 import { DEFAULT_RENEW_BEFORE, parseDuration, parseRenewBefore } from '../pki/policy.ts';
 import { dropUndefined } from './drop-undefined.ts';
@@ -200,7 +201,6 @@ function atLeast(text: string, minimum: string): number {
 }
 
 function isListenAddress(address: string): boolean {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(address);
-  const port = Number(match?.[2]);
-  return match !== null && port >= 1 && port <= 65535;
+  const parsed = parseListenAddress(address);
+  return parsed !== undefined && parsed.port >= 1;
 }

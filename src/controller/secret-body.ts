@@ -1,13 +1,11 @@
 import type * as k8s from '@kubernetes/client-node';
+import { isoSeconds as iso } from '../clock.ts';
 import { CertState, StatusAnnotation } from '../names.ts';
 
 /** Longest `last-error` written on a Secret; the event and the log carry the whole message. */
 const MAX_ERROR_ANNOTATION = 512;
 
-/** RFC 3339 in whole seconds, as the status annotations show times. */
-export function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+export { iso };
 
 export function decodeData(b64: string | undefined): string {
   return b64 ? Buffer.from(b64, 'base64').toString('utf8') : '';

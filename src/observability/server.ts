@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { parseListenAddress } from '../listen-address.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface HealthSource {
@@ -42,10 +43,8 @@ export function startHttpServer(
   });
 }
 
-/** `:9402`, `127.0.0.1:0`, `[::1]:9402` → host (undefined = all interfaces) and port. */
-export function splitAddress(address: string): { host: string | undefined; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
-  if (!m) throw new Error(`invalid listen address "${address}": expected [host]:port`);
-  const host = m[1] ?? (m[2] || undefined);
-  return { host, port: Number(m[3]) };
+function splitAddress(address: string): { host: string | undefined; port: number } {
+  const parsed = parseListenAddress(address);
+  if (!parsed) throw new Error(`invalid listen address "${address}": expected [host]:port`);
+  return parsed;
 }

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.ts';
+import { isoSeconds as iso } from '../clock.ts';
 import type { ObjectRef } from '../kube/events.ts';
 import {
   Annotation,
@@ -183,8 +184,4 @@ function refOf(entry: WorkloadEntry): ObjectRef {
     name: entry.name,
     ...(entry.uid ? { uid: entry.uid } : {}),
   };
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

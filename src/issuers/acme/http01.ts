@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { parseListenAddress } from '../../listen-address.ts';
 
 export const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 export const DEFAULT_HTTP01_ADDRESS = ':8089';
@@ -85,12 +86,10 @@ export async function closeHttp01Listeners(): Promise<void> {
   await Promise.all(all.map(async (l) => (await l.catch(() => undefined))?.close()));
 }
 
-/** `[host]:port` → host ('' = all interfaces) and port. */
-export function splitAddress(address: string): { host: string | undefined; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(address);
-  if (!m) throw new Error(`"${address}" is not [host]:port`);
-  const host = m[1] ?? m[2] ?? '';
-  return { host: host === '' ? undefined : host, port: Number(m[3]) };
+function splitAddress(address: string): { host: string | undefined; port: number } {
+  const parsed = parseListenAddress(address);
+  if (!parsed) throw new Error(`"${address}" is not [host]:port`);
+  return parsed;
 }
 
 /** Name of the routing objects of one managed Secret: stable, ≤ 63 characters, a DNS label. */

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { AcmeSolverConfig } from '../../../src/config/schema.ts';
-import { http01RouteName, splitAddress } from '../../../src/issuers/acme/http01.ts';
+import { http01RouteName } from '../../../src/issuers/acme/http01.ts';
 import { chooseSolver } from '../../../src/issuers/acme/select.ts';
 import { AcmeRetryLater, parseRetryAfter, problemDetail } from '../../../src/issuers/acme/transport.ts';
+import { parseListenAddress } from '../../../src/listen-address.ts';
 
 const rfc2136 = { nameserver: '10.0.0.53:53' };
 const http: AcmeSolverConfig = { kind: 'http01' };
@@ -47,7 +48,7 @@ describe('transport helpers', () => {
     const n = http01RouteName('A_very.long.secret-name-that-goes-on-and-on-and-on-forever');
     expect(n).toMatch(/^[a-z0-9-]{1,63}$/);
     expect(n).toBe(http01RouteName('A_very.long.secret-name-that-goes-on-and-on-and-on-forever'));
-    expect(splitAddress(':8089')).toEqual({ host: undefined, port: 8089 });
-    expect(splitAddress('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    expect(parseListenAddress(':8089')).toEqual({ host: undefined, port: 8089 });
+    expect(parseListenAddress('[::1]:80')).toEqual({ host: '::1', port: 80 });
   });
 });
