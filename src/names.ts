@@ -77,12 +77,12 @@ export const SecretKey = {
 
 export const TLS_SECRET_TYPE = 'kubernetes.io/tls';
 
-export type { KeyAlgorithm as KeyAlgorithmName } from './pki/keys.ts';
+export type { KeyAlgorithm as KeyAlgorithmName } from './pki/key-algorithms.ts';
 /**
  * Key algorithms a user may request with the `key-algorithm` annotation or config default.
  * Defined by the pki layer, which generates them (pki imports nothing of the project).
  */
-export { KEY_ALGORITHMS } from './pki/keys.ts';
+export { KEY_ALGORITHMS } from './pki/key-algorithms.ts';
 
 /** Workload kinds the `restart` annotation may list, as the user writes them. */
 export const RESTART_KINDS = ['deployment', 'statefulset', 'daemonset'] as const;

@@ -1,5 +1,5 @@
 /** Reading and checking the `issuers` list of the configuration file. */
-import { parseDuration } from '../pki/policy.ts';
+import { parseDuration } from '../policy/renewal.ts';
 import { readAcme } from './acme.ts';
 import { dropUndefined } from './drop-undefined.ts';
 import { join, type Mapping, type Reader } from './reader.ts';

@@ -5,7 +5,7 @@
 import { parseDocument } from 'yaml';
 import { parseListenAddress } from '../listen-address.ts';
 import { KEY_ALGORITHMS, type KeyAlgorithmName } from '../names.ts';
-import { DEFAULT_RENEW_BEFORE, parseDuration, parseRenewBefore } from '../pki/policy.ts';
+import { DEFAULT_RENEW_BEFORE, parseDuration, parseRenewBefore } from '../policy/renewal.ts';
 import { dropUndefined } from './drop-undefined.ts';
 import { checkFallbacks, parseCertificateDuration, rawIssuerNames, readIssuers } from './issuers.ts';
 import { type ConfigIssue, join, type Mapping, Reader } from './reader.ts';

@@ -3,7 +3,7 @@
  * The YAML file uses the same key names (durations as strings such as "10h").
  */
 import type { KeyAlgorithmName } from '../names.ts';
-import type { RenewBefore } from '../pki/policy.ts';
+import type { RenewBefore } from '../policy/renewal.ts';
 
 export interface SecretRef {
   namespace: string;

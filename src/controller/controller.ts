@@ -11,7 +11,7 @@ import { type Result, WorkQueue } from '../kube/workqueue.ts';
 import { EventReason, FIELD_MANAGER, SecretKey } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { computeRenewalTime } from '../pki/policy.ts';
+import { computeRenewalTime } from '../policy/renewal.ts';
 import { CertificateMetrics } from './certificate-metrics.ts';
 import { type Evaluation, evaluate } from './evaluate.ts';
 import { chooseIssuer } from './fallback.ts';

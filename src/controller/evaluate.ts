@@ -1,6 +1,11 @@
 import { issuerAllows } from '../config/glob.ts';
 import { type Config, findIssuer, type IssuerConfig } from '../config/schema.ts';
-import { computeRenewalTime, decideRenewal, type RenewalDecision, type RenewBefore } from '../pki/policy.ts';
+import {
+  computeRenewalTime,
+  decideRenewal,
+  type RenewalDecision,
+  type RenewBefore,
+} from '../policy/renewal.ts';
 import { type AnnotationError, parseSecretPolicy, type SecretPolicy } from './annotations.ts';
 import type { SecretRecord } from './record.ts';
 

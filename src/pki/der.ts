@@ -14,7 +14,7 @@
 import { hash } from 'node:crypto';
 import { PkiError } from './errors.ts';
 import { formatIp } from './ip.ts';
-import type { KeyAlgorithm } from './keys.ts';
+import type { KeyAlgorithm } from './key-algorithms.ts';
 
 export interface CertSummary {
   /** Start of validity, ms since the epoch. */

@@ -1,21 +1,10 @@
 import { createPrivateKey, createPublicKey, generateKeyPair, hash, type KeyObject } from 'node:crypto';
 import { certificateParts } from './der.ts';
 import { PkiError } from './errors.ts';
+import type { KeyAlgorithm } from './key-algorithms.ts';
 import { splitPem } from './pem.ts';
 
-export const KEY_ALGORITHMS = [
-  'ecdsa-p256',
-  'ecdsa-p384',
-  'rsa-2048',
-  'rsa-3072',
-  'rsa-4096',
-  'ed25519',
-] as const;
-export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
-
-export function isKeyAlgorithm(value: unknown): value is KeyAlgorithm {
-  return typeof value === 'string' && (KEY_ALGORITHMS as readonly string[]).includes(value);
-}
+export { isKeyAlgorithm, KEY_ALGORITHMS, type KeyAlgorithm } from './key-algorithms.ts';
 
 export interface GeneratedKey {
   /** PKCS#8 "PRIVATE KEY" PEM. */

@@ -1,4 +1,4 @@
-import { emergencyPoint, type Validity, type Window, windowDecision } from '../pki/policy.ts';
+import { emergencyPoint, type Validity, type Window, windowDecision } from '../policy/renewal.ts';
 
 /** What the window gate needs of one Secret whose change a workload is waiting to roll out. */
 export interface GateInput {

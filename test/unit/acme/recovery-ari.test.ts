@@ -5,7 +5,7 @@ import { chooseIssuer } from '../../../src/controller/fallback.ts';
 import { clampRefresh, pointInWindow } from '../../../src/issuers/acme/ari.ts';
 import { OrderBudget } from '../../../src/issuers/acme/order-budget.ts';
 import { pendingSecretName } from '../../../src/issuers/acme/pending.ts';
-import { computeRenewalTime } from '../../../src/pki/policy.ts';
+import { computeRenewalTime } from '../../../src/policy/renewal.ts';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;

@@ -10,7 +10,7 @@ import {
   parseDuration,
   parseRenewBefore,
   type Window,
-} from '../../../src/pki/policy.ts';
+} from '../../../src/policy/renewal.ts';
 
 const S = 1000;
 const M = 60 * S;

@@ -8,7 +8,7 @@ import {
   timezoneProblem,
   type Window,
   windowDecision,
-} from '../../../src/pki/policy.ts';
+} from '../../../src/policy/renewal.ts';
 
 const M = 60_000;
 const H = 60 * M;
