@@ -24,7 +24,10 @@ import {
   type RenewBefore,
   timezoneProblem,
   type Window,
-} from '../pki/policy.ts';
+} from '../policy/renewal.ts';
+import type { RestartPolicy } from '../policy/restart.ts';
+
+export type { RestartPolicy } from '../policy/restart.ts';
 
 /** Longest annotation value read, in bytes. */
 export const MAX_ANNOTATION_BYTES = 4096;
@@ -34,11 +37,6 @@ export const MAX_LIST_ENTRIES = 100;
 const MAX_COMMON_NAME = 64;
 const DEFAULT_WINDOW_DURATION = '1h';
 const MAX_WINDOW_DURATION = 31 * 24 * 3600 * 1000;
-
-export type RestartPolicy =
-  | { mode: 'auto' }
-  | { mode: 'none' }
-  | { mode: 'list'; targets: { kind: RestartKind; name: string }[] };
 
 export interface IdentityOverride {
   commonName?: string;

@@ -1,29 +1,10 @@
 import type { Config } from '../config/schema.ts';
 import { Annotation } from '../names.ts';
-import type { SecretPolicy } from './annotations.ts';
+import type { CertificateChange } from '../rollout/listener.ts';
 import { type Evaluation, evaluate } from './evaluate.ts';
 import type { SecretRecord } from './record.ts';
 
-/** A managed Secret now holds a different (parseable) certificate than before. */
-export interface CertificateChange {
-  namespace: string;
-  name: string;
-  /** Identifies the leaf: serial and public key hash. */
-  fingerprint: string;
-  /** The fingerprint seen before, if any (absent on the first sighting since start-up). */
-  previousFingerprint?: string;
-  policy: SecretPolicy;
-  notBefore: number;
-  notAfter: number;
-  /** True when this process wrote the certificate (a renewal), false for a change made by others. */
-  byController: boolean;
-}
-
-/** Told about certificate changes of managed Secrets (the rollout manager listens here). */
-export interface CertificateListener {
-  certificateChanged(change: CertificateChange): void;
-  secretRemoved(namespace: string, name: string): void;
-}
+export type { CertificateChange, CertificateListener } from '../rollout/listener.ts';
 
 export function fingerprintOf(cert: { serialHex: string; spkiSha256: string }): string {
   return `${cert.serialHex}:${cert.spkiSha256}`;

@@ -1,5 +1,5 @@
-import type { RestartPolicy } from '../controller/annotations.ts';
-import type { Validity, Window } from '../pki/policy.ts';
+import type { Validity, Window } from '../policy/renewal.ts';
+import type { RestartPolicy } from '../policy/restart.ts';
 import { type WorkloadEntry, workloadKey } from './workload-index.ts';
 
 /** What the rollout side remembers of one managed Secret. */

@@ -1,9 +1,9 @@
 import { type Clock, systemClock } from '../clock.ts';
-import type { CertificateChange, CertificateListener } from '../controller/controller.ts';
 import { describeApiError } from '../kube/client.ts';
 import { type Result, WorkQueue } from '../kube/workqueue.ts';
 import { PodTemplateAnnotation, type RestartKind, RolloutResult } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { CertificateChange, CertificateListener } from './listener.ts';
 import { type ManagedSecret, ManagedSecrets } from './managed-secrets.ts';
 import { decideRestart, planRestart } from './plan.ts';
 import { kindOf, RolloutReporter } from './report.ts';
