@@ -4,10 +4,31 @@
  * challenge paths in the managed Secret's namespace to the controller's solver listener.
  */
 import * as k8s from '@kubernetes/client-node';
-import type { AcmeKube, Http01Route, StoredSecret } from '../issuers/acme/ports.ts';
+import { FIELD_MANAGER } from '../names.ts';
 import { httpStatus } from './client.ts';
 
-const FIELD_MANAGER = 'cert-rotator';
+/*
+ * This adapter satisfies the ACME issuer's `AcmeKube` port structurally: kube/ never imports an
+ * issuer (app/ passes this object where the port is wanted, and tsc checks the fit there).
+ */
+
+/** A Secret as text: decoded data and annotations. */
+export interface StoredSecret {
+  resourceVersion: string;
+  data: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/** Service + EndpointSlice + Ingress that route HTTP-01 token paths to the solver listener. */
+export interface Http01Route {
+  namespace: string;
+  name: string;
+  owner: { name: string };
+  paths: Array<{ host: string; path: string }>;
+  target: { ip: string; port: number };
+  ingressClassName?: string;
+  ingressAnnotations?: Record<string, string>;
+}
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'cert-rotator' };
 /** Label on routing objects, so stray ones can be found and removed. */
 export const HTTP01_LABEL = 'cert-rotator.io/acme-http01';
@@ -26,7 +47,7 @@ async function ignore404(p: Promise<unknown>): Promise<void> {
   }
 }
 
-export class KubeAcmeResources implements AcmeKube {
+export class KubeAcmeResources {
   private readonly core: k8s.CoreV1Api;
   private readonly networking: k8s.NetworkingV1Api;
   private readonly discovery: k8s.DiscoveryV1Api;
