@@ -1,16 +1,29 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { StartupError, startController } from './controller/run.ts';
+import type { CommandEntry } from './app/command.ts';
+import { StartupError } from './app/startup-error.ts';
+
+/**
+ * The commands, each loaded only when picked: a small command (the sidecar in every pod) never
+ * pays for the modules of a large one (the controller's Kubernetes client). One entry per command.
+ */
+const COMMANDS: Record<string, CommandEntry> = {
+  controller: {
+    usage: `  controller --config FILE   Run the controller.
+      --kubeconfig FILE      Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+      --metrics-address A    [host]:port for /metrics, /healthz, /readyz (default: config metrics.address).
+      --log-level LEVEL      trace, debug, info, warn, error (default: info).
+`,
+    load: () => import('./app/controller-command.ts'),
+  },
+};
 
 const USAGE = `Usage: cert-rotator <command> [options]
 
 Commands:
-  controller --config FILE   Run the controller.
-      --kubeconfig FILE      Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster).
-      --metrics-address A    [host]:port for /metrics, /healthz, /readyz (default: config metrics.address).
-      --log-level LEVEL      trace, debug, info, warn, error (default: info).
-
+${Object.values(COMMANDS)
+  .map((c) => c.usage)
+  .join('\n')}
   help                       Show this text.
   version                    Print the version.
 `;
@@ -22,44 +35,11 @@ function version(): string {
   return pkg.version;
 }
 
-async function controller(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      'metrics-address': { type: 'string' },
-      'log-level': { type: 'string' },
-    },
-    strict: true,
-  });
-  if (!values.config) {
-    process.stderr.write('cert-rotator controller: --config FILE is required\n');
-    return 2;
-  }
-  const running = await startController({
-    configPath: values.config,
-    ...(values.kubeconfig ? { kubeconfigPath: values.kubeconfig } : {}),
-    ...(values['metrics-address'] ? { metricsAddress: values['metrics-address'] } : {}),
-    ...(values['log-level'] ? { logLevel: values['log-level'] } : {}),
-  });
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: string) => {
-      running.log.info({ signal }, 'shutting down');
-      running.stop().then(resolve, resolve);
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  });
-  running.log.info('stopped');
-  return 0;
-}
-
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const entry = command === undefined ? undefined : COMMANDS[command];
+  if (entry) return await (await entry.load()).run(rest);
   switch (command) {
-    case 'controller':
-      return await controller(rest);
     case 'version':
     case '--version':
       process.stdout.write(`${version()}\n`);

@@ -13,19 +13,18 @@ import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { startHttpServer } from '../observability/server.ts';
+import { StartupError } from './startup-error.ts';
+
+export { StartupError } from './startup-error.ts';
+
+import { SecretController } from '../controller/controller.ts';
 import { createRollouts } from '../rollout/index.ts';
-import { SecretController } from './controller.ts';
 
 export interface ControllerOptions {
   configPath: string;
   kubeconfigPath?: string;
   metricsAddress?: string;
   logLevel?: string;
-}
-
-/** A start-up problem a user must fix; the CLI prints the message and exits non-zero. */
-export class StartupError extends Error {
-  override readonly name = 'StartupError';
 }
 
 export async function readConfigFile(path: string): Promise<Config> {
