@@ -21,7 +21,17 @@ export const Annotation = {
   window: 'cert-rotator.io/window',
   windowDuration: 'cert-rotator.io/window-duration',
   windowTimezone: 'cert-rotator.io/window-timezone',
+  /** An opaque token (`cert-rotator renew` writes an RFC 3339 time): renew once per new value. */
+  renewRequestedAt: 'cert-rotator.io/renew-requested-at',
 } as const;
+
+/**
+ * Prefix of every status annotation added from version 0.2 on. Keys under it are never read as
+ * input by any version: a replica that does not know one of them ignores it (its input check
+ * looks at `cert-rotator.io/` keys only), so a rolling upgrade never makes an older replica
+ * refuse a Secret that a newer one annotated.
+ */
+export const STATUS_ANNOTATION_PREFIX = 'status.cert-rotator.io/';
 
 /** Annotations the controller writes on a Secret. Never read as input. */
 export const StatusAnnotation = {
@@ -32,6 +42,14 @@ export const StatusAnnotation = {
   lastError: 'cert-rotator.io/last-error',
   failures: 'cert-rotator.io/failures',
   revision: 'cert-rotator.io/revision',
+  /** RFC 3339 time of the last failed attempt; with `failures` it rebuilds the backoff after a restart. */
+  lastFailureTime: 'status.cert-rotator.io/last-failure-time',
+  /** The `renew-requested-at` value the controller has acted on. */
+  renewRequestHandled: 'status.cert-rotator.io/renew-request-handled',
+  /** Certificate hash that workloads using the Secret must still be rolled to (debounce, pause, window). */
+  restartOwed: 'status.cert-rotator.io/restart-owed',
+  /** Times (epoch seconds, comma-separated) of the ACME orders of the last hour: `maxOrdersPerHour`. */
+  acmeOrders: 'status.cert-rotator.io/acme-orders',
 } as const;
 
 /** Values of the `state` status annotation. */
@@ -66,6 +84,35 @@ export const Metric = {
   rolloutsTotal: 'cert_rotator_rollouts_total',
   acmeRequestsTotal: 'cert_rotator_acme_requests_total',
   secretErrorsTotal: 'cert_rotator_secret_errors_total',
+  csrRequestsTotal: 'cert_rotator_csr_requests_total',
+  csrApprovalWait: 'cert_rotator_csr_approval_wait_seconds',
+  sidecarCertificateNotAfter: 'cert_rotator_sidecar_certificate_not_after_timestamp_seconds',
+  sidecarReloadsTotal: 'cert_rotator_sidecar_reloads_total',
+} as const;
+
+/** Values of the `result` label of `csr_requests_total`. */
+export const CsrResult = {
+  issued: 'issued',
+  denied: 'denied',
+  failed: 'failed',
+  timeout: 'timeout',
+} as const;
+
+/** Labels and annotations that tie a CertificateSigningRequest to the Secret it renews. */
+export const CsrLink = {
+  /** Label: the managed Secret's namespace. */
+  secretNamespace: 'cert-rotator.io/secret-namespace',
+  /** Label: the managed Secret's name. */
+  secretName: 'cert-rotator.io/secret-name',
+  /** Annotation: the managed Secret's uid (a recreated Secret does not inherit a pending CSR). */
+  secretUid: 'cert-rotator.io/secret-uid',
+} as const;
+
+/** Values of the `method` label of `sidecar_reloads_total`: how the sidecar tells the application. */
+export const ReloadMethod = {
+  signal: 'signal',
+  httpPost: 'http-post',
+  exec: 'exec',
 } as const;
 
 /** Keys inside a `kubernetes.io/tls` Secret's data. */
