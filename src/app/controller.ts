@@ -61,7 +61,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
   let kc: KubeTransport;
   try {
-    kc = loadKubeConfig(opts.kubeconfigPath);
+    kc = loadKubeConfig(opts.kubeconfigPath, config.kubeAPI);
   } catch (err) {
     throw new StartupError(err instanceof Error ? err.message : String(err));
   }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { EnvVar } from '../../names.ts';
 import { TokenFileAuth } from './auth.ts';
 import { type Endpoint, HttpTransport, type TransportOptions } from './transport.ts';
 
@@ -10,9 +11,9 @@ export interface InClusterOptions extends TransportOptions {
   host?: string;
   /** Default $KUBERNETES_SERVICE_PORT. */
   port?: string;
-  /** Default `/var/run/secrets/kubernetes.io/serviceaccount/token`. */
+  /** Default `token` in $CERT_ROTATOR_SERVICEACCOUNT_DIR or `/var/run/secrets/kubernetes.io/serviceaccount`. */
   tokenFile?: string;
-  /** Default `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`. */
+  /** Default `ca.crt` in the same directory. */
   caFile?: string;
   /** Re-read the token file at most this long after the last read (and at once after a 401). */
   tokenRefreshMs?: number;
@@ -31,8 +32,9 @@ export function inClusterEndpoint(options: InClusterOptions = {}): Endpoint {
       'not running in a pod: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (pass --kubeconfig or set KUBECONFIG)',
     );
   }
-  const caFile = options.caFile ?? join(SERVICEACCOUNT_DIR, 'ca.crt');
-  const tokenFile = options.tokenFile ?? join(SERVICEACCOUNT_DIR, 'token');
+  const dir = process.env[EnvVar.serviceAccountDir] || SERVICEACCOUNT_DIR;
+  const caFile = options.caFile ?? join(dir, 'ca.crt');
+  const tokenFile = options.tokenFile ?? join(dir, 'token');
   let ca: Buffer;
   try {
     ca = readFileSync(caFile);
