@@ -50,7 +50,11 @@ export function kubeconfigYaml(
 }
 
 /** etcd → kube-apiserver (RBAC, SA token signing) → kube-controller-manager (CSR signing), on loopback. */
-export async function startControlPlane(bins: ControlPlaneBinaries, dir: string): Promise<ControlPlane> {
+export async function startControlPlane(
+  bins: ControlPlaneBinaries,
+  dir: string,
+  opts: { controllerManager?: boolean } = {},
+): Promise<ControlPlane> {
   const t0 = Date.now();
   const logDir = join(dir, 'logs');
   const pki = join(dir, 'pki');
@@ -156,38 +160,42 @@ export async function startControlPlane(bins: ControlPlaneBinaries, dir: string)
   const kubeconfigPath = join(dir, 'admin.kubeconfig');
   await writeFile(kubeconfigPath, kubeconfigYaml(apiServerUrl, ca.certPem, admin), { mode: 0o600 });
 
-  const kcm = await startPeer(
-    'kube-controller-manager',
-    bins.kubeControllerManager,
-    [
-      `--kubeconfig=${kubeconfigPath}`,
-      `--cluster-signing-cert-file=${files.ca}`,
-      `--cluster-signing-key-file=${files.caKey}`,
-      `--root-ca-file=${files.ca}`,
-      `--service-account-private-key-file=${files.saKey}`,
-      '--use-service-account-credentials=false',
-      '--leader-elect=false',
-      '--secure-port=0',
-      '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner',
-      '--v=1',
-    ],
-    { logDir },
-  );
-  peers.push(kcm);
-  // The service-account controller creating "default" in namespace default proves kcm is working.
-  await waitFor(
-    'kube-controller-manager to create the default ServiceAccount',
-    async () => {
-      if (!isAlive(kcm.pid)) throw new Error(`kube-controller-manager exited; see ${kcm.logFile}`);
-      const res = await httpsGet(`${apiServerUrl}/api/v1/namespaces/default/serviceaccounts/default`, {
-        ca: ca.certPem,
-        cert: admin.certPem,
-        key: admin.keyPem,
-      });
-      return res.status === 200;
-    },
-    { timeoutMs: 90_000, intervalMs: 200 },
-  );
+  // Benchmarks of controllers that need no Deployment/ReplicaSet/namespace controllers leave it out:
+  // it adds API traffic of its own and would create a ReplicaSet per benchmark Deployment.
+  if (opts.controllerManager !== false) {
+    const kcm = await startPeer(
+      'kube-controller-manager',
+      bins.kubeControllerManager,
+      [
+        `--kubeconfig=${kubeconfigPath}`,
+        `--cluster-signing-cert-file=${files.ca}`,
+        `--cluster-signing-key-file=${files.caKey}`,
+        `--root-ca-file=${files.ca}`,
+        `--service-account-private-key-file=${files.saKey}`,
+        '--use-service-account-credentials=false',
+        '--leader-elect=false',
+        '--secure-port=0',
+        '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner',
+        '--v=1',
+      ],
+      { logDir },
+    );
+    peers.push(kcm);
+    // The service-account controller creating "default" in namespace default proves kcm is working.
+    await waitFor(
+      'kube-controller-manager to create the default ServiceAccount',
+      async () => {
+        if (!isAlive(kcm.pid)) throw new Error(`kube-controller-manager exited; see ${kcm.logFile}`);
+        const res = await httpsGet(`${apiServerUrl}/api/v1/namespaces/default/serviceaccounts/default`, {
+          ca: ca.certPem,
+          cert: admin.certPem,
+          key: admin.keyPem,
+        });
+        return res.status === 200;
+      },
+      { timeoutMs: 90_000, intervalMs: 200 },
+    );
+  }
 
   return {
     apiServerUrl,

@@ -126,6 +126,9 @@ export class HttpTransport implements KubeTransport {
         throw new KubeApiError(status, method, path, text, flatHeaders(res));
       }
       if (text === '') return undefined as T;
+      // Everything the API serves as JSON is parsed; text (e.g. `/metrics`) is returned as is.
+      const type = res.headers['content-type'] ?? '';
+      if (!type.includes('json')) return text as T;
       return JSON.parse(text) as T;
     }
   }
@@ -192,7 +195,7 @@ export class HttpTransport implements KubeTransport {
       this.agent.destroy();
       this.agent = this.makeAgent(applied.cert, applied.key);
     }
-    const headers: OutgoingHttpHeaders = { accept: 'application/json', 'user-agent': this.userAgent };
+    const headers: OutgoingHttpHeaders = { accept: 'application/json, */*', 'user-agent': this.userAgent };
     if (applied.authorization) headers.authorization = applied.authorization;
     if (payload !== undefined) {
       headers['content-type'] = contentType ?? 'application/json';
