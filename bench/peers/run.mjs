@@ -12,6 +12,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
+import { CONFIG_DEFAULTS } from '../../dist/config/schema.js';
 import { makeClients } from '../../dist/kube/client.js';
 import { transportFromKubeconfig } from '../../dist/kube/http/index.js';
 import { startOwnControlPlane } from '../../test/testenv/env.ts';
@@ -40,8 +41,8 @@ const { values: args } = parseArgs({
     fanout: { type: 'string', default: '200' },
     workloads: { type: 'string', default: '2000' },
     burst: { type: 'string', default: '1000' },
-    'higher-qps': { type: 'string', default: '400' },
-    'higher-burst': { type: 'string', default: '800' },
+    'higher-qps': { type: 'string', default: '1000' },
+    'higher-burst': { type: 'string', default: '2000' },
     'steady-wait': { type: 'string', default: '15' },
     'burst-settle': { type: 'string', default: '60' },
     'no-write': { type: 'boolean', default: false },
@@ -703,7 +704,7 @@ const md = [
   '',
   ...(hi
     ? [
-        `cert-rotator's client rate limit in the burst: the default \`kubeAPI\` (qps 100, burst 200) above; with`,
+        `cert-rotator's client rate limit in the burst: the default \`kubeAPI\` (qps ${CONFIG_DEFAULTS.kubeApiQps}, burst ${CONFIG_DEFAULTS.kubeApiBurst}) above; with`,
         `qps ${results.certmanager.higherSetting.qps}/burst ${results.certmanager.higherSetting.burst}: ${f2(med(hi, 'seconds'))} s, ${int(med(hi, 'apiErrorResponses'))} API error responses, RSS at the end ${f1(med(hi, 'rssEndMiB'))} MiB (median of ${hi.length}). cert-manager runs with its defaults (qps 20, burst 50).`,
         '',
       ]

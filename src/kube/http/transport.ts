@@ -58,8 +58,8 @@ export interface TransportOptions {
 }
 
 /** client-go ships 5/10; a controller that writes 1,000 Secrets at once needs more (see docs/operations.md). */
-export const DEFAULT_QPS = 100;
-export const DEFAULT_BURST = 200;
+export const DEFAULT_QPS = 300;
+export const DEFAULT_BURST = 600;
 
 /** Counters a caller can read (benchmarks, tests): requests sent per HTTP method. */
 export interface TransportStats {
