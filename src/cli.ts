@@ -16,6 +16,13 @@ const COMMANDS: Record<string, CommandEntry> = {
 `,
     load: () => import('./app/controller-command.ts'),
   },
+  demo: {
+    usage: `  demo [--keep]              See a rotation live: a local control plane, a Secret about to
+                             expire, a Deployment that mounts it, the renewal and the rollout.
+      --keep                 Leave the control plane and controller up; print the KUBECONFIG.
+`,
+    load: () => import('./app/demo.ts'),
+  },
 };
 
 const USAGE = `Usage: cert-rotator <command> [options]

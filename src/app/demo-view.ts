@@ -1,0 +1,110 @@
+import { formatDuration } from '../policy/renewal.ts';
+import { DEMO, type EventView, type Snapshot } from './demo-scenario.ts';
+
+/** `08:40:01Z`: the time of day in UTC, to the second. */
+export function clockTime(ms: number): string {
+  return `${new Date(ms).toISOString().slice(11, 19)}Z`;
+}
+
+/** Whole seconds, largest units first ("1m41s"); "expired 5s ago" style is the caller's. */
+export function span(ms: number): string {
+  return formatDuration(Math.max(0, Math.round(ms / 1000) * 1000));
+}
+
+function shortSerial(serial: string): string {
+  return serial.length > 16 ? `${serial.slice(0, 16)}…` : serial;
+}
+
+function timeLeft(notAfter: number, now: number): string {
+  return notAfter > now ? `${span(notAfter - now)} left` : `expired ${span(now - notAfter)} ago`;
+}
+
+function renewalText(renewalTime: number | undefined, now: number): string {
+  if (renewalTime === undefined) return 'renewal not planned yet';
+  return renewalTime > now
+    ? `renewal at ${clockTime(renewalTime)} (in ${span(renewalTime - now)})`
+    : `renewal due since ${clockTime(renewalTime)}`;
+}
+
+export interface Progress {
+  firstSerial: string;
+  /** The first ReplicaSet of the Deployment, made before any renewal. */
+  firstReplicaSets: ReadonlySet<string>;
+}
+
+/** The new ReplicaSet that cert-rotator's restart produced, once it exists. */
+export function rolledReplicaSet(s: Snapshot, p: Progress): string | undefined {
+  return s.replicaSets.find((rs) => rs.certificateHash !== undefined && !p.firstReplicaSets.has(rs.name))
+    ?.name;
+}
+
+export function renewed(s: Snapshot, p: Progress): boolean {
+  return s.cert !== undefined && s.cert.serial !== p.firstSerial;
+}
+
+/** The lines of the in-place view on a terminal, one snapshot. */
+export function screen(s: Snapshot, p: Progress, now: number, header: string[]): string[] {
+  const lines = [...header, ''];
+  lines.push(
+    `Secret ${DEMO.namespace}/${DEMO.secret}  (issuer ${DEMO.issuer}, renew-before ${DEMO.renewBefore})`,
+  );
+  if (s.cert) {
+    const c = s.cert;
+    lines.push(`  serial    ${shortSerial(c.serial)}${c.serial === p.firstSerial ? '' : '   (renewed)'}`);
+    lines.push(`  notAfter  ${clockTime(c.notAfter)}   ${timeLeft(c.notAfter, now)}`);
+    lines.push(`  state     ${c.state}   revision ${c.revision}   ${renewalText(c.renewalTime, now)}`);
+    if (c.lastError) lines.push(`  error     ${c.lastError}`);
+  } else lines.push(`  certificate unreadable: ${s.certProblem ?? 'not read yet'}`);
+  lines.push('', `Deployment ${DEMO.namespace}/${DEMO.deployment}`);
+  const rolled = rolledReplicaSet(s, p);
+  for (const rs of s.replicaSets) {
+    const note =
+      rs.name === rolled
+        ? '  ← new: rollout done (no nodes here, so no pod runs; the new ReplicaSet is the rollout)'
+        : '';
+    lines.push(`  ReplicaSet ${rs.name}  created ${clockTime(rs.created)}${note}`);
+  }
+  if (s.replicaSets.length === 0) lines.push('  (no ReplicaSet yet)');
+  lines.push('', 'Events');
+  for (const e of s.events.slice(-8)) lines.push(`  ${eventLine(e)}`);
+  if (s.events.length === 0) lines.push('  (none yet)');
+  if (!renewed(s, p) && s.cert?.renewalTime !== undefined && s.cert.renewalTime > now) {
+    lines.push('', `Waiting for the renewal time (notAfter − renew-before ${DEMO.renewBefore}).`);
+  }
+  return lines;
+}
+
+export function eventLine(e: EventView): string {
+  return `${clockTime(e.time)} ${e.type.padEnd(7)} ${e.reason.padEnd(17)} ${e.object}: ${e.message}`;
+}
+
+/**
+ * What changed between two snapshots, as plain lines (no timestamps: the caller adds them). Used
+ * when stdout is not a terminal, and after the summary with --keep.
+ */
+export function changes(prev: Snapshot | undefined, s: Snapshot, p: Progress, now: number): string[] {
+  const out: string[] = [];
+  const c = s.cert;
+  const pc = prev?.cert;
+  if (c && (!pc || pc.serial !== c.serial || pc.state !== c.state || pc.revision !== c.revision)) {
+    out.push(
+      `certificate ${DEMO.namespace}/${DEMO.secret}: serial ${shortSerial(c.serial)}, notAfter ${clockTime(c.notAfter)} (${timeLeft(c.notAfter, now)}), state ${c.state}, revision ${c.revision}, ${renewalText(c.renewalTime, now)}${c.serial !== p.firstSerial ? ' — renewed' : ''}`,
+    );
+  }
+  if (c?.lastError && c.lastError !== pc?.lastError) out.push(`certificate error: ${c.lastError}`);
+  if (!c && s.certProblem && s.certProblem !== prev?.certProblem)
+    out.push(`certificate unreadable: ${s.certProblem}`);
+  const known = new Set(prev?.replicaSets.map((rs) => rs.name) ?? []);
+  const rolled = rolledReplicaSet(s, p);
+  for (const rs of s.replicaSets) {
+    if (known.has(rs.name)) continue;
+    out.push(
+      rs.name === rolled
+        ? `ReplicaSet ${rs.name} created by the restart: rollout done (the demo cluster has no nodes, so no pod runs; the new ReplicaSet is what a rollout produces)`
+        : `ReplicaSet ${rs.name} created`,
+    );
+  }
+  const seen = new Set(prev?.events.map((e) => e.uid) ?? []);
+  for (const e of s.events) if (!seen.has(e.uid)) out.push(`event ${eventLine(e)}`);
+  return out;
+}
