@@ -23,6 +23,16 @@ const COMMANDS: Record<string, CommandEntry> = {
 `,
     load: () => import('./app/demo.ts'),
   },
+  scan: {
+    usage: `  scan [--namespace N] [--expiring-within D] [--output table|wide|json] [--config FILE]
+                             Every TLS Secret: expiry, planned renewal, state, problem (needs only
+                             "list" on secrets). Exit 1 when one expires within D (e.g. 14d).
+      --kubeconfig FILE      Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+  scan PATH...               The same for PEM files, bundles, DER certificates and kubeconfigs
+                             (directories recursively).
+`,
+    load: () => import('./app/scan.ts'),
+  },
 };
 
 const USAGE = `Usage: cert-rotator <command> [options]

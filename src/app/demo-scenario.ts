@@ -1,6 +1,8 @@
+import type { Config } from '../config/schema.ts';
 import type { KubeClients } from '../kube/client.ts';
 import { Annotation, PodTemplateAnnotation, SecretKey, StatusAnnotation, TLS_SECRET_TYPE } from '../names.ts';
 import { certificatesFromPem, generateKey, issueCertificate, readCertificateSummary } from '../pki/index.ts';
+import { rowFromSecret } from './scan-rows.ts';
 
 /** What the demo creates in its cluster, by name: shown to the user, used by the view. */
 export const DEMO = {
@@ -158,7 +160,7 @@ export interface Snapshot {
 }
 
 /** Everything the demo shows, read fresh from the API server. */
-export async function observe(clients: KubeClients): Promise<Snapshot> {
+export async function observe(clients: KubeClients, config: Config): Promise<Snapshot> {
   const { namespace } = DEMO;
   const [secret, rsList, eventList] = await Promise.all([
     clients.core.readNamespacedSecret({ namespace, name: DEMO.secret }),
@@ -170,7 +172,9 @@ export async function observe(clients: KubeClients): Promise<Snapshot> {
   try {
     const pem = Buffer.from(secret.data?.[SecretKey.certificate] ?? '', 'base64').toString('latin1');
     const s = readCertificateSummary(certificatesFromPem(pem)[0] as Uint8Array);
-    const renewal = Date.parse(annotations[StatusAnnotation.renewalTime] ?? '');
+    // The renewal time as the controller decides it (its evaluate(), fed with the demo's config).
+    const row = rowFromSecret(secret, config, true, Date.now());
+    const renewal = Date.parse(row.renewalTime ?? annotations[StatusAnnotation.renewalTime] ?? '');
     snapshot.cert = {
       serial: s.serialHex,
       notAfter: s.notAfter,

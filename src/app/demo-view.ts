@@ -1,9 +1,12 @@
 import { formatDuration } from '../policy/renewal.ts';
 import { DEMO, type EventView, type Snapshot } from './demo-scenario.ts';
 
-/** `08:40:01Z`: the time of day in UTC, to the second. */
-export function clockTime(ms: number): string {
-  return `${new Date(ms).toISOString().slice(11, 19)}Z`;
+/** `08:40:01Z`: the time of day in UTC, to the second; with the date when not within 12 hours. */
+export function clockTime(ms: number, now = Date.now()): string {
+  const iso = new Date(ms).toISOString();
+  return Math.abs(ms - now) < 12 * 3_600_000
+    ? `${iso.slice(11, 19)}Z`
+    : `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`;
 }
 
 /** Whole seconds, largest units first ("1m41s"); "expired 5s ago" style is the caller's. */

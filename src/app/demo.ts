@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.ts';
 import { controlPlaneBinaries } from '../devcluster/binaries.ts';
 import { type ControlPlane, startControlPlane } from '../devcluster/control-plane.ts';
 import { type Peer, startPeer, stopAllPeers } from '../devcluster/processes.ts';
@@ -91,15 +92,19 @@ export async function run(argv: string[]): Promise<number> {
     void session.stop((t) => term.line(t)).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, onSignal);
+  let ok = false;
   try {
-    return await demo(term, session);
+    const code = await demo(term, session);
+    ok = code === 0;
+    return code;
   } catch (err) {
     term.line(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
     if (session.dir)
       term.line(`logs were in ${join(session.dir, 'logs')} and ${join(session.dir, 'cluster', 'logs')}`);
     return 1;
   } finally {
-    if (!session.keep) await session.stop((t) => term.line(t));
+    // --keep holds a working demo open (until Ctrl-C); a failed one is always cleaned up.
+    if (!session.keep || !ok) await session.stop((t) => term.line(t));
   }
 }
 
@@ -135,6 +140,7 @@ async function demo(term: Terminal, session: Session): Promise<number> {
 
   term.line('step 4/4: starting the controller (cert-rotator controller)');
   const configPath = join(session.dir, 'config.yaml');
+  const demoConfig = loadConfig(demoConfigYaml());
   await writeFile(configPath, demoConfigYaml());
   session.controller = await startPeer(
     'controller',
@@ -179,7 +185,7 @@ async function demo(term: Terminal, session: Session): Promise<number> {
     }
     let snap: Snapshot | undefined;
     try {
-      snap = await observe(clients);
+      snap = await observe(clients, demoConfig);
     } catch (err) {
       term.line(`reading the cluster failed: ${describeApiError(err)} (retrying)`);
     }
@@ -244,7 +250,7 @@ async function demo(term: Terminal, session: Session): Promise<number> {
     for (;;) {
       await new Promise((r) => setTimeout(r, POLL_MS));
       if (!isRunning(session.controller)) term.line('the controller exited');
-      const snap = await observe(clients).catch(() => undefined);
+      const snap = await observe(clients, demoConfig).catch(() => undefined);
       if (!snap) continue;
       for (const l of changes(prev, snap, progress, Date.now())) term.line(l);
       prev = snap;

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 
 /**
  * The leash: `bash -c LEASH leash CMD ARGS...` runs CMD and ends it when the script's stdin
@@ -11,9 +11,11 @@ import { join } from 'node:path';
  * to this module, so the compiled dist/ needs nothing copied beside it.)
  */
 const LEASH = `set -u
-exec 3<&0
-"$@" </dev/null &
+exec 4<&0
+"$@" </dev/null 3>&- 4<&- &
 child=$!
+echo "$child" >&3
+exec 3>&-
 stop() {
   kill -TERM "$child" 2>/dev/null
   for _ in $(seq 1 50); do kill -0 "$child" 2>/dev/null || exit 0; sleep 0.1; done
@@ -21,7 +23,7 @@ stop() {
   exit 0
 }
 trap stop TERM INT HUP
-( cat <&3 >/dev/null; kill -TERM $$ 2>/dev/null ) &
+( cat <&4 >/dev/null; kill -TERM $$ 2>/dev/null ) &
 watcher=$!
 wait "$child"
 rc=$?
@@ -75,7 +77,7 @@ export interface StartOptions {
 
 /**
  * Starts `bin args` under the leash with output in `<logDir>/<name>.log`. The pid reported is the
- * peer's own (read from /proc), so tests can assert it is gone after teardown.
+ * peer's own (the leash reports it), so tests can assert it is gone after teardown.
  */
 export async function startPeer(
   name: string,
@@ -87,7 +89,9 @@ export async function startPeer(
   const logFile = join(opts.logDir, `${name}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn('bash', ['-c', LEASH, 'leash', bin, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
+    // fd 3: the leash writes the peer's pid on it (a bash that sources start-up files may fork
+    // short-lived children first, so /proc's list of children is no reliable witness).
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd,
   });
@@ -103,11 +107,7 @@ export async function startPeer(
   });
   const leashPid = child.pid;
   if (leashPid === undefined) throw new Error(`${name}: could not start ${bin}`);
-  const pid = await childPidOf(
-    leashPid,
-    5_000,
-    () => child.exitCode !== null || child.signalCode !== null,
-  ).catch((err: unknown) => {
+  const pid = await reportedPid(child, 5_000).catch((err: unknown) => {
     throw new Error(`${name}: ${err instanceof Error ? err.message : String(err)}; see ${logFile}`);
   });
   return {
@@ -123,22 +123,32 @@ export async function startPeer(
   };
 }
 
-async function childPidOf(parent: number, timeoutMs: number, leashExited: () => boolean): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (leashExited()) throw new Error('the program exited at once');
-    try {
-      const children = (await readFile(`/proc/${parent}/task/${parent}/children`, 'utf8'))
-        .trim()
-        .split(/\s+/);
-      // The first child is the peer; the second (if any) is the stdin watcher subshell.
-      if (children[0]) return Number(children[0]);
-    } catch {
-      // leash not yet forked
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`leash ${parent} started no program within ${timeoutMs} ms`);
+/** The first line the leash writes on fd 3: the pid of the program it started. */
+async function reportedPid(child: ChildProcess, timeoutMs: number): Promise<number> {
+  const report = child.stdio[3] as Readable | null | undefined;
+  if (!report) throw new Error('the leash has no pid pipe');
+  return await new Promise<number>((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(
+      () => finish(new Error(`the leash reported no pid within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const finish = (result: number | Error) => {
+      clearTimeout(timer);
+      report.removeAllListeners('data');
+      report.destroy();
+      if (typeof result === 'number') resolve(result);
+      else reject(result);
+    };
+    report.setEncoding('utf8');
+    report.on('data', (chunk: string) => {
+      text += chunk;
+      const line = /^(\d+)\n/.exec(text);
+      if (line?.[1]) finish(Number(line[1]));
+    });
+    report.once('end', () => finish(new Error('the program exited at once')));
+    child.once('exit', () => finish(new Error('the program exited at once')));
+  });
 }
 
 export function isAlive(pid: number): boolean {
