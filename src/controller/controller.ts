@@ -355,7 +355,12 @@ export class SecretController {
       notAfter: output.summary.notAfter,
       renewBefore: policy.renewBefore,
     });
-    const body = renewedSecret(fresh, output.data, { notAfter: output.summary.notAfter, renewalTime, now });
+    const body = renewedSecret(fresh, output.data, {
+      notAfter: output.summary.notAfter,
+      renewalTime,
+      now,
+      requestHandled: policy.renewRequest,
+    });
     try {
       await this.deps.clients.core.replaceNamespacedSecret({
         namespace: record.namespace,
@@ -408,7 +413,7 @@ export class SecretController {
       this.ref(current),
       'Normal',
       EventReason.renewed,
-      `renewed by issuer "${issuer.name}"${viaFallback} (${ev.decision.reason}); new certificate valid until ${iso(output.summary.notAfter)}, next renewal ${iso(renewalTime)}`,
+      `renewed by issuer "${issuer.name}"${viaFallback} (${ev.decision.reason === 'requested' ? 'renewal requested' : ev.decision.reason}); new certificate valid until ${iso(output.summary.notAfter)}, next renewal ${iso(renewalTime)}`,
       this.clock.now(),
     );
     return undefined;
