@@ -33,6 +33,13 @@ const COMMANDS: Record<string, CommandEntry> = {
 `,
     load: () => import('./app/scan.ts'),
   },
+  renew: {
+    usage: `  renew NAMESPACE/NAME [--no-wait] [--timeout D]
+                             Ask the running controller to renew a managed Secret now (annotation
+                             cert-rotator.io/renew-requested-at) and wait for the new revision.
+`,
+    load: () => import('./app/renew.ts'),
+  },
 };
 
 const USAGE = `Usage: cert-rotator <command> [options]

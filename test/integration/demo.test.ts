@@ -1,0 +1,85 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../testenv/net.ts';
+import { isAlive } from '../testenv/processes.ts';
+
+// `npm run demo` is `node src/cli.ts demo`: the same entry, run the way CI runs it (no TTY).
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+
+interface Run {
+  proc: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+function startDemo(): Run {
+  const proc = spawn(process.execPath, [CLI, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  proc.stderr?.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))),
+  );
+  return { proc, output: () => out, exited };
+}
+
+/** The `pids: etcd=1 kube-apiserver=2 ...` line the demo prints once everything is started. */
+function reportedPids(output: string): Record<string, number> {
+  const line = /^\S+ pids: (.+)$/m.exec(output)?.[1];
+  if (!line) throw new Error(`no pids line in:\n${output}`);
+  return Object.fromEntries(line.split(' ').map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
+}
+
+function reportedDir(output: string): string {
+  const dir = /^\S+ directory: (\S+)$/m.exec(output)?.[1];
+  if (!dir) throw new Error(`no directory line in:\n${output}`);
+  return dir;
+}
+
+async function expectNothingLeft(output: string): Promise<void> {
+  const pids = reportedPids(output);
+  expect(Object.keys(pids).sort()).toEqual(['controller', 'etcd', 'kube-apiserver', 'kube-controller-manager']);
+  // A process the leash had to SIGKILL can linger for a moment as a zombie.
+  await waitFor('every process the demo started to be gone', () =>
+    Object.values(pids).every((pid) => !isAlive(pid)),
+  );
+  expect(existsSync(reportedDir(output))).toBe(false);
+}
+
+describe('cert-rotator demo (non-TTY, as in CI)', () => {
+  it('renews the certificate live, rolls the Deployment to a new ReplicaSet, ends on its own and leaves nothing behind', async () => {
+    const demo = startDemo();
+    const code = await demo.exited;
+    const out = demo.output();
+    expect(code, out).toBe(0);
+    // Plain timestamped lines, no terminal control sequences.
+    expect(out).not.toContain('\x1b[');
+    for (const line of out.trim().split('\n')) expect(line).toMatch(/^\d\d:\d\d:\d\dZ /);
+    // The certificate before and after, the renewal, the new ReplicaSet and the events.
+    expect(out).toMatch(/certificate cert-rotator-demo\/web-tls: serial [0-9a-f]{16}…, notAfter \S+ \((?:2m|1m5\ds) left\)/);
+    expect(out).toMatch(/certificate cert-rotator-demo\/web-tls: serial [0-9a-f]{16}…, .*revision 1, .* — renewed/);
+    expect(out).toMatch(/event .* Renewed +Secret\/web-tls: renewed by issuer "demo-ca"/);
+    expect(out).toMatch(/ReplicaSet web-[a-z0-9]+ created by the restart: rollout done \(the demo cluster has no nodes/);
+    expect(out).toMatch(/event .* RolloutTriggered +Deployment\/web:/);
+    expect(out).toMatch(/summary:\n.*renewed: serial [0-9a-f]{16}… \(notAfter \S+\) → [0-9a-f]{16}…/);
+    expect(out).toMatch(/rollout done: Deployment web has the new ReplicaSet web-[a-z0-9]+ beside web-[a-z0-9]+/);
+    await expectNothingLeft(out);
+  }, 240_000);
+
+  it('stops everything and removes its directory on SIGINT (Ctrl-C)', async () => {
+    const demo = startDemo();
+    await waitFor('the demo to report its pids', () => /^\S+ directory: /m.test(demo.output()), {
+      timeoutMs: 120_000,
+    });
+    demo.proc.kill('SIGINT');
+    const code = await demo.exited;
+    expect(code, demo.output()).toBe(130);
+    expect(demo.output()).toMatch(/SIGINT: stopping/);
+    await expectNothingLeft(demo.output());
+  }, 180_000);
+});
