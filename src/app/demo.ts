@@ -36,7 +36,7 @@ class Terminal {
   }
   /** Replaces the block drawn last (terminal only). */
   redraw(lines: string[]): void {
-    const width = Math.max(40, process.stdout.columns ?? 120);
+    const width = Math.max(40, process.stdout.columns || Number(process.env.COLUMNS) || 120);
     const fitted = lines.map((l) => (l.length > width - 1 ? `${l.slice(0, width - 2)}…` : l));
     const up = this.drawn > 0 ? `\x1b[${this.drawn}F\x1b[J` : '';
     process.stdout.write(`${up}${fitted.join('\n')}\n`);

@@ -27,23 +27,23 @@ function shortTime(iso: string | null): string {
   return iso === null ? '-' : iso.replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** The two largest units of a duration in seconds: 29d23h, 3h12m, 45s; negative when expired. */
+/** The largest unit and the next one: 29d23h, 1d0h, 3h12m, 45s; negative when expired. */
 export function compactDuration(seconds: number): string {
   const sign = seconds < 0 ? '-' : '';
-  let rest = Math.abs(seconds);
-  const parts: string[] = [];
-  for (const [unit, size] of [
+  const abs = Math.abs(Math.trunc(seconds));
+  const units = [
     ['d', 86_400],
     ['h', 3_600],
     ['m', 60],
     ['s', 1],
-  ] as const) {
-    const n = Math.floor(rest / size);
-    if (n > 0 || (unit === 's' && parts.length === 0)) parts.push(`${n}${unit}`);
-    rest -= n * size;
-    if (parts.length === 2) break;
-  }
-  return sign + parts.join('');
+  ] as const;
+  const first = units.findIndex(([, size]) => abs >= size);
+  if (first < 0) return '0s';
+  const [unit, size] = units[first] as (typeof units)[number];
+  const next = units[first + 1];
+  const whole = Math.floor(abs / size);
+  if (!next) return `${sign}${whole}${unit}`;
+  return `${sign}${whole}${unit}${Math.floor((abs - whole * size) / next[1])}${next[0]}`;
 }
 
 function cells(row: ScanRow, wide: boolean): string[] {

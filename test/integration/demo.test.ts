@@ -43,7 +43,12 @@ function reportedDir(output: string): string {
 
 async function expectNothingLeft(output: string): Promise<void> {
   const pids = reportedPids(output);
-  expect(Object.keys(pids).sort()).toEqual(['controller', 'etcd', 'kube-apiserver', 'kube-controller-manager']);
+  expect(Object.keys(pids).sort()).toEqual([
+    'controller',
+    'etcd',
+    'kube-apiserver',
+    'kube-controller-manager',
+  ]);
   // A process the leash had to SIGKILL can linger for a moment as a zombie.
   await waitFor('every process the demo started to be gone', () =>
     Object.values(pids).every((pid) => !isAlive(pid)),
@@ -61,13 +66,21 @@ describe('cert-rotator demo (non-TTY, as in CI)', () => {
     expect(out).not.toContain('\x1b[');
     for (const line of out.trim().split('\n')) expect(line).toMatch(/^\d\d:\d\d:\d\dZ /);
     // The certificate before and after, the renewal, the new ReplicaSet and the events.
-    expect(out).toMatch(/certificate cert-rotator-demo\/web-tls: serial [0-9a-f]{16}…, notAfter \S+ \((?:2m|1m5\ds) left\)/);
-    expect(out).toMatch(/certificate cert-rotator-demo\/web-tls: serial [0-9a-f]{16}…, .*revision 1, .* — renewed/);
+    expect(out).toMatch(
+      /certificate cert-rotator-demo\/web-tls: serial [0-9a-f]{16}…, notAfter \S+ \((?:2m|1m5\ds) left\)/,
+    );
+    expect(out).toMatch(
+      /certificate cert-rotator-demo\/web-tls: serial [0-9a-f]{16}…, .*revision 1, .* — renewed/,
+    );
     expect(out).toMatch(/event .* Renewed +Secret\/web-tls: renewed by issuer "demo-ca"/);
-    expect(out).toMatch(/ReplicaSet web-[a-z0-9]+ created by the restart: rollout done \(the demo cluster has no nodes/);
+    expect(out).toMatch(
+      /ReplicaSet web-[a-z0-9]+ created by the restart: rollout done \(the demo cluster has no nodes/,
+    );
     expect(out).toMatch(/event .* RolloutTriggered +Deployment\/web:/);
     expect(out).toMatch(/summary:\n.*renewed: serial [0-9a-f]{16}… \(notAfter \S+\) → [0-9a-f]{16}…/);
-    expect(out).toMatch(/rollout done: Deployment web has the new ReplicaSet web-[a-z0-9]+ beside web-[a-z0-9]+/);
+    expect(out).toMatch(
+      /rollout done: Deployment web has the new ReplicaSet web-[a-z0-9]+ beside web-[a-z0-9]+/,
+    );
     await expectNothingLeft(out);
   }, 240_000);
 
