@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../testenv/net.ts';
 import { isAlive } from '../testenv/processes.ts';
 
-// `npm run demo` is `node src/cli.ts demo`: the same entry, run the way CI runs it (no TTY).
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+const ROOT = new URL('../../', import.meta.url).pathname;
+const CLI = join(ROOT, 'src/cli.ts');
 
 interface Run {
   proc: ChildProcess;
@@ -13,8 +14,15 @@ interface Run {
   exited: Promise<number | null>;
 }
 
-function startDemo(): Run {
-  const proc = spawn(process.execPath, [CLI, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `npm run demo`, the README's command, exactly as CI runs it (no TTY); or the CLI directly, so a
+ * signal reaches the demo itself rather than npm.
+ */
+function startDemo(via: 'npm' | 'node'): Run {
+  const proc =
+    via === 'npm'
+      ? spawn('npm', ['run', '--silent', 'demo'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, [CLI, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.setEncoding('utf8').on('data', (c: string) => {
     out += c;
@@ -58,7 +66,7 @@ async function expectNothingLeft(output: string): Promise<void> {
 
 describe('cert-rotator demo (non-TTY, as in CI)', () => {
   it('renews the certificate live, rolls the Deployment to a new ReplicaSet, ends on its own and leaves nothing behind', async () => {
-    const demo = startDemo();
+    const demo = startDemo('npm');
     const code = await demo.exited;
     const out = demo.output();
     expect(code, out).toBe(0);
@@ -85,7 +93,7 @@ describe('cert-rotator demo (non-TTY, as in CI)', () => {
   }, 240_000);
 
   it('stops everything and removes its directory on SIGINT (Ctrl-C)', async () => {
-    const demo = startDemo();
+    const demo = startDemo('node');
     await waitFor('the demo to report its pids', () => /^\S+ directory: /m.test(demo.output()), {
       timeoutMs: 120_000,
     });
