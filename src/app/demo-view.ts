@@ -25,8 +25,8 @@ function timeLeft(notAfter: number, now: number): string {
 function renewalText(renewalTime: number | undefined, now: number): string {
   if (renewalTime === undefined) return 'renewal not planned yet';
   return renewalTime > now
-    ? `renewal at ${clockTime(renewalTime)} (in ${span(renewalTime - now)})`
-    : `renewal due since ${clockTime(renewalTime)}`;
+    ? `renewal at ${clockTime(renewalTime, now)} (in ${span(renewalTime - now)})`
+    : `renewal due since ${clockTime(renewalTime, now)}`;
 }
 
 export interface Progress {
@@ -54,7 +54,7 @@ export function screen(s: Snapshot, p: Progress, now: number, header: string[]):
   if (s.cert) {
     const c = s.cert;
     lines.push(`  serial    ${shortSerial(c.serial)}${c.serial === p.firstSerial ? '' : '   (renewed)'}`);
-    lines.push(`  notAfter  ${clockTime(c.notAfter)}   ${timeLeft(c.notAfter, now)}`);
+    lines.push(`  notAfter  ${clockTime(c.notAfter, now)}   ${timeLeft(c.notAfter, now)}`);
     lines.push(`  state     ${c.state}   revision ${c.revision}   ${renewalText(c.renewalTime, now)}`);
     if (c.lastError) lines.push(`  error     ${c.lastError}`);
   } else lines.push(`  certificate unreadable: ${s.certProblem ?? 'not read yet'}`);
@@ -65,11 +65,11 @@ export function screen(s: Snapshot, p: Progress, now: number, header: string[]):
       rs.name === rolled
         ? '  ← new: rollout done (no nodes here, so no pod runs; the new ReplicaSet is the rollout)'
         : '';
-    lines.push(`  ReplicaSet ${rs.name}  created ${clockTime(rs.created)}${note}`);
+    lines.push(`  ReplicaSet ${rs.name}  created ${clockTime(rs.created, now)}${note}`);
   }
   if (s.replicaSets.length === 0) lines.push('  (no ReplicaSet yet)');
   lines.push('', 'Events');
-  for (const e of s.events.slice(-8)) lines.push(`  ${eventLine(e)}`);
+  for (const e of s.events.slice(-8)) lines.push(`  ${eventLine(e, now)}`);
   if (s.events.length === 0) lines.push('  (none yet)');
   if (!renewed(s, p) && s.cert?.renewalTime !== undefined && s.cert.renewalTime > now) {
     lines.push('', `Waiting for the renewal time (notAfter − renew-before ${DEMO.renewBefore}).`);
@@ -77,8 +77,8 @@ export function screen(s: Snapshot, p: Progress, now: number, header: string[]):
   return lines;
 }
 
-export function eventLine(e: EventView): string {
-  return `${clockTime(e.time)} ${e.type.padEnd(7)} ${e.reason.padEnd(17)} ${e.object}: ${e.message}`;
+export function eventLine(e: EventView, now = Date.now()): string {
+  return `${clockTime(e.time, now)} ${e.type.padEnd(7)} ${e.reason.padEnd(17)} ${e.object}: ${e.message}`;
 }
 
 /**
@@ -91,7 +91,7 @@ export function changes(prev: Snapshot | undefined, s: Snapshot, p: Progress, no
   const pc = prev?.cert;
   if (c && (!pc || pc.serial !== c.serial || pc.state !== c.state || pc.revision !== c.revision)) {
     out.push(
-      `certificate ${DEMO.namespace}/${DEMO.secret}: serial ${shortSerial(c.serial)}, notAfter ${clockTime(c.notAfter)} (${timeLeft(c.notAfter, now)}), state ${c.state}, revision ${c.revision}, ${renewalText(c.renewalTime, now)}${c.serial !== p.firstSerial ? ' — renewed' : ''}`,
+      `certificate ${DEMO.namespace}/${DEMO.secret}: serial ${shortSerial(c.serial)}, notAfter ${clockTime(c.notAfter, now)} (${timeLeft(c.notAfter, now)}), state ${c.state}, revision ${c.revision}, ${renewalText(c.renewalTime, now)}${c.serial !== p.firstSerial ? ' — renewed' : ''}`,
     );
   }
   if (c?.lastError && c.lastError !== pc?.lastError) out.push(`certificate error: ${c.lastError}`);
@@ -108,6 +108,6 @@ export function changes(prev: Snapshot | undefined, s: Snapshot, p: Progress, no
     );
   }
   const seen = new Set(prev?.events.map((e) => e.uid) ?? []);
-  for (const e of s.events) if (!seen.has(e.uid)) out.push(`event ${eventLine(e)}`);
+  for (const e of s.events) if (!seen.has(e.uid)) out.push(`event ${eventLine(e, now)}`);
   return out;
 }

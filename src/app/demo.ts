@@ -247,9 +247,13 @@ async function demo(term: Terminal, session: Session): Promise<number> {
     term.line(`  node ${cliPath()} scan          # or: kubectl cert-rotator scan`);
     term.line(`  node ${cliPath()} renew ${DEMO.namespace}/${DEMO.secret}`);
     term.line('Ctrl-C stops everything and removes the directory. Changes from now on:');
+    let toldExit = false;
     for (;;) {
       await new Promise((r) => setTimeout(r, POLL_MS));
-      if (!isRunning(session.controller)) term.line('the controller exited');
+      if (!isRunning(session.controller) && !toldExit) {
+        toldExit = true;
+        term.line(`the controller exited; its log: ${session.controller.logFile}`);
+      }
       const snap = await observe(clients, demoConfig).catch(() => undefined);
       if (!snap) continue;
       for (const l of changes(prev, snap, progress, Date.now())) term.line(l);

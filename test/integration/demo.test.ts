@@ -73,6 +73,10 @@ describe('cert-rotator demo (non-TTY, as in CI)', () => {
     // Plain timestamped lines, no terminal control sequences.
     expect(out).not.toContain('\x1b[');
     for (const line of out.trim().split('\n')) expect(line).toMatch(/^\d\d:\d\d:\d\dZ /);
+    // Provisioning: one line per step (cached here; a first build says how long it will take).
+    expect(out).toMatch(/\[provision\] etcd \S+: (cached|built in)/);
+    expect(out).toMatch(/\[provision\] kubernetes \S+: (cached|built in)/);
+    expect(out).toMatch(/\[provision\] control plane ready in /);
     // The certificate before and after, the renewal, the new ReplicaSet and the events.
     expect(out).toMatch(
       /certificate cert-rotator-demo\/web-tls: serial [0-9a-f]{16}…, notAfter \S+ \((?:2m|1m5\ds) left\)/,
