@@ -1,6 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.ts';
@@ -99,8 +99,14 @@ export async function run(argv: string[]): Promise<number> {
     return code;
   } catch (err) {
     term.line(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
-    if (session.dir)
-      term.line(`logs were in ${join(session.dir, 'logs')} and ${join(session.dir, 'cluster', 'logs')}`);
+    // The directory is removed below: show the end of the log the error names (or the controller's).
+    const named = /see (\S+\.log)/.exec(err instanceof Error ? err.message : '')?.[1];
+    const logFile = named ?? session.controller?.logFile;
+    if (logFile) {
+      const log = await readFile(logFile, 'utf8').catch(() => '');
+      const name = basename(logFile, '.log');
+      for (const line of log.trimEnd().split('\n').slice(-15)) if (line) term.line(`  ${name} log: ${line}`);
+    }
     return 1;
   } finally {
     // --keep holds a working demo open (until Ctrl-C); a failed one is always cleaned up.
