@@ -111,3 +111,38 @@ export function changes(prev: Snapshot | undefined, s: Snapshot, p: Progress, no
   for (const e of s.events) if (!seen.has(e.uid)) out.push(`event ${eventLine(e, now)}`);
   return out;
 }
+
+/** Where the demo writes: process.stdout, or a test's stand-in. */
+export interface Screen {
+  write(text: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+/**
+ * Output of the demo. On a terminal a block is redrawn in place (cursor up over the last block,
+ * clear to the end of the screen, draw; lines cut to the terminal's width so none wraps);
+ * timestamped lines scroll above it.
+ */
+export class Terminal {
+  readonly tty: boolean;
+  private readonly out: Screen;
+  private drawn = 0;
+  constructor(out: Screen) {
+    this.out = out;
+    this.tty = out.isTTY === true;
+  }
+  /** A timestamped line (scrolls). */
+  line(text: string): void {
+    this.drawn = 0;
+    this.out.write(`${clockTime(Date.now())} ${text}\n`);
+  }
+  /** Replaces the block drawn last (terminal only). */
+  redraw(lines: string[]): void {
+    const width = Math.max(40, this.out.columns || Number(process.env.COLUMNS) || 120);
+    const fitted = lines.map((l) => (l.length > width - 1 ? `${l.slice(0, width - 2)}…` : l));
+    const up = this.drawn > 0 ? `\x1b[${this.drawn}F\x1b[J` : '';
+    this.out.write(`${up}${fitted.join('\n')}\n`);
+    this.drawn = fitted.length;
+  }
+}

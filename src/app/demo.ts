@@ -10,7 +10,16 @@ import { type Peer, startPeer, stopAllPeers } from '../devcluster/processes.ts';
 import { describeApiError, type KubeClients, loadKubeConfig, makeClients } from '../kube/client.ts';
 import { computeRenewalTime, parseRenewBefore } from '../policy/renewal.ts';
 import { createDemoObjects, DEMO, demoConfigYaml, observe, type Snapshot } from './demo-scenario.ts';
-import { changes, clockTime, type Progress, renewed, rolledReplicaSet, screen, span } from './demo-view.ts';
+import {
+  changes,
+  clockTime,
+  type Progress,
+  renewed,
+  rolledReplicaSet,
+  screen,
+  span,
+  Terminal,
+} from './demo-view.ts';
 
 /** The whole demo must be over this long after the controller started; it never hangs. */
 const ROTATION_DEADLINE_MS = 3 * 60_000;
@@ -21,27 +30,6 @@ const PLAIN_HEARTBEAT_MS = 10_000;
 /** The CLI entry of this build (src/cli.ts from a checkout, dist/cli.js when compiled). */
 function cliPath(): string {
   return fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../cli.ts' : '../cli.js', import.meta.url));
-}
-
-class Terminal {
-  readonly tty: boolean;
-  private drawn = 0;
-  constructor(tty: boolean) {
-    this.tty = tty;
-  }
-  /** A timestamped line (scrolls). */
-  line(text: string): void {
-    this.drawn = 0;
-    process.stdout.write(`${clockTime(Date.now())} ${text}\n`);
-  }
-  /** Replaces the block drawn last (terminal only). */
-  redraw(lines: string[]): void {
-    const width = Math.max(40, process.stdout.columns || Number(process.env.COLUMNS) || 120);
-    const fitted = lines.map((l) => (l.length > width - 1 ? `${l.slice(0, width - 2)}…` : l));
-    const up = this.drawn > 0 ? `\x1b[${this.drawn}F\x1b[J` : '';
-    process.stdout.write(`${up}${fitted.join('\n')}\n`);
-    this.drawn = fitted.length;
-  }
 }
 
 /** Everything the demo started, stopped once (normal end, failure, Ctrl-C or SIGTERM). */
@@ -84,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write('Usage: cert-rotator demo [--keep]\n');
     return 0;
   }
-  const term = new Terminal(process.stdout.isTTY === true);
+  const term = new Terminal(process.stdout);
   const session = new Session();
   session.keep = values.keep === true;
   const onSignal = (signal: NodeJS.Signals) => {

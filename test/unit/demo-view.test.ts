@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../src/app/demo-scenario.ts';
-import { changes, clockTime, type Progress, rolledReplicaSet, screen } from '../../src/app/demo-view.ts';
+import {
+  changes,
+  clockTime,
+  type Progress,
+  rolledReplicaSet,
+  screen,
+  Terminal,
+} from '../../src/app/demo-view.ts';
 
 const T = Date.parse('2026-12-01T08:40:00Z');
 const progress: Progress = { firstSerial: 'aaaa', firstReplicaSets: new Set(['web-1']) };
@@ -83,5 +90,19 @@ describe('demo view', () => {
   it('shows the date only for times not within 12 hours', () => {
     expect(clockTime(T + 3_600_000, T)).toBe('09:40:00Z');
     expect(clockTime(T + 86_400_000, T)).toBe('2026-12-02 08:40:00Z');
+  });
+
+  it('on a terminal redraws the block in place: up over the lines drawn last, clear, draw', () => {
+    const written: string[] = [];
+    const term = new Terminal({ write: (t) => written.push(t), isTTY: true, columns: 50 });
+    expect(term.tty).toBe(true);
+    term.redraw(['one', 'two']);
+    term.redraw(['three', 'x'.repeat(80)]);
+    expect(written).toEqual(['one\ntwo\n', `\x1b[2F\x1b[Jthree\n${'x'.repeat(48)}…\n`]);
+    // A scrolling line in between: the next block starts below it, nothing is erased.
+    term.line('a line');
+    term.redraw(['four']);
+    expect(written.at(-1)).toBe('four\n');
+    expect(written.at(-2)).toMatch(/^\d\d:\d\d:\d\dZ a line\n$/);
   });
 });
