@@ -34,7 +34,10 @@ mkdir -p "$BIN" "$CACHE/src"
 # One lock so parallel invocations (two vitest workers, a developer and CI) never
 # build into the same directory at once.
 exec 9>"$CACHE/.lock"
-flock 9
+if ! flock -n 9; then
+  printf '[provision] waiting for another provisioning run to finish (lock %s)\n' "$CACHE/.lock"
+  flock 9
+fi
 
 export GOFLAGS="${GOFLAGS:--buildvcs=false} -trimpath"
 export CGO_ENABLED=0
