@@ -92,8 +92,9 @@ export function rowFromSecret(secret: k8s.V1Secret, config: Config, fromFile: bo
   const cert = record.cert;
   if (cert) problems.push(...keyProblems(secret));
   const ev = evaluate(record, configFor(secret, config, fromFile), now);
+  // A Secret that is not opted in is renewed by nobody: only an issuer it names itself is shown.
   let issuer: string | null =
-    annotations[Annotation.issuer] ?? (fromFile ? (config.defaults.issuer ?? null) : null);
+    annotations[Annotation.issuer] ?? (fromFile && record.managed ? (config.defaults.issuer ?? null) : null);
   let renewalTime: string | null = null;
   let plannedRenewal: string | null = null;
   let due = false;

@@ -316,6 +316,13 @@ describe('cert-rotator scan against the API server', () => {
       renewalTime: renewal,
       plannedRenewal: renewal,
     });
+    // A Secret that is not opted in gets no issuer and no renewal, config or not.
+    expect(byName.get('unmanaged')).toMatchObject({
+      issuer: null,
+      renewalTime: null,
+      plannedRenewal: null,
+      problems: [],
+    });
     // Without --config the same Secret is only judged on its own annotations.
     const plain = await cli(['scan', '-n', ns(), '-o', 'json']);
     const plainRows = new Map((JSON.parse(plain.stdout).items as Row[]).map((row) => [row.name, row]));
