@@ -27,6 +27,9 @@ export async function scanCluster(kc: k8s.KubeConfig, options: ScanClusterOption
   await listTlsSecrets(kc, {
     ...(options.namespace ? { namespace: options.namespace } : {}),
     ...(options.pageSize ? { pageSize: options.pageSize } : {}),
+    onRestart: () => {
+      rows.length = 0;
+    },
     onPage: (items) => {
       for (const secret of items)
         rows.push(rowFromSecret(secret, options.config, options.configFromFile, options.now));
