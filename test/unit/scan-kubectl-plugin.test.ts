@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateKey, issueCertificate } from '../../src/pki/index.ts';
 
@@ -46,5 +46,30 @@ describe('kubectl plugin (kubectl cert-rotator ...)', () => {
       stdout: timeless(direct.stdout),
       stderr: direct.stderr,
     });
+  });
+
+  it('is on PATH as kubectl finds it after the documented `npm install -g .`', () => {
+    // npm test builds dist/ before the tests run; alone, this test builds it once.
+    if (!existsSync(join(ROOT, 'dist/kubectl-plugin.js'))) {
+      expect(spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' }).status).toBe(0);
+    }
+    const prefix = mkdtempSync(join(tmpdir(), 'kubectl-plugin-prefix-'));
+    const install = spawnSync('npm', ['install', '-g', '--prefix', prefix, '.', '--no-audit', '--no-fund'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(install.status, install.stderr).toBe(0);
+    // kubectl runs the first kubectl-cert_rotator on PATH; Node 24 first, as docs/cli.md says.
+    const env = {
+      ...process.env,
+      PATH: `${join(prefix, 'bin')}:${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+    };
+    const r = spawnSync('kubectl-cert_rotator', ['help'], { encoding: 'utf8', env, timeout: 20_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}scan \[--namespace N\]/m);
+    expect(spawnSync('cert-rotator', ['version'], { encoding: 'utf8', env }).stdout.trim()).toMatch(
+      /^\d+\.\d+\.\d+$/,
+    );
   });
 });
