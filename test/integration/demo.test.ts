@@ -6,6 +6,9 @@ import { waitFor } from '../testenv/net.ts';
 import { isAlive } from '../testenv/processes.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
+const ESC = String.fromCharCode(27);
+/** Cursor up N lines to the start of the block drawn before, then clear to the end of the screen. */
+const REDRAW = new RegExp(`${ESC}\\[\\d+F${ESC}\\[J`, 'g');
 const CLI = join(ROOT, 'src/cli.ts');
 
 interface Run {
@@ -96,15 +99,38 @@ describe('cert-rotator demo (non-TTY, as in CI)', () => {
     await expectNothingLeft(out);
   }, 240_000);
 
-  it('stops everything and removes its directory on SIGINT (Ctrl-C)', async () => {
+  it('on a terminal refreshes one block in place, and Ctrl-C stops everything and removes its directory', async () => {
+    // A real pseudo-terminal (util-linux `script`): stdout is a TTY, and ^C typed into it sends
+    // SIGINT to the whole foreground process group, as a user's Ctrl-C does.
+    const proc = spawn('script', ['-q', '-e', '-c', `${process.execPath} ${CLI} demo`, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout?.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+    });
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    // Two redraws: cursor up over the block drawn before, clear, draw again.
+    await waitFor('the live view to redraw in place twice', () => (out.match(REDRAW) ?? []).length >= 2, {
+      timeoutMs: 120_000,
+    });
+    expect(out).toMatch(/Secret cert-rotator-demo\/web-tls {2}\(issuer demo-ca, renew-before 100s\)/);
+    expect(out).toMatch(/ {2}notAfter {2}\S+ {3}1m5\ds left/);
+    proc.stdin?.write('\x03');
+    expect(await exited, out).toBe(130);
+    const plain = out.replace(/\r/g, '');
+    expect(plain).toMatch(/SIGINT: stopping/);
+    await expectNothingLeft(plain);
+  }, 180_000);
+
+  it('stops everything and removes its directory on SIGTERM', async () => {
     const demo = startDemo('node');
     await waitFor('the demo to report its pids', () => /^\S+ directory: /m.test(demo.output()), {
       timeoutMs: 120_000,
     });
-    demo.proc.kill('SIGINT');
-    const code = await demo.exited;
-    expect(code, demo.output()).toBe(130);
-    expect(demo.output()).toMatch(/SIGINT: stopping/);
+    demo.proc.kill('SIGTERM');
+    expect(await demo.exited, demo.output()).toBe(143);
+    expect(demo.output()).toMatch(/SIGTERM: stopping/);
     await expectNothingLeft(demo.output());
   }, 180_000);
 });
