@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
 import type * as k8s from '@kubernetes/client-node';
+import { loadConfig } from '../config/load.ts';
 import { describeApiError, loadKubeConfig, makeClients } from '../kube/client.ts';
 import { annotateSecret, readSecret } from '../kube/secret-annotate.ts';
 import { Annotation, SecretKey, StatusAnnotation, TLS_SECRET_TYPE } from '../names.ts';
 import { certificatesFromPem, readCertificateSummary } from '../pki/index.ts';
 import { PolicyInputError, parseDuration } from '../policy/renewal.ts';
+import { rowFromSecret } from './scan-rows.ts';
 
 const USAGE = 'usage: cert-rotator renew NAMESPACE/NAME [--no-wait] [--timeout D] [--kubeconfig FILE]';
 const POLL_MS = 500;
@@ -92,6 +94,16 @@ export async function run(argv: string[]): Promise<number> {
   if (annotations[Annotation.enabled] !== 'true') {
     return fail(
       `Secret ${target} is not managed by cert-rotator (no ${Annotation.enabled}: "true"); opt it in with: kubectl annotate secret -n ${namespace} ${name} ${Annotation.enabled}=true`,
+    );
+  }
+
+  // The controller leaves a Secret with a bad annotation untouched: say so now instead of waiting.
+  const bad = rowFromSecret(before, loadConfig(''), false, Date.now()).problems.filter((p) =>
+    p.startsWith('bad annotation '),
+  );
+  if (bad.length > 0) {
+    return fail(
+      `Secret ${target} has annotations the controller refuses, so it would not renew it: ${bad.join('; ')}`,
     );
   }
 

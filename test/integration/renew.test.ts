@@ -76,6 +76,7 @@ beforeAll(async () => {
   await createManaged('web');
   await createManaged('api');
   await createManaged('other');
+  await createManaged('bad', { 'cert-rotator.io/renew-before': 'soon' });
   await core.createNamespacedSecret({
     namespace: ns(),
     body: tlsSecret(
@@ -150,7 +151,7 @@ describe('cert-rotator renew', () => {
     await waitFor('the renewal to be logged', () => renewedLines('api') === 1);
   });
 
-  it('refuses a Secret that is not opted in, and one that does not exist, with exit 2', async () => {
+  it('refuses a Secret that is not opted in, one that does not exist, and one with a bad annotation, with exit 2', async () => {
     const plain = await cli(['renew', `${ns()}/plain`]);
     expect(plain.code).toBe(2);
     expect(plain.stderr).toBe(
@@ -160,6 +161,14 @@ describe('cert-rotator renew', () => {
     const missing = await cli(['renew', `${ns()}/missing`]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toBe(`cert-rotator renew: Secret ${ns()}/missing not found\n`);
+    const bad = await cli(['renew', `${ns()}/bad`]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      new RegExp(
+        `^cert-rotator renew: Secret ${ns()}/bad has annotations the controller refuses, so it would not renew it: bad annotation cert-rotator\\.io/renew-before: "soon" `,
+      ),
+    );
+    expect((await read('bad')).metadata?.annotations?.[REQUESTED]).toBeUndefined();
     const malformed = await cli(['renew', 'just-a-name']);
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toMatch(/^cert-rotator renew: name the Secret as NAMESPACE\/NAME\n/);
