@@ -31,7 +31,11 @@ const IMAGE_NODE_FLAGS = (() => {
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
 const PROBE = new URL('./memprobe.mjs', import.meta.url).pathname;
 
-export async function run({ sizes = [0, 5000, 20_000, 50_000], settleSeconds = 15 } = {}) {
+export async function run({
+  sizes = [0, 5000, 20_000, 50_000],
+  settleSeconds = 15,
+  nodeFlags = IMAGE_NODE_FLAGS,
+} = {}) {
   const { plane, dir } = await startOwnControlPlane('cert-rotator-memory-', { controllerManager: false });
   const admin = transportFromKubeconfig(plane.kubeconfigPath, { qps: 0 });
   const api = makeClients(admin);
@@ -100,7 +104,7 @@ export async function run({ sizes = [0, 5000, 20_000, 50_000], settleSeconds = 1
         `controller-${n}`,
         process.execPath,
         [
-          ...IMAGE_NODE_FLAGS,
+          ...nodeFlags,
           '--expose-gc',
           '--import',
           PROBE,
@@ -164,8 +168,14 @@ export async function run({ sizes = [0, 5000, 20_000, 50_000], settleSeconds = 1
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ options: { sizes: { type: 'string' } } });
-  const r = await run(values.sizes ? { sizes: values.sizes.split(',').map(Number) } : {});
+  // --node-flags "--max-semi-space-size=8": compare other flags with the image's.
+  const { values } = parseArgs({ options: { sizes: { type: 'string' }, 'node-flags': { type: 'string' } } });
+  const r = await run({
+    ...(values.sizes ? { sizes: values.sizes.split(',').map(Number) } : {}),
+    ...(values['node-flags'] !== undefined
+      ? { nodeFlags: values['node-flags'].split(' ').filter(Boolean) }
+      : {}),
+  });
   process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   process.exit(0);
 }

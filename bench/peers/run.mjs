@@ -46,6 +46,8 @@ const { values: args } = parseArgs({
     'steady-wait': { type: 'string', default: '15' },
     'burst-settle': { type: 'string', default: '60' },
     'no-write': { type: 'boolean', default: false },
+    // Other node flags for cert-rotator than the image's (experiments; implies --no-write).
+    'node-flags': { type: 'string' },
   },
 });
 const ROUNDS = Number(args.rounds);
@@ -60,11 +62,15 @@ const BURST_SETTLE_S = Number(args['burst-settle']);
 const REPO = new URL('../../', import.meta.url).pathname;
 const CLI = join(REPO, 'dist/cli.js');
 // The controller runs with the node flags of the image's ENTRYPOINT, as it does in a cluster.
-const IMAGE_NODE_FLAGS = (() => {
-  const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
-  const argv = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]');
-  return argv.slice(1, -1);
-})();
+const IMAGE_NODE_FLAGS =
+  args['node-flags'] !== undefined
+    ? args['node-flags'].split(' ').filter(Boolean)
+    : (() => {
+        const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
+        const argv = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]');
+        return argv.slice(1, -1);
+      })();
+if (args['node-flags'] !== undefined) args['no-write'] = true;
 
 const peers = locatePeers();
 const log = (msg) => process.stdout.write(`[bench:peers ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);

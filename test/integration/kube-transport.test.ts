@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { describeApiError, httpStatus } from '../../src/kube/client.ts';
+import { describeApiError, httpStatus, loadKubeConfig } from '../../src/kube/client.ts';
 import {
   HttpTransport,
   inClusterTransport,
@@ -107,6 +107,42 @@ describe('light Kubernetes transport against the real API server', () => {
       expect(await whoAmI(t)).toBe(`system:serviceaccount:${ns()}:sa-c`);
     } finally {
       t.close();
+    }
+  });
+
+  it('loadKubeConfig() with no kubeconfig anywhere takes the pod path: service env and CERT_ROTATOR_SERVICEACCOUNT_DIR', async () => {
+    const saDir = join(dir, 'sa-dir');
+    await mkdir(saDir, { recursive: true });
+    await writeFile(join(saDir, 'token'), await saToken('sa-env'));
+    await writeFile(join(saDir, 'ca.crt'), testEnv().clusterCaPem);
+    const url = new URL(server);
+    const keys = [
+      'KUBERNETES_SERVICE_HOST',
+      'KUBERNETES_SERVICE_PORT',
+      'CERT_ROTATOR_SERVICEACCOUNT_DIR',
+      'KUBECONFIG',
+      'HOME',
+    ];
+    const saved = Object.fromEntries(keys.map((k) => [k, process.env[k]]));
+    Object.assign(process.env, {
+      KUBERNETES_SERVICE_HOST: url.hostname,
+      KUBERNETES_SERVICE_PORT: url.port,
+      CERT_ROTATOR_SERVICEACCOUNT_DIR: saDir,
+      HOME: join(dir, 'no-home'),
+    });
+    delete process.env.KUBECONFIG;
+    try {
+      const t = loadKubeConfig();
+      expect(t.endpoint.source).toBe('in-cluster service account');
+      expect(await whoAmI(t)).toBe(`system:serviceaccount:${ns()}:sa-env`);
+      t.close();
+      delete process.env.KUBERNETES_SERVICE_HOST;
+      expect(() => loadKubeConfig()).toThrow(/no Kubernetes cluster configured/);
+    } finally {
+      for (const k of keys) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
     }
   });
 
