@@ -636,8 +636,8 @@ function row(work, what, ours, theirs, fmt, lowerIsBetter = true) {
   if (Number.isFinite(ratio) && ours > 0 && theirs > 0) {
     verdict = lowerIsBetter
       ? ratio <= 1
-        ? `${(1 / ratio).toFixed(1)}× less`
-        : `${ratio.toFixed(1)}× more`
+        ? `${(1 / ratio).toFixed(1 / ratio < 2 ? 2 : 1)}× less`
+        : `${ratio.toFixed(ratio < 2 ? 2 : 1)}× more`
       : `${ratio.toFixed(1)}×`;
   } else if (ours === 0 && theirs > 0) verdict = 'none vs some';
   rows.push(`| ${work} | ${what} | ${fmt(ours)} | ${fmt(theirs)} | ${verdict} |`);
