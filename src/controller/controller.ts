@@ -292,7 +292,7 @@ export class SecretController {
       this.failureBackoff.failures(key),
       this.deps.config,
       record.namespace,
-      ev.policy.identityOverride.dnsNames ?? record.cert?.dnsNames ?? [],
+      ev.identity,
     );
     const viaFallback = choice.fallbackFrom
       ? ` as fallback for issuer "${choice.fallbackFrom}" after ${choice.failures} consecutive failures`
