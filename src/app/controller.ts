@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { buildIssuers, closeHttp01Listeners } from '../issuers/index.ts';
 import { KubeAcmeResources } from '../kube/acme-resources.ts';
 import { describeApiError, httpStatus, loadKubeConfig, makeClients } from '../kube/client.ts';
+import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -63,6 +64,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   const clients = makeClients(kc);
   const metrics = new Metrics();
   const events = new EventRecorder(clients.core, log);
+  const companionSecrets = new KubeAcmeResources(kc);
+  const csrApi = new KubeCsrApi(kc);
   const { issuers, unsupported } = await buildIssuers(config, {
     readSecret: async (namespace, name) => {
       try {
@@ -76,8 +79,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         throw new Error(describeApiError(err));
       }
     },
-    acmeKube: new KubeAcmeResources(kc),
+    acmeKube: companionSecrets,
     onAcmeRequest: (labels) => metrics.acmeRequests.inc(labels),
+    csrKube: { csrs: csrApi, secrets: companionSecrets },
+    onCsrResult: (labels) => metrics.csrRequests.inc(labels),
+    onCsrApprovalWait: (labels, seconds) => metrics.csrApprovalWait.observe(labels, seconds),
     log,
     ...(process.env.POD_IP ? { podIP: process.env.POD_IP } : {}),
   });

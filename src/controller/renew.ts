@@ -180,8 +180,8 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
       keyPem,
       identity,
       // A CA stamps notBefore with its own "now" (Pebble does not backdate): allow a little skew.
-      now: input.now + ISSUER_CLOCK_SKEW_MS,
-      issuerCertPem,
+      now: Math.max(input.now, issued.issuedAt ?? 0) + ISSUER_CLOCK_SKEW_MS,
+      ...(issuerCertPem ? { issuerCertPem } : {}),
     });
   } catch (err) {
     throw new RenewFailure(
@@ -193,7 +193,7 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
     data: {
       [SecretKey.certificate]: issued.chainPem,
       [SecretKey.privateKey]: keyPem,
-      [SecretKey.caCertificate]: issued.caPem,
+      ...(issued.caPem !== undefined ? { [SecretKey.caCertificate]: issued.caPem } : {}),
     },
     summary,
     keyRotated: rotated,

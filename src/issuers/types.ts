@@ -17,8 +17,16 @@ export interface IssueInput {
 export interface IssueResult {
   /** Leaf first, then intermediates. */
   chainPem: string;
-  /** The CA to trust for this certificate (written to ca.crt). */
-  caPem: string;
+  /**
+   * The CA to trust for this certificate (written to ca.crt). Absent (a CSR signer without a
+   * configured CA bundle): ca.crt is left as it is and the issuer is not checked.
+   */
+  caPem?: string;
+  /**
+   * When the certificate arrived, if later than IssueInput.now (a CSR that waited for approval):
+   * the controller checks notBefore against this instant.
+   */
+  issuedAt?: number;
   /**
    * The private key the certificate certifies, when it is not `IssueInput.keyPem`: an ACME order
    * resumed after a crash was finalized with the key persisted back then. The controller writes
