@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { buildIssuers, closeHttp01Listeners } from '../issuers/index.ts';
+import { buildIssuers, CAIssuer, closeHttp01Listeners } from '../issuers/index.ts';
 import { KubeAcmeResources } from '../kube/acme-resources.ts';
 import { describeApiError, httpStatus, loadKubeConfig, makeClients } from '../kube/client.ts';
 import { KubeCsrApi } from '../kube/csr-api.ts';
@@ -20,6 +20,7 @@ export { StartupError } from './startup-error.ts';
 
 import { SecretController } from '../controller/controller.ts';
 import { createRollouts } from '../rollout/index.ts';
+import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
 
 export interface ControllerOptions {
   configPath: string;
@@ -110,6 +111,29 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     metrics,
     ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
   });
+  // cert-rotator as a CSR signer (and approver) for ca issuers with a `signer` key.
+  const signerEntries: SignerEntry[] = [];
+  for (const ic of config.issuers) {
+    const ca = issuers.get(ic.name);
+    if (ic.kind === 'ca' && ic.signer && ca instanceof CAIssuer) {
+      signerEntries.push({
+        issuer: ic,
+        signer: ic.signer,
+        ca,
+        ...(ic.approve ? { approve: ic.approve } : {}),
+      });
+    }
+  }
+  const signer =
+    signerEntries.length > 0
+      ? new CsrSigner({
+          kubeConfig: kc,
+          api: csrApi,
+          entries: signerEntries,
+          log,
+          ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+        })
+      : undefined;
   if (config.leaderElection.enabled) {
     const le = config.leaderElection;
     elector = new LeaderElector(clients.coordination, {
@@ -123,6 +147,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       onStartedLeading: () => {
         controller.replanAll();
         rollouts.manager.replanAll();
+        signer?.replanAll();
       },
       onStoppedLeading: () => {
         // As client-go's binaries do: a leader that lost its lease exits and starts over clean,
@@ -139,6 +164,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   );
   controller.start();
   rollouts.start();
+  signer?.start();
   elector?.start();
   log.info(
     {
@@ -155,6 +181,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     log,
     async stop() {
       await controller.stop();
+      await signer?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();
       await elector?.stop();

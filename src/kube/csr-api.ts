@@ -7,7 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../names.ts';
 import { describeApiError, httpStatus } from './client.ts';
 
-const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
+export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 
 export interface CsrCondition {
   type: string;
@@ -377,6 +377,21 @@ export class KubeCsrApi {
     } catch (err) {
       if (httpStatus(err) === 404) return undefined;
       throw err;
+    }
+  }
+
+  /** The user name this client authenticates as (SelfSubjectReview); undefined if not allowed. */
+  async selfUsername(): Promise<string | undefined> {
+    try {
+      const auth = this.config.makeApiClient(k8s.AuthenticationV1Api);
+      const review = await this.call('SelfSubjectReview', () =>
+        auth.createSelfSubjectReview({
+          body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+        }),
+      );
+      return review.status?.userInfo?.username;
+    } catch {
+      return undefined;
     }
   }
 
