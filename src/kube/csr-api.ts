@@ -115,6 +115,33 @@ export class KubeCsrApi {
   private readonly core: k8s.CoreV1Api;
   /** Counts every API request made (for the "requests per renewal" figure and debugging). */
   requests = 0;
+  /**
+   * The last object read or created, by name: a write right after (approval, status) starts from
+   * it instead of reading again. The write is guarded by its resourceVersion either way.
+   */
+  private readonly lastSeen = new Map<string, k8s.V1CertificateSigningRequest>();
+
+  private remember(csr: k8s.V1CertificateSigningRequest): void {
+    const name = csr.metadata?.name;
+    if (!name) return;
+    if (this.lastSeen.size >= 256) this.lastSeen.delete(this.lastSeen.keys().next().value as string);
+    this.lastSeen.set(name, csr);
+  }
+
+  /** The remembered object if it is still `uid` at `resourceVersion`, else a fresh read. */
+  private async current(name: string, expect?: { uid: string; resourceVersion?: string }) {
+    const seen = this.lastSeen.get(name);
+    this.lastSeen.delete(name);
+    if (
+      seen &&
+      expect &&
+      seen.metadata?.uid === expect.uid &&
+      (expect.resourceVersion === undefined || seen.metadata?.resourceVersion === expect.resourceVersion)
+    ) {
+      return seen;
+    }
+    return await this.call(`read CSR ${name}`, () => this.api.readCertificateSigningRequest({ name }));
+  }
 
   constructor(config: k8s.KubeConfig) {
     this.config = config;
@@ -151,6 +178,7 @@ export class KubeCsrApi {
         },
       }),
     );
+    this.remember(created);
     return csrView(created as RawCsr);
   }
 
@@ -203,7 +231,8 @@ export class KubeCsrApi {
     for (let attempt = 0; attempt < 5; attempt++) {
       let current: k8s.V1CertificateSigningRequest;
       try {
-        current = await this.call(`read CSR ${name}`, () => this.api.readCertificateSigningRequest({ name }));
+        // First attempt: the object just created or read; after a conflict, a fresh read.
+        current = attempt === 0 ? await this.current(name, { uid }) : await this.current(name);
       } catch (err) {
         if (httpStatus(err) === 404) return false;
         throw err;

@@ -74,9 +74,11 @@ export class CsrSigner {
           this.known.add(name);
           // Settled requests need nothing: do not even queue them.
           const view = csrView(csr as Parameters<typeof csrView>[0]);
-          if (view.certificatePem === undefined && !condition(view, 'Denied') && !condition(view, 'Failed')) {
-            this.queue.add(name);
-          }
+          const entry = this.bySigner.get(view.signerName);
+          const open =
+            view.certificatePem === undefined && !condition(view, 'Denied') && !condition(view, 'Failed');
+          // Unapproved requests matter only to a signer that approves.
+          if (open && (condition(view, 'Approved') || entry?.approve)) this.queue.add(name);
         },
         remove: (_ns, name) => {
           this.known.delete(name);
