@@ -268,6 +268,26 @@ describe('kubernetesCSR issuer against kube-controller-manager', () => {
     ).rejects.toThrow();
   });
 
+  it('a CSR deleted while pending: RenewalFailed naming it, nothing written', async () => {
+    await core.createNamespacedSecret({
+      namespace: ns(),
+      body: emptyTlsSecret('vanished', {
+        [`${A}issuer`]: 'kcm-manual',
+        [`${A}common-name`]: 'csr-user-dave',
+      }),
+    });
+    const [csr] = await waitFor('the CSR of vanished', async () => {
+      const l = await csrsFor('vanished');
+      return l.length > 0 ? l : undefined;
+    });
+    const name = csr?.metadata?.name ?? '';
+    await certs.deleteCertificateSigningRequest({ name });
+    const event = await waitForEvent('vanished', 'RenewalFailed');
+    expect(event.message).toContain(`CSR ${name} for signer kubernetes.io/kube-apiserver-client was deleted`);
+    const s = await core.readNamespacedSecret({ namespace: ns(), name: 'vanished' });
+    expect(s.data?.['tls.crt'] ?? '').toBe('');
+  });
+
   it('SIGKILLed while its CSR is pending, restarted, then approved: written from that CSR, no second CSR', async () => {
     await core.createNamespacedSecret({
       namespace: ns(),

@@ -38,6 +38,7 @@ let kc: k8s.KubeConfig;
 let core: k8s.CoreV1Api;
 let certs: k8s.CertificatesV1Api;
 let ca: Pair;
+let other: Pair;
 const replicas: ControllerProcess[] = [];
 /** Unique per test file run: signerNames are cluster-wide and CSRs are cluster-scoped. */
 let tag = '';
@@ -167,6 +168,7 @@ beforeAll(async () => {
   certs = kc.makeApiClient(k8s.CertificatesV1Api);
   tag = ns().slice(-6);
   ca = await makeTestCA('csr signer test CA');
+  other = await makeTestCA('some other CA');
   await core.createNamespacedSecret({ namespace: ns(), body: tlsSecret('signing-ca', ca) });
   const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-csr-signer-'));
   const caRef = { secret: { namespace: ns(), name: 'signing-ca' } };
@@ -187,6 +189,12 @@ beforeAll(async () => {
       {
         name: 'via-own-signer',
         kubernetesCSR: { signerName: `${SERVING}-${tag}`, autoApprove: true, caBundle: ca.certPem },
+        allowedDomains: ['*.example.com'],
+      },
+      {
+        // Trusts another CA than the one the signer uses: its certificates must be refused.
+        name: 'wrong-bundle',
+        kubernetesCSR: { signerName: `${SERVING}-${tag}`, autoApprove: true, caBundle: other.certPem },
         allowedDomains: ['*.example.com'],
       },
       {
@@ -288,6 +296,35 @@ describe("cert-rotator's own signer", () => {
     expect(s.notAfter - Date.now()).toBeGreaterThan(115 * 60_000);
     expect(s.notAfter - Date.now()).toBeLessThanOrEqual(2 * 3_600_000);
     expect(new X509Certificate(decoded(secret, 'ca.crt')).fingerprint256).toBe(caCert.fingerprint256);
+  });
+
+  it('a certificate not signed by the configured caBundle is refused: RenewalFailed, nothing written', async () => {
+    await core.createNamespacedSecret({
+      namespace: ns(),
+      body: {
+        metadata: {
+          name: 'wrong',
+          annotations: {
+            [`${A}enabled`]: 'true',
+            [`${A}issuer`]: 'wrong-bundle',
+            [`${A}dns-names`]: 'wrong.example.com',
+          },
+        },
+        type: 'kubernetes.io/tls',
+        data: { 'tls.crt': '', 'tls.key': '' },
+      },
+    });
+    const event = await waitFor('a RenewalFailed event on wrong', async () => {
+      const list = await core.listNamespacedEvent({
+        namespace: ns(),
+        fieldSelector: 'involvedObject.name=wrong',
+      });
+      return list.items.find((e) => e.reason === 'RenewalFailed');
+    });
+    expect(event.message).toContain('returned a certificate that fails verification');
+    expect(event.message).toContain('not signed by a certificate of the configured CA bundle');
+    const s = await core.readNamespacedSecret({ namespace: ns(), name: 'wrong' });
+    expect(s.data?.['tls.crt'] ?? '').toBe('');
   });
 
   it('refuses, with the Failed condition naming the rule: isCA, a usage outside allowedUsages, a name outside allowedDomains', async () => {
