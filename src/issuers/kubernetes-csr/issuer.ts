@@ -7,6 +7,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { KubernetesCSRIssuerConfig } from '../../config/schema.ts';
 import { CsrLink, CsrResult } from '../../names.ts';
 import {
+  canonicalIp,
   certificatesFromPem,
   createCsrPem,
   inspectPrivateKey,
@@ -159,7 +160,7 @@ export class KubernetesCsrIssuer implements Issuer {
         spki !== undefined &&
         c.signerName === this.config.signerName &&
         c.annotations[CsrLink.secretUid] === secretUid &&
-        (await requestSpki(c.requestPem)) === spki
+        (await requestMatches(c.requestPem, spki, input.identity))
       ) {
         found = c;
       } else if (
@@ -167,7 +168,7 @@ export class KubernetesCsrIssuer implements Issuer {
         c.certificatePem === undefined &&
         !settled(c)
       ) {
-        // Pending, but its key is not the persisted one: nobody can ever use it.
+        // Pending, but not for the persisted key or not for the identity wanted now: unusable.
         await this.deps.kube.delete(c.name, c.uid);
       }
     }
@@ -300,12 +301,25 @@ export class KubernetesCsrIssuer implements Issuer {
   }
 }
 
-async function requestSpki(requestPem: string): Promise<string | undefined> {
+/** The request carries the persisted key and asks for exactly the identity wanted now. */
+async function requestMatches(
+  requestPem: string,
+  spki: string,
+  identity: IssueInput['identity'],
+): Promise<boolean> {
   try {
     const parsed = await parseCsr(requestPem);
-    return createHash('sha256').update(parsed.spki).digest('hex');
+    if (createHash('sha256').update(parsed.spki).digest('hex') !== spki) return false;
+    const key = (id: IssueInput['identity']) =>
+      JSON.stringify([
+        id.commonName ?? null,
+        [...id.dnsNames].map((n) => n.toLowerCase()).sort(),
+        id.ipAddresses.map((ip) => canonicalIp(ip) ?? ip).sort(),
+        [...id.uris].sort(),
+      ]);
+    return key(parsed.identity) === key(identity);
   } catch {
-    return undefined;
+    return false;
   }
 }
 
