@@ -189,8 +189,10 @@ export class CsrSigner {
     return undefined;
   }
 
-  private async failed(csr: CsrView, reason: string, message: string): Promise<void> {
+  /** Adds the Failed condition; a conflict (the CSR changed meanwhile) looks at it again. */
+  private async failed(csr: CsrView, reason: string, message: string): Promise<Result> {
     const written = await this.deps.api.writeStatus(csr, { failed: { reason, message } });
     this.deps.log.warn({ csr: csr.name, signerName: csr.signerName, reason, written }, message);
+    return written ? undefined : { requeueAfter: 0 };
   }
 }
