@@ -371,6 +371,48 @@ describe("cert-rotator's own signer", () => {
   });
 });
 
+describe('two signers without leader election racing for the same CSRs', () => {
+  it('every approved CSR is signed once: the loser sees a conflict and leaves the certificate alone', async () => {
+    const raceNs = `${ns()}-race`;
+    await core.createNamespace({ body: { metadata: { name: raceNs } } });
+    try {
+      const signerName = `${SERVING}-race-${tag}`;
+      const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-csr-race-'));
+      const configPath = await writeConfig(dir, {
+        namespaces: [raceNs],
+        leaderElection: { enabled: false },
+        issuers: [
+          {
+            name: 'race-ca',
+            ca: { secret: { namespace: ns(), name: 'signing-ca' } },
+            signer: { signerName, maxDuration: '1h' },
+            allowedDomains: ['*.example.com'],
+          },
+        ],
+      });
+      const racers = [0, 1].map(() =>
+        startControllerProcess({ configPath, kubeconfigPath: testEnv().kubeconfigPath }),
+      );
+      await Promise.all(racers.map((r) => r.waitForLog('the signer', (l) => l.msg === 'CSR signer started')));
+      const names: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const { pem } = await requestPem({ dnsNames: [`race-${i}.example.com`] });
+        names.push(await createCsr(certs, signerName, pem, ['digital signature', 'server auth']));
+      }
+      await Promise.all(names.map((n) => approve(n)));
+      for (const name of names) {
+        const csr = await settled(name);
+        expect(csr.status?.certificate, name).toBeTruthy();
+        const lines = racers.flatMap((r) => r.logs.filter((l) => l.msg === 'CSR signed' && l.csr === name));
+        expect(lines, `signatures recorded for ${name}`).toHaveLength(1);
+      }
+      await Promise.all(racers.map((r) => r.stop()));
+    } finally {
+      await core.deleteNamespace({ name: raceNs }).catch(() => undefined);
+    }
+  });
+});
+
 describe('the ServiceAccount approver', () => {
   it('approves and signs a ServiceAccount asking for its own SPIFFE ID and pod DNS name (capped to maxDuration)', async () => {
     const pod = await core.createNamespacedPod({
@@ -402,6 +444,62 @@ describe('the ServiceAccount approver', () => {
     expect(s.dnsNames).toEqual([`app-0.${ns()}.pod.cluster.local`]);
     expect(keyMatchesCertificate(keyPem, leafDer)).toBe(true);
     expect(s.notAfter - s.notBefore).toBeLessThanOrEqual(66_000); // 1m + backdate, not 600 s
+  });
+
+  it('denies a ServiceAccount outside the allowed namespaces, naming the namespace', async () => {
+    const outside = `${ns()}-out`;
+    await core.createNamespace({ body: { metadata: { name: outside } } });
+    const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+    try {
+      await core.createNamespacedServiceAccount({ namespace: outside, body: { metadata: { name: 'app' } } });
+      await rbac.createClusterRoleBinding({
+        body: {
+          metadata: { name: `csr-requester-${outside}` },
+          roleRef: {
+            apiGroup: 'rbac.authorization.k8s.io',
+            kind: 'ClusterRole',
+            name: `csr-requester-${ns()}`,
+          },
+          subjects: [{ kind: 'Group', name: `system:serviceaccounts:${outside}` }],
+        },
+      });
+      const tr = await core.createNamespacedServiceAccountToken({
+        namespace: outside,
+        name: 'app',
+        body: { spec: { audiences: [], expirationSeconds: 3600 } },
+      });
+      const cluster = kc.getCurrentCluster();
+      const sakc = new k8s.KubeConfig();
+      sakc.loadFromClusterAndUser(
+        {
+          name: cluster?.name ?? '',
+          server: cluster?.server ?? '',
+          caData: cluster?.caData,
+          skipTLSVerify: false,
+        },
+        { name: 'outside', token: tr.status?.token ?? '' },
+      );
+      const api = sakc.makeApiClient(k8s.CertificatesV1Api);
+      const name = await waitFor('the binding to take effect', async () => {
+        try {
+          return await createCsr(
+            api,
+            `${SPIFFE}-${tag}`,
+            (await requestPem({ uris: [spiffe(outside, 'app')] })).pem,
+            ['digital signature', 'client auth'],
+          );
+        } catch {
+          return undefined;
+        }
+      });
+      const csr = await settled(name);
+      expect(conditionOf(csr, 'Denied')?.message).toContain(
+        `is in namespace "${outside}", which is not allowed`,
+      );
+    } finally {
+      await rbac.deleteClusterRoleBinding({ name: `csr-requester-${outside}` }).catch(() => undefined);
+      await core.deleteNamespace({ name: outside }).catch(() => undefined);
+    }
   });
 
   it("denies another ServiceAccount's SPIFFE ID, a DNS name outside the templates, and a requester that is not a ServiceAccount", async () => {
