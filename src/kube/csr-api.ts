@@ -8,6 +8,8 @@ import { FIELD_MANAGER } from '../names.ts';
 import { describeApiError, httpStatus } from './client.ts';
 
 export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
+/** Consecutive watch failures (API server unreachable) before a wait gives up. */
+const MAX_WATCH_ERRORS = 6;
 
 export interface CsrCondition {
   type: string;
@@ -331,6 +333,7 @@ export class KubeCsrApi {
     done: (csr: CsrView) => boolean,
   ): Promise<CsrWaitOutcome> {
     let rv = fromResourceVersion;
+    let errors = 0;
     const watcher = new k8s.Watch(this.config);
     for (;;) {
       const left = deadline - Date.now();
@@ -384,9 +387,22 @@ export class KubeCsrApi {
           );
       });
       if (outcome === 'reopen') continue;
-      if (outcome instanceof Error) throw outcome;
-      if (outcome === 'relist') {
-        const fresh = await this.get(name);
+      if (outcome instanceof Error) {
+        // The API server went away or the connection broke: back off (never past the deadline)
+        // and read the CSR again; give up after a few tries in a row.
+        if (++errors > MAX_WATCH_ERRORS) throw outcome;
+        const pause = Math.min(250 * 2 ** errors, deadline - Date.now());
+        if (pause > 0) await new Promise((r) => setTimeout(r, pause));
+      }
+      if (outcome === 'relist' || outcome instanceof Error) {
+        let fresh: CsrView | undefined;
+        try {
+          fresh = await this.get(name);
+        } catch (err) {
+          if (outcome instanceof Error && errors <= MAX_WATCH_ERRORS) continue;
+          throw err;
+        }
+        errors = 0;
         if (!fresh || fresh.uid !== uid) return { kind: 'deleted' };
         if (done(fresh)) return { kind: 'changed', csr: fresh };
         rv = fresh.resourceVersion;
