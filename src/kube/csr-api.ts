@@ -50,6 +50,12 @@ export interface NewCsr {
   expirationSeconds?: number;
 }
 
+/** How a CSR made with requestCertificate ended. */
+export type CsrRequestOutcome =
+  | { kind: 'issued'; name: string; certificatePem: string }
+  | { kind: 'denied' | 'failed'; name: string; reason: string; message: string }
+  | { kind: 'timeout' | 'deleted'; name: string };
+
 /** What ends a wait on one CSR. */
 export type CsrWaitOutcome = { kind: 'changed'; csr: CsrView } | { kind: 'deleted' } | { kind: 'timeout' };
 
@@ -410,6 +416,40 @@ export class KubeCsrApi {
       }
       return outcome;
     }
+  }
+
+  /**
+   * Creates a CSR and waits (by watch) for its outcome: what a workload asking cert-rotator's
+   * signer with its own ServiceAccount needs (create + get/list/watch; nothing else). The CSR is
+   * left in place on every outcome (the API server's cleaner removes it).
+   */
+  async requestCertificate(csr: NewCsr, timeoutMs: number): Promise<CsrRequestOutcome> {
+    const created = await this.create(csr);
+    const isSettled = (c: CsrView) =>
+      c.certificatePem !== undefined ||
+      c.conditions.some((x) => (x.type === 'Denied' || x.type === 'Failed') && x.status === 'True');
+    const outcome = isSettled(created)
+      ? ({ kind: 'changed', csr: created } as const)
+      : await this.waitFor(
+          created.name,
+          created.uid,
+          created.resourceVersion,
+          Date.now() + timeoutMs,
+          isSettled,
+        );
+    if (outcome.kind !== 'changed') return { kind: outcome.kind, name: created.name };
+    const c = outcome.csr;
+    if (c.certificatePem !== undefined)
+      return { kind: 'issued', name: c.name, certificatePem: c.certificatePem };
+    const refused = c.conditions.find(
+      (x) => (x.type === 'Denied' || x.type === 'Failed') && x.status === 'True',
+    );
+    return {
+      kind: refused?.type === 'Denied' ? 'denied' : 'failed',
+      name: c.name,
+      reason: refused?.reason ?? '',
+      message: refused?.message ?? '',
+    };
   }
 
   /** A value of a ConfigMap (e.g. kube-root-ca.crt's ca.crt); undefined when absent. */

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeCsrApi } from '../../src/kube/csr-api.ts';
 import {
   certificatesFromPem,
   createCsrPem,
@@ -141,6 +142,10 @@ async function caRequestPem(): Promise<string> {
 
 /** A token for ServiceAccount `sa`, bound to Pod `pod` when given (then spec.extra names the pod). */
 async function saClient(sa: string, pod?: { name: string; uid: string }): Promise<k8s.CertificatesV1Api> {
+  return (await saKubeConfig(sa, pod)).makeApiClient(k8s.CertificatesV1Api);
+}
+
+async function saKubeConfig(sa: string, pod?: { name: string; uid: string }): Promise<k8s.KubeConfig> {
   const tr = await core.createNamespacedServiceAccountToken({
     namespace: ns(),
     name: sa,
@@ -159,7 +164,7 @@ async function saClient(sa: string, pod?: { name: string; uid: string }): Promis
     { name: cluster.name, server: cluster.server, caData: cluster.caData, skipTLSVerify: false },
     { name: sa, token: tr.status.token },
   );
-  return sakc.makeApiClient(k8s.CertificatesV1Api);
+  return sakc;
 }
 
 beforeAll(async () => {
@@ -422,19 +427,26 @@ describe('the ServiceAccount approver', () => {
         spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'example.invalid/app' }] },
       },
     });
-    const api = await saClient('app', { name: 'app-0', uid: pod.metadata?.uid ?? '' });
+    // Through KubeCsrApi.requestCertificate, the call a sidecar makes with its pod's token.
+    const api = new KubeCsrApi(await saKubeConfig('app', { name: 'app-0', uid: pod.metadata?.uid ?? '' }));
     const { pem, keyPem } = await requestPem({
       uris: [spiffe(ns(), 'app')],
       dnsNames: [`app-0.${ns()}.pod.cluster.local`],
     });
-    const name = await createCsr(
-      api,
-      `${SPIFFE}-${tag}`,
-      pem,
-      ['digital signature', 'client auth', 'server auth'],
-      600,
+    const outcome = await api.requestCertificate(
+      {
+        generateName: 'app-0-',
+        labels: {},
+        annotations: {},
+        signerName: `${SPIFFE}-${tag}`,
+        requestPem: pem,
+        usages: ['digital signature', 'client auth', 'server auth'],
+        expirationSeconds: 600,
+      },
+      30_000,
     );
-    const csr = await settled(name);
+    expect(outcome.kind).toBe('issued');
+    const csr = await certs.readCertificateSigningRequest({ name: outcome.name });
     expect(csr.spec.username).toBe(`system:serviceaccount:${ns()}:app`);
     expect(conditionOf(csr, 'Approved')).toMatchObject({ reason: 'CertRotatorPolicyApproved' });
     const certPem = Buffer.from(csr.status?.certificate ?? '', 'base64').toString('utf8');

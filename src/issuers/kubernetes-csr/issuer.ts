@@ -115,7 +115,8 @@ export class KubernetesCsrIssuer implements Issuer {
         this.config.expirationSeconds ??
         (input.durationMs !== undefined ? Math.max(600, Math.round(input.durationMs / 1000)) : undefined);
       const created = await this.deps.kube.create({
-        generateName: `${labelValue(`${namespace}-${secretName}`).slice(0, 40)}-`,
+        // Dots become dashes: a cut after a dot would start the random suffix's label with "-".
+        generateName: `${labelValue(`${namespace}-${secretName}`).slice(0, 40).replaceAll('.', '-')}-`,
         labels,
         annotations: { [CsrLink.secretUid]: secretUid },
         signerName: signer,
