@@ -212,6 +212,37 @@ describe('kubernetesCSR issuer against kube-controller-manager', () => {
     ).toBe(1);
   });
 
+  it('asks for the duration annotation as expirationSeconds and plans the next renewal from the issued validity', async () => {
+    await core.createNamespacedSecret({
+      namespace: ns(),
+      body: emptyTlsSecret('short', {
+        [`${A}issuer`]: 'kcm-client',
+        [`${A}common-name`]: 'csr-user-erin',
+        [`${A}duration`]: '2h',
+      }),
+    });
+    const [csr] = await waitFor('the CSR of short', async () => {
+      const l = await csrsFor('short');
+      return l.length > 0 ? l : undefined;
+    });
+    expect(csr?.spec.expirationSeconds).toBe(7200);
+    const secret = await waitFor(
+      'short to be written',
+      async () => {
+        const s = await core.readNamespacedSecret({ namespace: ns(), name: 'short' });
+        return s.metadata?.annotations?.[`${A}revision`] === '1' ? s : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    const leaf = readCertificateSummary(certificatesFromPem(decoded(secret, 'tls.crt'))[0] as Uint8Array);
+    expect(leaf.notAfter - Date.now()).toBeLessThanOrEqual(2 * 3_600_000);
+    expect(leaf.notAfter - Date.now()).toBeGreaterThan(110 * 60_000);
+    // kcm backdates notBefore: the renewal time is a third of the *issued* lifetime before notAfter.
+    const planned = Date.parse(secret.metadata?.annotations?.[`${A}renewal-time`] ?? '');
+    const expected = leaf.notAfter - (leaf.notAfter - leaf.notBefore) / 3;
+    expect(Math.abs(planned - expected)).toBeLessThanOrEqual(1000);
+  });
+
   it('a CSR denied by a person: RenewalFailed naming the CSR and the reason; one CSR; nothing written', async () => {
     await core.createNamespacedSecret({
       namespace: ns(),
