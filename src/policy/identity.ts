@@ -178,9 +178,13 @@ export function dnsGlobMatch(pattern: string, value: string): boolean {
   });
 }
 
-/** URI glob over the whole value: `*` any run of characters except `/`, `?` one such character. Case-sensitive. */
+/**
+ * URI glob over the whole value: `*` any run of characters within one path segment, `?` one such
+ * character; neither matches `/`, nor `?` or `#` (so a wildcard cannot reach into a query or
+ * fragment), nor `%` (no percent-encoded `/` slips through). Case-sensitive.
+ */
 export function uriGlobMatch(pattern: string, value: string): boolean {
-  return wildcardMatch(pattern, value, '/');
+  return wildcardMatch(pattern, value, '/?#%');
 }
 
 /**
@@ -195,10 +199,11 @@ export function subjectGlobMatch(pattern: string, value: string): boolean {
 }
 
 /**
- * Iterative wildcard match with single-star backtracking (no regex, no ReDoS). `stop` is a
- * character that neither `*` nor `?` may match.
+ * Iterative wildcard match with single-star backtracking (no regex, no ReDoS). `stop` holds the
+ * characters that neither `*` nor `?` may match.
  */
 function wildcardMatch(pattern: string, value: string, stop: string | undefined): boolean {
+  const stops = (ch: string | undefined) => ch !== undefined && stop !== undefined && stop.includes(ch);
   let p = 0;
   let v = 0;
   let starAt = -1;
@@ -206,13 +211,13 @@ function wildcardMatch(pattern: string, value: string, stop: string | undefined)
   while (v < value.length) {
     const c = pattern[p];
     const ch = value[v];
-    if ((c === '?' && ch !== stop) || (c !== undefined && c !== '*' && c !== '?' && c === ch)) {
+    if ((c === '?' && !stops(ch)) || (c !== undefined && c !== '*' && c !== '?' && c === ch)) {
       p++;
       v++;
     } else if (c === '*') {
       starAt = p++;
       resumeAt = v;
-    } else if (starAt >= 0 && value[resumeAt] !== stop) {
+    } else if (starAt >= 0 && !stops(value[resumeAt])) {
       p = starAt + 1;
       v = ++resumeAt;
     } else {

@@ -140,13 +140,17 @@ describe('the globs and CIDRs', () => {
     expect(uriGlobMatch(p, 'spiffe://cluster.local/ns//sa/')).toBe(true);
     expect(uriGlobMatch('https://x/?', 'https://x/a')).toBe(true);
     expect(uriGlobMatch('https://x?a', 'https://x/a')).toBe(false);
+    // A wildcard stays inside one path segment: no query, fragment or percent-encoded slash.
+    expect(uriGlobMatch(p, 'spiffe://cluster.local/ns/a/sa/b?x=1')).toBe(false);
+    expect(uriGlobMatch(p, 'spiffe://cluster.local/ns/a/sa/b#f')).toBe(false);
+    expect(uriGlobMatch(p, 'spiffe://cluster.local/ns/a%2Fb/sa/c')).toBe(false);
   });
 
   it('URI glob agrees with a reference regex on random inputs', () => {
-    const alphabet = ['a', 'b', '/', ':'];
+    const alphabet = ['a', 'b', '/', ':', '#', '%'];
     const toRegex = (p: string) =>
       new RegExp(
-        `^${[...p].map((c) => (c === '*' ? '[^/]*' : c === '?' ? '[^/]' : c.replace(/[/:]/g, '\\$&'))).join('')}$`,
+        `^${[...p].map((c) => (c === '*' ? '[^/?#%]*' : c === '?' ? '[^/?#%]' : c.replace(/[/:]/g, '\\$&'))).join('')}$`,
       );
     let seed = 7;
     const rnd = (n: number) => {
@@ -154,8 +158,8 @@ describe('the globs and CIDRs', () => {
       return seed % n;
     };
     for (let i = 0; i < 3000; i++) {
-      const p = Array.from({ length: rnd(7) }, () => [...alphabet, '*', '?'][rnd(6)]).join('');
-      const v = Array.from({ length: rnd(8) }, () => alphabet[rnd(4)]).join('');
+      const p = Array.from({ length: rnd(7) }, () => [...alphabet, '*', '?'][rnd(8)]).join('');
+      const v = Array.from({ length: rnd(8) }, () => [...alphabet, '?'][rnd(7)]).join('');
       expect(uriGlobMatch(p, v), `${p} ~ ${v}`).toBe(toRegex(p).test(v));
     }
   });
