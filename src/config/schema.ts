@@ -123,7 +123,7 @@ interface IssuerCommon {
   allowedDomains?: string[];
   /** CIDRs for IP SANs. */
   allowedIPs?: string[];
-  /** Globs over the whole URI (`*` does not cross `/`). */
+  /** Globs over the whole URI (`*` stays within one path segment: never `/`, `?`, `#`, `%`). */
   allowedURIs?: string[];
   /** Globs over the whole common name (`:` allowed; `system:` only when listed explicitly). */
   allowedCommonNames?: string[];

@@ -203,7 +203,7 @@ export function subjectGlobMatch(pattern: string, value: string): boolean {
  * characters that neither `*` nor `?` may match.
  */
 function wildcardMatch(pattern: string, value: string, stop: string | undefined): boolean {
-  const stops = (ch: string | undefined) => ch !== undefined && stop !== undefined && stop.includes(ch);
+  const stops = (ch: string | undefined) => ch !== undefined && (stop?.includes(ch) ?? false);
   let p = 0;
   let v = 0;
   let starAt = -1;
