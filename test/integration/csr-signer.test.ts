@@ -363,15 +363,16 @@ describe("cert-rotator's own signer", () => {
     const csr = await settled(name);
     const certPem = Buffer.from(csr.status?.certificate ?? '', 'base64').toString('utf8');
     expect(keyMatchesCertificate(keyPem, certificatesFromPem(certPem)[0] as Uint8Array)).toBe(true);
-    // Let any second signer have its chance, then count: one "CSR signed" for it in all replicas' logs.
-    await waitFor('the certificate to stay the same', async () => {
-      const again = await certs.readCertificateSigningRequest({ name });
-      return again.status?.certificate === csr.status?.certificate ? true : undefined;
-    });
-    const signed = allControllerOutput()
-      .split('\n')
-      .filter((l) => l.includes('"msg":"CSR signed"') && l.includes(`"csr":"${name}"`));
-    expect(signed).toHaveLength(1);
+    // The log line follows the status write: wait for it, then count across both replicas.
+    const signedLines = () =>
+      allControllerOutput()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"CSR signed"') && l.includes(`"csr":"${name}"`));
+    await waitFor('the signer to log the signature', () => (signedLines().length > 0 ? true : undefined));
+    expect(signedLines()).toHaveLength(1);
+    expect((await certs.readCertificateSigningRequest({ name })).status?.certificate).toBe(
+      csr.status?.certificate,
+    );
     expect(replicas.every((r) => r.proc.exitCode === null)).toBe(true);
   });
 });
@@ -405,13 +406,13 @@ describe('two signers without leader election racing for the same CSRs', () => {
         names.push(await createCsr(certs, signerName, pem, ['digital signature', 'server auth']));
       }
       await Promise.all(names.map((n) => approve(n)));
+      for (const name of names) expect((await settled(name)).status?.certificate, name).toBeTruthy();
+      // Stopped, both have flushed every log line they will ever write: count the signatures.
+      await Promise.all(racers.map((r) => r.stop()));
       for (const name of names) {
-        const csr = await settled(name);
-        expect(csr.status?.certificate, name).toBeTruthy();
         const lines = racers.flatMap((r) => r.logs.filter((l) => l.msg === 'CSR signed' && l.csr === name));
         expect(lines, `signatures recorded for ${name}`).toHaveLength(1);
       }
-      await Promise.all(racers.map((r) => r.stop()));
     } finally {
       await core.deleteNamespace({ name: raceNs }).catch(() => undefined);
     }
