@@ -36,6 +36,9 @@ let metricsUrl: string;
 /** Names of every CSR ever created for each Secret, seen by a watch the test runs itself. */
 const created = new Map<string, string[]>();
 let stopWatch: AbortController | undefined;
+let closing = false;
+/** spec.expirationSeconds of each CSR seen (a CSR may be gone before a list could see it). */
+const expirationOf = new Map<string, number | undefined>();
 
 function emptyTlsSecret(name: string, annotations: Record<string, string>): k8s.V1Secret {
   return {
@@ -137,20 +140,30 @@ beforeAll(async () => {
       },
     ],
   });
-  // The test's own record of every CSR created, so "exactly one" is counted, not guessed.
+  // The test's own record of every CSR created, so "exactly one" is counted, not guessed. The
+  // client's watch ends after 30 s without events: it is re-opened from the last version seen.
+  let rv = '';
   const watch = new k8s.Watch(kc);
-  stopWatch = await watch.watch(
-    '/apis/certificates.k8s.io/v1/certificatesigningrequests',
-    { labelSelector: `${CsrLink.secretNamespace}=${ns()}` },
-    (phase: string, obj: k8s.V1CertificateSigningRequest) => {
-      if (phase !== 'ADDED') return;
-      const secret = obj.metadata?.labels?.[CsrLink.secretName] ?? '';
-      const names = created.get(secret) ?? [];
-      if (!names.includes(obj.metadata?.name ?? '')) names.push(obj.metadata?.name ?? '');
-      created.set(secret, names);
-    },
-    () => undefined,
-  );
+  const open = async (): Promise<void> => {
+    stopWatch = await watch.watch(
+      '/apis/certificates.k8s.io/v1/certificatesigningrequests',
+      { labelSelector: `${CsrLink.secretNamespace}=${ns()}`, allowWatchBookmarks: true, resourceVersion: rv },
+      (phase: string, obj: k8s.V1CertificateSigningRequest) => {
+        if (obj.metadata?.resourceVersion) rv = obj.metadata.resourceVersion;
+        if (phase !== 'ADDED') return;
+        const secret = obj.metadata?.labels?.[CsrLink.secretName] ?? '';
+        const names = created.get(secret) ?? [];
+        if (!names.includes(obj.metadata?.name ?? '')) names.push(obj.metadata?.name ?? '');
+        created.set(secret, names);
+        expirationOf.set(obj.metadata?.name ?? '', obj.spec.expirationSeconds);
+      },
+      () => {
+        if (!closing) void open();
+      },
+    );
+  };
+  rv = (await certs.listCertificateSigningRequest({ limit: 1 })).metadata?.resourceVersion ?? '';
+  await open();
   await waitFor('kube-root-ca.crt in the test namespace', async () => {
     try {
       return await core.readNamespacedConfigMap({ namespace: ns(), name: 'kube-root-ca.crt' });
@@ -164,6 +177,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  closing = true;
   stopWatch?.abort();
   await killAllControllers();
 });
@@ -197,6 +211,7 @@ describe('kubernetesCSR issuer against kube-controller-manager', () => {
     expect(JSON.parse(review.body).status.userInfo.username).toBe('csr-user-alice');
 
     // Exactly one CSR, approved by cert-rotator, deleted once the Secret was written.
+    await waitFor('the CSR of alice to be seen', () => created.get('alice'));
     expect(created.get('alice')).toHaveLength(1);
     await waitFor('the CSR of alice to be deleted', async () => (await csrsFor('alice')).length === 0);
     const event = await waitForEvent('alice', 'Renewed');
@@ -221,11 +236,6 @@ describe('kubernetesCSR issuer against kube-controller-manager', () => {
         [`${A}duration`]: '2h',
       }),
     });
-    const [csr] = await waitFor('the CSR of short', async () => {
-      const l = await csrsFor('short');
-      return l.length > 0 ? l : undefined;
-    });
-    expect(csr?.spec.expirationSeconds).toBe(7200);
     const secret = await waitFor(
       'short to be written',
       async () => {
@@ -234,6 +244,9 @@ describe('kubernetesCSR issuer against kube-controller-manager', () => {
       },
       { timeoutMs: 60_000 },
     );
+    // The CSR (deleted once the Secret was written) asked for the annotation's duration.
+    const csrName = await waitFor('the CSR of short to be seen', () => created.get('short')?.[0]);
+    expect(expirationOf.get(csrName)).toBe(7200);
     const leaf = readCertificateSummary(certificatesFromPem(decoded(secret, 'tls.crt'))[0] as Uint8Array);
     expect(leaf.notAfter - Date.now()).toBeLessThanOrEqual(2 * 3_600_000);
     expect(leaf.notAfter - Date.now()).toBeGreaterThan(110 * 60_000);
