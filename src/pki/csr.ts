@@ -2,15 +2,24 @@
  * PKCS#10 certificate requests: made for the `kubernetesCSR` issuer, read (untrusted) by the
  * CSR signer. Parsing never throws anything but PkiError.
  */
-import 'reflect-metadata';
 import { createPublicKey, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { PkiError } from './errors.ts';
 import { canonicalIp } from './ip.ts';
 import { loadPrivateKey } from './keys.ts';
 import { type Identity, sanDer } from './sign.ts';
 
 const crypto = webcrypto;
+
+let loaded: Promise<typeof X509> | undefined;
+/**
+ * @peculiar/x509 (and the Reflect polyfill its registry needs) is loaded on first use: a process
+ * that never makes or reads a CSR (most of them) does not pay for it.
+ */
+function x509Module(): Promise<typeof X509> {
+  loaded ??= import('reflect-metadata').then(() => import('@peculiar/x509'));
+  return loaded;
+}
 
 function toArrayBuffer(u: Uint8Array): ArrayBuffer {
   return u.slice().buffer as ArrayBuffer;
@@ -47,6 +56,7 @@ export async function createCsrPem(
   identity: Identity,
   organizations: readonly string[] = [],
 ): Promise<string> {
+  const x509 = await x509Module();
   const key = loadPrivateKey(keyPem);
   const { importAlg, sign } = algorithms(key.algorithm);
   const rdns: Array<Record<string, Array<{ utf8String: string }>>> = [];
@@ -93,7 +103,8 @@ const OID_O = '2.5.4.10';
 
 /** Reads a PEM (or DER) PKCS#10 request. PkiError('CSR_MALFORMED') for anything unreadable. */
 export async function parseCsr(input: string | Uint8Array): Promise<ParsedCsr> {
-  let csr: x509.Pkcs10CertificateRequest;
+  const x509 = await x509Module();
+  let csr: X509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(typeof input === 'string' ? input : toArrayBuffer(input));
   } catch (err) {
