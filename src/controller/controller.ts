@@ -345,6 +345,7 @@ export class SecretController {
       message: failure.message,
       failures: retry.failures,
       now,
+      recentOrders: failure.recentOrders,
     }).catch((err: unknown) => ({ ok: false as const, why: describeApiError(err) }));
     if (!written.ok)
       this.log.info({ secret: key, error: written.why }, 'could not record the failure on the Secret');

@@ -7,6 +7,30 @@ const MAX_ERROR_ANNOTATION = 512;
 
 export { iso };
 
+/** Most order times read from or written to `acme-orders` (maxOrdersPerHour is at most 1000). */
+const MAX_ORDER_TIMES = 1000;
+const HOUR_MS = 3_600_000;
+
+/** The order times (ms) of the last hour recorded on the Secret; malformed entries are ignored. */
+export function recordedOrders(annotations: Record<string, string>, now: number): number[] {
+  const text = annotations[StatusAnnotation.acmeOrders];
+  if (!text) return [];
+  const out: number[] = [];
+  for (const item of text.split(',').slice(0, MAX_ORDER_TIMES)) {
+    if (!/^\d{1,12}$/.test(item.trim())) continue;
+    const ms = Number(item.trim()) * 1000;
+    if (ms > now - HOUR_MS && ms <= now + 60_000) out.push(ms);
+  }
+  return out;
+}
+
+function writeOrders(annotations: Record<string, string>, orders: readonly number[] | undefined): void {
+  if (orders === undefined) return;
+  const seconds = orders.slice(-MAX_ORDER_TIMES).map((ms) => String(Math.floor(ms / 1000)));
+  if (seconds.length === 0) delete annotations[StatusAnnotation.acmeOrders];
+  else annotations[StatusAnnotation.acmeOrders] = seconds.join(',');
+}
+
 export function decodeData(b64: string | undefined): string {
   return b64 ? Buffer.from(b64, 'base64').toString('utf8') : '';
 }
@@ -37,6 +61,8 @@ export function renewedSecret(
     now: number;
     /** The `renew-requested-at` token this renewal answers, recorded so it is not acted on again. */
     requestHandled?: string | undefined;
+    /** ACME order times of the last hour, when the issuer counted an order. */
+    recentOrders?: readonly number[] | undefined;
   },
 ): k8s.V1Secret {
   const annotations = { ...(fresh.metadata?.annotations ?? {}) };
@@ -52,6 +78,7 @@ export function renewedSecret(
   if (status.requestHandled !== undefined) {
     annotations[StatusAnnotation.renewRequestHandled] = status.requestHandled;
   }
+  writeOrders(annotations, status.recentOrders);
   const data = { ...(fresh.data ?? {}) };
   for (const [k, v] of Object.entries(newData)) data[k] = Buffer.from(v, 'utf8').toString('base64');
   return withChanges(fresh, annotations, data);
@@ -66,11 +93,13 @@ export function failedSecret(
   message: string,
   failures: number,
   now: number,
+  recentOrders?: readonly number[],
 ): k8s.V1Secret {
   const annotations = { ...(fresh.metadata?.annotations ?? {}) };
   annotations[StatusAnnotation.state] = CertState.failed;
   annotations[StatusAnnotation.lastError] = message.slice(0, MAX_ERROR_ANNOTATION);
   annotations[StatusAnnotation.failures] = String(failures);
   annotations[StatusAnnotation.lastFailureTime] = new Date(now).toISOString();
+  writeOrders(annotations, recentOrders);
   return withChanges(fresh, annotations);
 }

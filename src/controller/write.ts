@@ -17,7 +17,11 @@ export async function writeRenewal(
   status: { renewalTime: number; now: number; requestHandled?: string | undefined },
 ): Promise<WriteResult> {
   return await api.replace(
-    renewedSecret(fresh, output.data, { notAfter: output.summary.notAfter, ...status }),
+    renewedSecret(fresh, output.data, {
+      notAfter: output.summary.notAfter,
+      recentOrders: output.recentOrders,
+      ...status,
+    }),
   );
 }
 
@@ -25,7 +29,9 @@ export async function writeRenewal(
 export async function writeFailure(
   api: SecretApi,
   fresh: k8s.V1Secret,
-  failure: { message: string; failures: number; now: number },
+  failure: { message: string; failures: number; now: number; recentOrders?: readonly number[] | undefined },
 ): Promise<WriteResult> {
-  return await api.replace(failedSecret(fresh, failure.message, failure.failures, failure.now));
+  return await api.replace(
+    failedSecret(fresh, failure.message, failure.failures, failure.now, failure.recentOrders),
+  );
 }

@@ -45,7 +45,7 @@ export class AcmeIssuer implements Issuer {
     this.config = config;
     this.deps = deps;
     this.log = deps.log ?? quiet;
-    this.budget = new OrderBudget(config.maxOrdersPerHour ?? 5);
+    this.budget = new OrderBudget(config.maxOrdersPerHour);
     this.ctx = {
       name,
       config,
@@ -107,6 +107,8 @@ export class AcmeIssuer implements Issuer {
 
   async issue(input: IssueInput): Promise<IssueResult> {
     const where = `issuer "${this.name}" for Secret ${input.namespace}/${input.secretName}`;
+    /** The order times to record on the Secret once an order has been counted. */
+    let orders: number[] | undefined;
     try {
       const names = identifiers(input);
       const conn = await this.connect();
@@ -114,7 +116,8 @@ export class AcmeIssuer implements Issuer {
       const resumed = await resumePendingOrder(this.ctx, conn, input, names, deadline);
       if (resumed) return resumed;
       const now = Date.now();
-      const allowed = this.budget.take(`${input.namespace}/${input.secretName}`, now);
+      const allowed = this.budget.take(`${input.namespace}/${input.secretName}`, now, input.recentOrders);
+      orders = allowed.orders;
       if (!allowed.ok) {
         const e = new IssuerError(
           'CA_UNAVAILABLE',
@@ -124,9 +127,11 @@ export class AcmeIssuer implements Issuer {
         e.retryAfterMs = allowed.retryAfterMs;
         throw e;
       }
-      return await placeOrder(this.ctx, conn, input, names, deadline);
+      return { ...(await placeOrder(this.ctx, conn, input, names, deadline)), recentOrders: orders };
     } catch (err) {
-      throw toIssuerError(where, err);
+      const e = toIssuerError(where, err);
+      if (orders) e.recentOrders = orders;
+      throw e;
     }
   }
 
