@@ -294,11 +294,14 @@ export class SecretController {
     now: number,
   ): Promise<string | undefined> {
     const before = this.written.get(key);
-    this.written.set(key, fingerprintOf(output.summary));
+    const fingerprint = fingerprintOf(output.summary);
+    this.written.set(key, fingerprint);
+    const rolls = this.deps.listener !== undefined && ev.policy.restart.mode !== 'none';
     const result = await writeRenewal(this.api, current.secret, output, {
       renewalTime,
       now,
       requestHandled: ev.policy.renewRequest,
+      restartOwed: rolls ? fingerprint : undefined,
     }).catch((err: unknown) => {
       this.restoreWritten(key, before);
       throw err;

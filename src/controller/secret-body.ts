@@ -63,6 +63,8 @@ export function renewedSecret(
     requestHandled?: string | undefined;
     /** ACME order times of the last hour, when the issuer counted an order. */
     recentOrders?: readonly number[] | undefined;
+    /** The new certificate's fingerprint, when workloads using the Secret are to be rolled to it. */
+    restartOwed?: string | undefined;
   },
 ): k8s.V1Secret {
   const annotations = { ...(fresh.metadata?.annotations ?? {}) };
@@ -79,6 +81,9 @@ export function renewedSecret(
     annotations[StatusAnnotation.renewRequestHandled] = status.requestHandled;
   }
   writeOrders(annotations, status.recentOrders);
+  // Written with the certificate, so a controller that dies before the rollout still owes it.
+  if (status.restartOwed !== undefined) annotations[StatusAnnotation.restartOwed] = status.restartOwed;
+  else delete annotations[StatusAnnotation.restartOwed];
   const data = { ...(fresh.data ?? {}) };
   for (const [k, v] of Object.entries(newData)) data[k] = Buffer.from(v, 'utf8').toString('base64');
   return withChanges(fresh, annotations, data);

@@ -14,7 +14,12 @@ export async function writeRenewal(
   api: SecretApi,
   fresh: k8s.V1Secret,
   output: RenewOutput,
-  status: { renewalTime: number; now: number; requestHandled?: string | undefined },
+  status: {
+    renewalTime: number;
+    now: number;
+    requestHandled?: string | undefined;
+    restartOwed?: string | undefined;
+  },
 ): Promise<WriteResult> {
   return await api.replace(
     renewedSecret(fresh, output.data, {
