@@ -22,7 +22,7 @@ import { RetryStates } from './retry.ts';
 import { LookSchedule } from './schedule.ts';
 import { SuggestedRenewals } from './suggestions.ts';
 import { verifyIssued } from './verify.ts';
-import { writeFailure, writeRenewal } from './write.ts';
+import { markIssuing, writeFailure, writeRenewal } from './write.ts';
 
 export type { CertificateChange, CertificateListener } from './listener.ts';
 export { fingerprintOf } from './listener.ts';
@@ -238,11 +238,14 @@ export class SecretController {
     if (!cached) return;
     const now = this.clock.now();
     try {
-      const current = await readCurrent(this.api, cached); // read
+      let current = await readCurrent(this.api, cached); // read
       this.retry.reachedApi(key);
       if (!current) return; // deleted: its watch event cleans up
       const step = decide(this.context, key, current, now); // decide
       if (step.kind !== 'renew') return await this.settle(key, current, step);
+      const marked = await markIssuing(this.api, current.secret, step.input.issuer.kind);
+      if (!marked) return this.changedMeanwhile(key);
+      current = { ...current, secret: marked };
       let output: RenewOutput;
       try {
         output = verifyIssued(step.input, await issue(step.input)); // issue, verify
@@ -308,12 +311,7 @@ export class SecretController {
     });
     if (!result.ok) {
       this.restoreWritten(key, before);
-      // Someone wrote the Secret after we read it (or deleted it): never overwrite that.
-      this.log.info(
-        { secret: key },
-        'Secret changed while renewing; discarding the new certificate and re-reading',
-      );
-      if (result.why === 'conflict') this.queue.add(key);
+      if (result.why === 'conflict') this.changedMeanwhile(key);
       return undefined;
     }
     this.retry.succeeded(key);
@@ -327,6 +325,16 @@ export class SecretController {
         ),
       );
     return result.resourceVersion;
+  }
+
+  /** Someone wrote the Secret after we read it: never overwrite that; decide again on theirs. */
+  private changedMeanwhile(key: string): undefined {
+    this.log.info(
+      { secret: key },
+      'Secret changed while renewing; discarding the new certificate and re-reading',
+    );
+    this.queue.add(key);
+    return undefined;
   }
 
   private restoreWritten(key: string, before: string | undefined): void {

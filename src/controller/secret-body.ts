@@ -89,6 +89,13 @@ export function renewedSecret(
   return withChanges(fresh, annotations, data);
 }
 
+/** The Secret while a slow issuer (ACME order, CSR) works on it: `state: Issuing`, nothing else. */
+export function issuingSecret(fresh: k8s.V1Secret): k8s.V1Secret {
+  const annotations = { ...(fresh.metadata?.annotations ?? {}) };
+  annotations[StatusAnnotation.state] = CertState.issuing;
+  return withChanges(fresh, annotations);
+}
+
 /**
  * The Secret after a failed renewal: status annotations only, data untouched. `failures` and
  * `last-failure-time` are what a restarted controller rebuilds the backoff from.

@@ -74,6 +74,11 @@ describe('renew-requested-at', () => {
     await controller.waitForLog('the initial list', (l) => l.msg === 'initial list processed');
   });
 
+  // The namespace is shared with the next describe's controllers: this one must not act there.
+  afterAll(async () => {
+    await controller?.stop();
+  });
+
   it('renews a Secret that is not due once per new token, and records the token it handled', async () => {
     const valid = await makeLeaf({ dnsNames: ['asked.example.com'], fromMs: -DAY, toMs: 30 * DAY });
     await core.createNamespacedSecret({

@@ -104,15 +104,18 @@ export class FakeListener implements CertificateListener {
 
 /** An issuer that fails while `failing` is set, else self-signs; counts its calls. */
 export class FakeIssuer implements Issuer {
-  readonly kind = 'selfSigned' as const;
+  kind: Issuer['kind'] = 'selfSigned';
   readonly name: string;
   calls = 0;
   failing: string | undefined;
+  /** Runs at the start of each issue() call (to look at the world mid-issuance). */
+  during: (() => void) | undefined;
   constructor(name: string) {
     this.name = name;
   }
   async issue(input: Parameters<Issuer['issue']>[0]) {
     this.calls++;
+    this.during?.();
     if (this.failing) throw new Error(this.failing);
     const issued = await issueCertificate({
       subjectKeyPem: input.keyPem,

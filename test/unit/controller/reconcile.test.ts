@@ -243,4 +243,22 @@ describe('races', () => {
     const event = t.events.events.find((e) => e.reason === 'RenewalFailed');
     expect(event?.message).toMatch(/nothing to issue for: tls.crt cannot be parsed: .+, and no dns-names/);
   });
+
+  it('a slow issuer (ACME, CSR) shows state Issuing on the Secret while it works; a fast one writes once', async () => {
+    const t = setup();
+    const slow = issuer(t.issuers, 'main');
+    slow.kind = 'acme';
+    const states: Array<string | undefined> = [];
+    slow.during = () => states.push(t.api.get('slow').metadata?.annotations?.[`${A}state`]);
+    const old = await leaf('slow.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('slow', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/slow`);
+    expect(states).toEqual(['Issuing']);
+    expect(t.api.replaced).toHaveLength(2);
+    expect(t.api.get('slow').metadata?.annotations?.[`${A}state`]).toBe('Ready');
+    slow.kind = 'selfSigned';
+    t.controller.upsert(t.api.put(tls('fast', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/fast`);
+    expect(t.api.replaced).toHaveLength(3);
+  });
 });
