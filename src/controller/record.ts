@@ -46,6 +46,14 @@ export function summarizeTlsCrt(b64: string | undefined): { cert: CertSummary | 
   }
 }
 
+/**
+ * Why a Secret's `tls.crt` gives no certificate (missing, empty, or why it does not parse), or
+ * undefined when it holds one. The controller puts this in its events; `scan` shows it too.
+ */
+export function certificateProblem(secret: k8s.V1Secret): string | undefined {
+  return summarizeTlsCrt(secret.data?.[SecretKey.certificate]).problem;
+}
+
 export function recordFromSecret(secret: k8s.V1Secret): SecretRecord {
   const annotations = ourAnnotations(secret.metadata?.annotations);
   const { cert, problem } = summarizeTlsCrt(secret.data?.[SecretKey.certificate]);
