@@ -5,7 +5,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../names.ts';
-import { httpStatus } from './client.ts';
+import { decodeSecretData, encodeSecretData, httpStatus, isNotFound } from './client.ts';
 
 /*
  * This adapter satisfies the ACME issuer's `AcmeKube` port structurally: kube/ never imports an
@@ -33,17 +33,11 @@ const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'cert-rotator' };
 /** Label on routing objects, so stray ones can be found and removed. */
 export const HTTP01_LABEL = 'cert-rotator.io/acme-http01';
 
-function b64(data: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(v, 'utf8').toString('base64');
-  return out;
-}
-
 async function ignore404(p: Promise<unknown>): Promise<void> {
   try {
     await p;
   } catch (err) {
-    if (httpStatus(err) !== 404) throw err;
+    if (!isNotFound(err)) throw err;
   }
 }
 
@@ -61,15 +55,13 @@ export class KubeAcmeResources {
   async readSecret(namespace: string, name: string): Promise<StoredSecret | undefined> {
     try {
       const s = await this.core.readNamespacedSecret({ namespace, name });
-      const data: Record<string, string> = {};
-      for (const [k, v] of Object.entries(s.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
       return {
         resourceVersion: s.metadata?.resourceVersion ?? '',
-        data,
+        data: decodeSecretData(s.data),
         annotations: { ...(s.metadata?.annotations ?? {}) },
       };
     } catch (err) {
-      if (httpStatus(err) === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -80,7 +72,7 @@ export class KubeAcmeResources {
       const uid = s.metadata?.uid;
       return uid ? { apiVersion: 'v1', kind: 'Secret', name, uid, blockOwnerDeletion: false } : undefined;
     } catch (err) {
-      if (httpStatus(err) === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -104,7 +96,7 @@ export class KubeAcmeResources {
             ...(owner ? { ownerReferences: [owner] } : {}),
           },
           type: 'Opaque',
-          data: b64(data),
+          data: encodeSecretData(data),
         },
       });
       return true;
@@ -136,7 +128,7 @@ export class KubeAcmeResources {
             managedFields: undefined,
             ...(annotations ? { annotations } : {}),
           },
-          data: b64(data),
+          data: encodeSecretData(data),
         },
       });
       return true;
