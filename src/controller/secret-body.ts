@@ -1,5 +1,6 @@
 import type * as k8s from '@kubernetes/client-node';
 import { isoSeconds as iso } from '../clock.ts';
+import { decodeSecretData, encodeSecretData } from '../kube/client.ts';
 import { CertState, StatusAnnotation } from '../names.ts';
 
 /** Longest `last-error` written on a Secret; the event and the log carry the whole message. */
@@ -31,8 +32,9 @@ function writeOrders(annotations: Record<string, string>, orders: readonly numbe
   else annotations[StatusAnnotation.acmeOrders] = seconds.join(',');
 }
 
+/** One base64 value of a Secret's data as text ('' when absent). */
 export function decodeData(b64: string | undefined): string {
-  return b64 ? Buffer.from(b64, 'base64').toString('utf8') : '';
+  return b64 ? (decodeSecretData({ v: b64 }).v ?? '') : '';
 }
 
 /** Body (as read, plus changes) for the replace that is guarded by the read's resourceVersion. */
@@ -85,7 +87,7 @@ export function renewedSecret(
   if (status.restartOwed !== undefined) annotations[StatusAnnotation.restartOwed] = status.restartOwed;
   else delete annotations[StatusAnnotation.restartOwed];
   const data = { ...(fresh.data ?? {}) };
-  for (const [k, v] of Object.entries(newData)) data[k] = Buffer.from(v, 'utf8').toString('base64');
+  Object.assign(data, encodeSecretData(newData));
   return withChanges(fresh, annotations, data);
 }
 

@@ -1,6 +1,12 @@
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
-import { decodeSecretData, describeApiError, isNotFound, type KubeClients } from '../kube/client.ts';
+import {
+  decodeSecretData,
+  describeApiError,
+  httpStatus,
+  isNotFound,
+  type KubeClients,
+} from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { patchPodTemplateAnnotations, WorkloadWatch } from '../kube/workload-watch.ts';
 import { FIELD_MANAGER, type RestartKind, SecretKey, StatusAnnotation } from '../names.ts';

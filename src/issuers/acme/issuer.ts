@@ -116,8 +116,9 @@ export class AcmeIssuer implements Issuer {
       const resumed = await resumePendingOrder(this.ctx, conn, input, names, deadline);
       if (resumed) return resumed;
       const now = Date.now();
-      const allowed = this.budget.take(`${input.namespace}/${input.secretName}`, now, input.recentOrders);
-      orders = allowed.orders;
+      const budgetKey = `${input.namespace}/${input.secretName}`;
+      const allowed = this.budget.take(budgetKey, now, input.recentOrders);
+      orders = this.budget.orders(budgetKey);
       if (!allowed.ok) {
         const e = new IssuerError(
           'CA_UNAVAILABLE',

@@ -7,9 +7,7 @@
  */
 const HOUR_MS = 3_600_000;
 
-export type BudgetAnswer =
-  /** `orders`: the order times of the last hour, this one included, to record on the Secret. */
-  { ok: true; orders: number[] } | { ok: false; retryAfterMs: number; orders: number[] };
+export type BudgetAnswer = { ok: true } | { ok: false; retryAfterMs: number };
 
 export class OrderBudget {
   private readonly limit: number;
@@ -31,10 +29,15 @@ export class OrderBudget {
     if (recent.length >= this.limit) {
       this.placed.set(key, recent);
       const oldest = recent[recent.length - this.limit] ?? now;
-      return { ok: false, retryAfterMs: Math.max(1_000, oldest + this.windowMs - now), orders: [...recent] };
+      return { ok: false, retryAfterMs: Math.max(1_000, oldest + this.windowMs - now) };
     }
     recent.push(now);
     this.placed.set(key, recent);
-    return { ok: true, orders: [...recent] };
+    return { ok: true };
+  }
+
+  /** The order times (of the last hour, as of the last `take`) counted for `key`: to record on the Secret. */
+  orders(key: string): number[] {
+    return [...(this.placed.get(key) ?? [])];
   }
 }
