@@ -299,7 +299,12 @@ export class SecretController {
     const before = this.written.get(key);
     const fingerprint = fingerprintOf(output.summary);
     this.written.set(key, fingerprint);
-    const rolls = this.deps.listener !== undefined && ev.policy.restart.mode !== 'none';
+    const listener = this.deps.listener;
+    const rolls =
+      listener !== undefined &&
+      ev.policy.restart.mode !== 'none' &&
+      (listener.restartsWorkloads?.(current.record.namespace, current.record.name, ev.policy.restart) ??
+        true);
     const result = await writeRenewal(this.api, current.secret, output, {
       renewalTime,
       now,

@@ -30,4 +30,9 @@ export interface CertificateChange {
 export interface CertificateListener {
   certificateChanged(change: CertificateChange): void;
   secretRemoved(namespace: string, name: string): void;
+  /**
+   * Would a new certificate in this Secret restart any workload (as far as is known now)? The
+   * controller records an owed restart with the renewal only then. Absent: assume yes.
+   */
+  restartsWorkloads?(namespace: string, name: string, restart: RestartPolicy): boolean;
 }

@@ -3,6 +3,7 @@ import { describeApiError } from '../kube/client.ts';
 import { type Result, WorkQueue } from '../kube/workqueue.ts';
 import { PodTemplateAnnotation, type RestartKind, RolloutResult } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { RestartPolicy } from '../policy/restart.ts';
 import type { CertificateChange, CertificateListener } from './listener.ts';
 import { type ManagedSecret, ManagedSecrets } from './managed-secrets.ts';
 import { decideRestart, planRestart } from './plan.ts';
@@ -210,6 +211,14 @@ export class RolloutManager implements CertificateListener {
       return;
     }
     void this.#rollOut(key);
+  }
+
+  restartsWorkloads(namespace: string, name: string, restart: RestartPolicy): boolean {
+    // Before the workloads are listed nothing is known: record the owed restart to be safe.
+    if (!this.#workloadsSynced) return true;
+    if (restart.mode === 'none') return false;
+    if (restart.mode === 'auto') return this.index.usersOf(namespace, name).length > 0;
+    return restart.targets.some((t) => this.index.get(workloadKey(t.kind, namespace, t.name)) !== undefined);
   }
 
   secretRemoved(namespace: string, name: string): void {

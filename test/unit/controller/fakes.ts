@@ -94,6 +94,7 @@ export class FakeEvents implements EventSink {
 export class FakeListener implements CertificateListener {
   readonly changes: CertificateChange[] = [];
   readonly removed: string[] = [];
+  restartsWorkloads: CertificateListener['restartsWorkloads'];
   certificateChanged(change: CertificateChange) {
     this.changes.push(change);
   }

@@ -261,4 +261,22 @@ describe('races', () => {
     await t.controller.reconcile(`${NS}/fast`);
     expect(t.api.replaced).toHaveLength(3);
   });
+
+  it('records the owed restart with the renewal only when a workload would be restarted', async () => {
+    const t = setup();
+    const old = await leaf('w.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('used', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/used`);
+    const used = t.api.get('used');
+    expect(used.metadata?.annotations?.[`${S}restart-owed`]).toMatch(/^[0-9a-f]+:[0-9a-f]+$/);
+    const asked: string[] = [];
+    t.listener.restartsWorkloads = (_ns, name, restart) => {
+      asked.push(`${name}:${restart.mode}`);
+      return false;
+    };
+    t.controller.upsert(t.api.put(tls('unused', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/unused`);
+    expect(asked).toEqual(['unused:auto']);
+    expect(t.api.get('unused').metadata?.annotations?.[`${S}restart-owed`]).toBeUndefined();
+  });
 });

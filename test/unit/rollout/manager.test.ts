@@ -287,4 +287,21 @@ describe('RolloutManager (fake API)', () => {
     );
     await manager.stop();
   });
+
+  it('says whether a new certificate would restart anything (unknown before the workloads are listed: yes)', async () => {
+    const { api, manager } = setup(0);
+    expect(manager.restartsWorkloads('ns', 'a', { mode: 'auto' })).toBe(true);
+    manager.workloadUpserted('deployment', api.put('deployment', 'web', ['a']));
+    manager.workloadsSynced();
+    expect(manager.restartsWorkloads('ns', 'a', { mode: 'auto' })).toBe(true);
+    expect(manager.restartsWorkloads('ns', 'b', { mode: 'auto' })).toBe(false);
+    expect(manager.restartsWorkloads('ns', 'a', { mode: 'none' })).toBe(false);
+    expect(
+      manager.restartsWorkloads('ns', 'b', { mode: 'list', targets: [{ kind: 'deployment', name: 'web' }] }),
+    ).toBe(true);
+    expect(
+      manager.restartsWorkloads('ns', 'b', { mode: 'list', targets: [{ kind: 'statefulset', name: 'web' }] }),
+    ).toBe(false);
+    await manager.stop();
+  });
 });
