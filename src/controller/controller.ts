@@ -361,6 +361,7 @@ export class SecretController {
       message: failure.message,
       failures: retry.failures,
       now,
+      nextAttempt: now + retry.delayMs,
       recentOrders: failure.recentOrders,
     }).catch((err: unknown) => ({ ok: false as const, why: describeApiError(err) }));
     if (!written.ok)

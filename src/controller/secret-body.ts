@@ -79,6 +79,7 @@ export function renewedSecret(
   delete annotations[StatusAnnotation.lastError];
   delete annotations[StatusAnnotation.failures];
   delete annotations[StatusAnnotation.lastFailureTime];
+  delete annotations[StatusAnnotation.nextAttemptTime];
   if (status.requestHandled !== undefined) {
     annotations[StatusAnnotation.renewRequestHandled] = status.requestHandled;
   }
@@ -108,12 +109,15 @@ export function failedSecret(
   failures: number,
   now: number,
   recentOrders?: readonly number[],
+  nextAttempt?: number,
 ): k8s.V1Secret {
   const annotations = { ...(fresh.metadata?.annotations ?? {}) };
   annotations[StatusAnnotation.state] = CertState.failed;
   annotations[StatusAnnotation.lastError] = message.slice(0, MAX_ERROR_ANNOTATION);
   annotations[StatusAnnotation.failures] = String(failures);
   annotations[StatusAnnotation.lastFailureTime] = new Date(now).toISOString();
+  if (nextAttempt !== undefined)
+    annotations[StatusAnnotation.nextAttemptTime] = new Date(nextAttempt).toISOString();
   writeOrders(annotations, recentOrders);
   return withChanges(fresh, annotations);
 }

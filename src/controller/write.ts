@@ -55,9 +55,22 @@ export async function writeRenewal(
 export async function writeFailure(
   api: SecretApi,
   fresh: k8s.V1Secret,
-  failure: { message: string; failures: number; now: number; recentOrders?: readonly number[] | undefined },
+  failure: {
+    message: string;
+    failures: number;
+    now: number;
+    nextAttempt: number;
+    recentOrders?: readonly number[] | undefined;
+  },
 ): Promise<WriteResult> {
   return await api.replace(
-    failedSecret(fresh, failure.message, failure.failures, failure.now, failure.recentOrders),
+    failedSecret(
+      fresh,
+      failure.message,
+      failure.failures,
+      failure.now,
+      failure.recentOrders,
+      failure.nextAttempt,
+    ),
   );
 }

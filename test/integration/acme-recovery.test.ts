@@ -247,8 +247,23 @@ describe('ACME crash safety, fallback and order cap against Pebble (real)', () =
     const recorded = s.metadata?.annotations?.['status.cert-rotator.io/acme-orders']?.split(',') ?? [];
     expect(recorded).toHaveLength(2);
 
-    // A new process knows only what the Secret says; its first attempt must not place an order.
+    // The cap's wait (the next allowed order, ~1 h) is recorded too: a new process keeps to it.
+    const nextAttempt = Date.parse(
+      s.metadata?.annotations?.['status.cert-rotator.io/next-attempt-time'] ?? '',
+    );
+    expect(nextAttempt - Date.now()).toBeGreaterThan(50 * 60_000);
+
+    // A new process knows only what the Secret says. Without the recorded wait (as an older
+    // version wrote it), it tries after the short backoff: the order times alone must stop the order.
     await first.kill();
+    await core.patchNamespacedSecret(
+      {
+        namespace: ns(),
+        name: 'cap-restart-web',
+        body: { metadata: { annotations: { 'status.cert-rotator.io/next-attempt-time': null } } },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
     const second = running();
     await second.waitForLog('the restarted controller to meet the cap', capped, 60_000);
     expect(await orderCount(capPebble)).toBe(before + 2);

@@ -279,4 +279,23 @@ describe('races', () => {
     expect(asked).toEqual(['unused:auto']);
     expect(t.api.get('unused').metadata?.annotations?.[`${S}restart-owed`]).toBeUndefined();
   });
+
+  it("an issuer's Retry-After longer than the backoff holds across a restart (next-attempt-time)", async () => {
+    const t = setup();
+    const main = issuer(t.issuers, 'main');
+    main.failing = 'busy';
+    main.retryAfterMs = 7_200_000;
+    const now = t.clock.now();
+    const old = await leaf('busy.example.com', -DAY, MIN, now);
+    t.controller.upsert(t.api.put(tls('busy', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/busy`);
+    const failed = t.api.get('busy');
+    expect(failed.metadata?.annotations?.[`${S}next-attempt-time`]).toBe(
+      new Date(now + 7_200_000).toISOString(),
+    );
+    expect(t.events.events[0]?.message).toContain('next attempt in 7200s');
+    const second = t.make();
+    second.upsert(failed);
+    expect(second.nextLookAt(`${NS}/busy`)).toBe(now + 7_200_000);
+  });
 });
