@@ -12,7 +12,7 @@ import type { Current } from './read.ts';
 import type { SecretRecord } from './record.ts';
 import { RenewFailure, type RenewInput } from './renew.ts';
 import type { RetryStates } from './retry.ts';
-import { decodeData } from './secret-body.ts';
+import { decodeData, recordedOrders } from './secret-body.ts';
 import type { SuggestedRenewals } from './suggestions.ts';
 
 export interface DecideContext {
@@ -113,6 +113,7 @@ export function decide(ctx: DecideContext, key: string, current: Current, now: n
       policy: ev.policy,
       issuer,
       now,
+      recentOrders: recordedOrders(record.annotations, now),
     },
   };
 }

@@ -44,5 +44,6 @@ export function verifyIssued(input: Pick<RenewInput, 'issuer' | 'now'>, issued: 
     summary,
     keyRotated: issued.keyRotated,
     ...(issued.afterWrite ? { afterWrite: issued.afterWrite } : {}),
+    ...(issued.recentOrders ? { recentOrders: issued.recentOrders } : {}),
   };
 }
