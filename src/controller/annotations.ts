@@ -13,6 +13,7 @@ import {
   KEY_ALGORITHMS,
   RESTART_KINDS,
   type RestartKind,
+  STATUS_ANNOTATION_PREFIX,
   StatusAnnotation,
 } from '../names.ts';
 import { canonicalIp } from '../pki/ip.ts';
@@ -94,7 +95,10 @@ export function parseSecretPolicy(
   const all = annotations ?? {};
 
   for (const key of Object.keys(all)) {
-    if (key.startsWith(ANNOTATION_PREFIX) && !INPUT_KEYS.has(key) && !STATUS_KEYS.has(key)) {
+    // What the controller writes is never input, whichever version wrote it: the status keys it
+    // knows, and anything under `status.cert-rotator.io/` (a newer version's status annotation).
+    if (key.startsWith(STATUS_ANNOTATION_PREFIX) || STATUS_KEYS.has(key)) continue;
+    if (key.startsWith(ANNOTATION_PREFIX) && !INPUT_KEYS.has(key)) {
       fail(
         key,
         `unknown annotation; known: ${[...INPUT_KEYS].map((k) => k.slice(ANNOTATION_PREFIX.length)).join(', ')}`,

@@ -22,7 +22,7 @@ import { RetryStates } from './retry.ts';
 import { LookSchedule } from './schedule.ts';
 import { SuggestedRenewals } from './suggestions.ts';
 import { verifyIssued } from './verify.ts';
-import { writeFailure, writeRenewal } from './write.ts';
+import { markIssuing, writeFailure, writeRenewal } from './write.ts';
 
 export type { CertificateChange, CertificateListener } from './listener.ts';
 export { fingerprintOf } from './listener.ts';
@@ -238,11 +238,14 @@ export class SecretController {
     if (!cached) return;
     const now = this.clock.now();
     try {
-      const current = await readCurrent(this.api, cached); // read
+      let current = await readCurrent(this.api, cached); // read
       this.retry.reachedApi(key);
       if (!current) return; // deleted: its watch event cleans up
       const step = decide(this.context, key, current, now); // decide
       if (step.kind !== 'renew') return await this.settle(key, current, step);
+      const marked = await markIssuing(this.api, current.secret, step.input.issuer.kind);
+      if (!marked) return this.changedMeanwhile(key);
+      current = { ...current, secret: marked };
       let output: RenewOutput;
       try {
         output = verifyIssued(step.input, await issue(step.input)); // issue, verify
@@ -294,23 +297,26 @@ export class SecretController {
     now: number,
   ): Promise<string | undefined> {
     const before = this.written.get(key);
-    this.written.set(key, fingerprintOf(output.summary));
+    const fingerprint = fingerprintOf(output.summary);
+    this.written.set(key, fingerprint);
+    const listener = this.deps.listener;
+    const rolls =
+      listener !== undefined &&
+      ev.policy.restart.mode !== 'none' &&
+      (listener.restartsWorkloads?.(current.record.namespace, current.record.name, ev.policy.restart) ??
+        true);
     const result = await writeRenewal(this.api, current.secret, output, {
       renewalTime,
       now,
       requestHandled: ev.policy.renewRequest,
+      restartOwed: rolls ? fingerprint : undefined,
     }).catch((err: unknown) => {
       this.restoreWritten(key, before);
       throw err;
     });
     if (!result.ok) {
       this.restoreWritten(key, before);
-      // Someone wrote the Secret after we read it (or deleted it): never overwrite that.
-      this.log.info(
-        { secret: key },
-        'Secret changed while renewing; discarding the new certificate and re-reading',
-      );
-      if (result.why === 'conflict') this.queue.add(key);
+      if (result.why === 'conflict') this.changedMeanwhile(key);
       return undefined;
     }
     this.retry.succeeded(key);
@@ -324,6 +330,16 @@ export class SecretController {
         ),
       );
     return result.resourceVersion;
+  }
+
+  /** Someone wrote the Secret after we read it: never overwrite that; decide again on theirs. */
+  private changedMeanwhile(key: string): undefined {
+    this.log.info(
+      { secret: key },
+      'Secret changed while renewing; discarding the new certificate and re-reading',
+    );
+    this.queue.add(key);
+    return undefined;
   }
 
   private restoreWritten(key: string, before: string | undefined): void {
@@ -345,6 +361,8 @@ export class SecretController {
       message: failure.message,
       failures: retry.failures,
       now,
+      nextAttempt: now + retry.delayMs,
+      recentOrders: failure.recentOrders,
     }).catch((err: unknown) => ({ ok: false as const, why: describeApiError(err) }));
     if (!written.ok)
       this.log.info({ secret: key, error: written.why }, 'could not record the failure on the Secret');

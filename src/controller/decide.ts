@@ -12,7 +12,7 @@ import type { Current } from './read.ts';
 import type { SecretRecord } from './record.ts';
 import { RenewFailure, type RenewInput } from './renew.ts';
 import type { RetryStates } from './retry.ts';
-import { decodeData } from './secret-body.ts';
+import { decodeData, recordedOrders } from './secret-body.ts';
 import type { SuggestedRenewals } from './suggestions.ts';
 
 export interface DecideContext {
@@ -94,13 +94,7 @@ export function decide(ctx: DecideContext, key: string, current: Current, now: n
     return { kind: 'wait', at: nextLook(ev, false, ctx.retry.notBefore(key), undefined, now) };
   }
   // After `fallbackAfter` consecutive failures the issuer's `fallback` issues for this Secret.
-  const choice = chooseIssuer(
-    ev.issuer,
-    ctx.retry.failures(key),
-    ctx.config,
-    record.namespace,
-    ev.policy.identityOverride.dnsNames ?? record.cert?.dnsNames ?? [],
-  );
+  const choice = chooseIssuer(ev.issuer, ctx.retry.failures(key), ctx.config, record.namespace, ev.identity);
   const issuer = ctx.issuers.get(choice.name);
   if (!issuer) {
     const why = ctx.unsupportedIssuers?.get(choice.name) ?? `issuer "${choice.name}" is not available`;
@@ -119,6 +113,7 @@ export function decide(ctx: DecideContext, key: string, current: Current, now: n
       policy: ev.policy,
       issuer,
       now,
+      recentOrders: recordedOrders(record.annotations, now),
     },
   };
 }

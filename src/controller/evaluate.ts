@@ -1,5 +1,6 @@
 import { issuerAllows } from '../config/glob.ts';
 import { type Config, findIssuer, type IssuerConfig } from '../config/schema.ts';
+import type { Identity } from '../pki/index.ts';
 import {
   computeRenewalTime,
   decideRenewal,
@@ -8,6 +9,7 @@ import {
 } from '../policy/renewal.ts';
 import { type AnnotationError, parseSecretPolicy, type SecretPolicy } from './annotations.ts';
 import type { SecretRecord } from './record.ts';
+import { targetIdentity } from './renew.ts';
 
 export type Evaluation =
   | { kind: 'unmanaged' }
@@ -17,6 +19,8 @@ export type Evaluation =
       kind: 'planned';
       policy: SecretPolicy;
       issuer: IssuerConfig;
+      /** What the next certificate is for (annotations, else the current certificate). */
+      identity: Identity;
       decision: RenewalDecision;
       renewalTime?: number;
     };
@@ -59,8 +63,9 @@ export function evaluate(
       errors: [{ annotation: 'cert-rotator.io/issuer', message: 'no issuer named or configured' }],
     };
   }
-  const dnsNames = policy.identityOverride.dnsNames ?? record.cert?.dnsNames ?? [];
-  const permission = issuerAllows(issuer, record.namespace, dnsNames);
+  // The whole identity (CN, DNS, IP, URI) is checked, including what is copied from tls.crt.
+  const identity = targetIdentity(policy, record.cert);
+  const permission = issuerAllows(issuer, record.namespace, identity);
   if (!permission.allowed) return { kind: 'not-allowed', issuer: issuer.name, reason: permission.reason };
   const validity = record.cert ? { notBefore: record.cert.notBefore, notAfter: record.cert.notAfter } : null;
   const renewBefore =
@@ -75,5 +80,12 @@ export function evaluate(
     validity && validity.notAfter > validity.notBefore
       ? computeRenewalTime({ ...validity, renewBefore })
       : undefined;
-  return { kind: 'planned', policy, issuer, decision, ...(renewalTime !== undefined ? { renewalTime } : {}) };
+  return {
+    kind: 'planned',
+    policy,
+    issuer,
+    identity,
+    decision,
+    ...(renewalTime !== undefined ? { renewalTime } : {}),
+  };
 }

@@ -22,6 +22,8 @@ export class RenewFailure extends Error {
   readonly code: RenewFailureCode;
   /** The issuer's Retry-After: the next attempt must not come sooner. */
   retryAfterMs?: number;
+  /** Order times the issuer counted (ACME's cap), to record on the Secret with the failure. */
+  recentOrders?: number[];
   constructor(code: RenewFailureCode, message: string) {
     super(message);
     this.name = 'RenewFailure';
@@ -48,6 +50,8 @@ export interface RenewInput {
   policy: SecretPolicy;
   issuer: Issuer;
   now: number;
+  /** Order times recorded on the Secret (`status.cert-rotator.io/acme-orders`), ms. */
+  recentOrders?: number[];
 }
 
 export interface RenewOutput {
@@ -57,6 +61,8 @@ export interface RenewOutput {
   keyRotated: boolean;
   /** The issuer's hook to run once the Secret holds `data` (e.g. delete persisted order state). */
   afterWrite?: () => Promise<void>;
+  /** Order times to record on the Secret (ACME's cap), when the issuer counted one. */
+  recentOrders?: number[];
 }
 
 /** The identity to issue for: annotations first, the rest copied from the current certificate. */
@@ -123,8 +129,12 @@ export interface Issued {
   keyPem: string;
   keyRotated: boolean;
   chainPem: string;
-  caPem: string;
+  /** Absent (a CSR signer without a configured CA bundle): ca.crt is left as it is. */
+  caPem?: string;
+  /** When the certificate arrived, if later than the renewal's start (a CSR that waited). */
+  issuedAt?: number;
   afterWrite?: () => Promise<void>;
+  recentOrders?: number[];
 }
 
 /**
@@ -153,10 +163,12 @@ export async function issue(input: RenewInput): Promise<Issued> {
       keyPem,
       now: input.now,
       ...(input.policy.durationMs !== undefined ? { durationMs: input.policy.durationMs } : {}),
+      ...(input.recentOrders ? { recentOrders: input.recentOrders } : {}),
     });
   } catch (err) {
     const failure = new RenewFailure('ISSUER_FAILED', err instanceof Error ? err.message : String(err));
     if (err instanceof IssuerError && err.retryAfterMs !== undefined) failure.retryAfterMs = err.retryAfterMs;
+    if (err instanceof IssuerError && err.recentOrders) failure.recentOrders = err.recentOrders;
     throw failure;
   }
   if (issued.keyPem !== undefined && issued.keyPem !== keyPem) {
@@ -191,7 +203,9 @@ export async function issue(input: RenewInput): Promise<Issued> {
     keyPem,
     keyRotated: rotated,
     chainPem: issued.chainPem,
-    caPem: issued.caPem,
+    ...(issued.caPem !== undefined ? { caPem: issued.caPem } : {}),
+    ...(issued.issuedAt !== undefined ? { issuedAt: issued.issuedAt } : {}),
     ...(issued.afterWrite ? { afterWrite: issued.afterWrite } : {}),
+    ...(issued.recentOrders ? { recentOrders: issued.recentOrders } : {}),
   };
 }

@@ -6,8 +6,8 @@
  * - an unexpected error (the API server unreachable): 1 s at first, doubling with full jitter up
  *   to 5 min; reset as soon as a reconcile gets through.
  *
- * The renewal case survives a restart: the controller writes `failures` and `last-failure-time`
- * on the Secret, and the jitter of the n-th delay is drawn from a hash of (Secret uid, n), so a
+ * The renewal case survives a restart: the controller writes `failures`, `last-failure-time` and
+ * `next-attempt-time` (which carries an issuer's Retry-After) on the Secret, and the jitter of the n-th delay is drawn from a hash of (Secret uid, n), so a
  * restarted or newly elected controller computes the very delay the previous one waited.
  */
 import { createHash } from 'node:crypto';
@@ -72,17 +72,25 @@ export function transientDelayMs(errors: number, random: () => number): number {
   return Math.floor(random() * ceiling);
 }
 
-/** `failures` and `last-failure-time` as the controller wrote them, if both are well-formed. */
+/** The longest wait an annotation can ask for after the failure it records. */
+const MAX_RECORDED_WAIT_MS = 31 * 86_400_000;
+
+/**
+ * `failures` and `last-failure-time` as the controller wrote them, if both are well-formed, and
+ * `next-attempt-time` (an issuer's Retry-After beyond the backoff) when it is, bounded.
+ */
 export function failureFromAnnotations(
   annotations: Record<string, string>,
-): { failures: number; at: number } | undefined {
+): { failures: number; at: number; nextAttempt?: number } | undefined {
   const text = annotations[StatusAnnotation.failures];
   const when = annotations[StatusAnnotation.lastFailureTime];
   if (text === undefined || when === undefined || !/^\d{1,6}$/.test(text)) return undefined;
   const failures = Math.min(Number(text), MAX_FAILURES);
   const at = Date.parse(when);
   if (failures < 1 || !Number.isFinite(at)) return undefined;
-  return { failures, at };
+  const next = Date.parse(annotations[StatusAnnotation.nextAttemptTime] ?? '');
+  if (!Number.isFinite(next) || next <= at) return { failures, at };
+  return { failures, at, nextAttempt: Math.min(next, at + MAX_RECORDED_WAIT_MS) };
 }
 
 export class RetryStates {
@@ -186,8 +194,10 @@ export class RetryStates {
     const target = e ?? this.#entry(key);
     target.failures = persisted.failures;
     target.lastFailureAt = persisted.at;
-    target.renewalNotBefore =
-      persisted.at + renewalDelayMs(this.#backoff, persisted.failures, (n) => seededUnit(seed, n));
+    target.renewalNotBefore = Math.max(
+      persisted.at + renewalDelayMs(this.#backoff, persisted.failures, (n) => seededUnit(seed, n)),
+      persisted.nextAttempt ?? 0,
+    );
   }
 
   /** Secrets with retry state: the memory this holds. */

@@ -25,8 +25,9 @@ export function verifyIssued(input: Pick<RenewInput, 'issuer' | 'now'>, issued: 
       keyPem: issued.keyPem,
       identity: issued.identity,
       // A CA stamps notBefore with its own "now" (Pebble does not backdate): allow a little skew.
-      now: input.now + ISSUER_CLOCK_SKEW_MS,
-      issuerCertPem,
+      // A CSR may be signed minutes after the renewal started: judge it when it arrived.
+      now: Math.max(input.now, issued.issuedAt ?? 0) + ISSUER_CLOCK_SKEW_MS,
+      ...(issuerCertPem ? { issuerCertPem } : {}),
     });
   } catch (err) {
     throw new RenewFailure(
@@ -38,10 +39,11 @@ export function verifyIssued(input: Pick<RenewInput, 'issuer' | 'now'>, issued: 
     data: {
       [SecretKey.certificate]: issued.chainPem,
       [SecretKey.privateKey]: issued.keyPem,
-      [SecretKey.caCertificate]: issued.caPem,
+      ...(issued.caPem !== undefined ? { [SecretKey.caCertificate]: issued.caPem } : {}),
     },
     summary,
     keyRotated: issued.keyRotated,
     ...(issued.afterWrite ? { afterWrite: issued.afterWrite } : {}),
+    ...(issued.recentOrders ? { recentOrders: issued.recentOrders } : {}),
   };
 }

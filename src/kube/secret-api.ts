@@ -1,6 +1,6 @@
 import type * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../names.ts';
-import { type CoreV1Api, httpStatus } from './client.ts';
+import { type CoreV1Api, httpStatus, isNotFound } from './client.ts';
 
 /**
  * The Secret reconciler's port (src/controller/ports.ts `SecretApi`) over CoreV1Api. Declared
@@ -12,7 +12,7 @@ export function kubeSecretApi(core: CoreV1Api) {
       try {
         return await core.readNamespacedSecret({ namespace, name });
       } catch (err) {
-        if (httpStatus(err) === 404) return undefined;
+        if (isNotFound(err)) return undefined;
         throw err;
       }
     },

@@ -74,6 +74,11 @@ describe('renew-requested-at', () => {
     await controller.waitForLog('the initial list', (l) => l.msg === 'initial list processed');
   });
 
+  // The namespace is shared with the next describe's controllers: this one must not act there.
+  afterAll(async () => {
+    await controller?.stop();
+  });
+
   it('renews a Secret that is not due once per new token, and records the token it handled', async () => {
     const valid = await makeLeaf({ dnsNames: ['asked.example.com'], fromMs: -DAY, toMs: 30 * DAY });
     await core.createNamespacedSecret({
@@ -145,4 +150,71 @@ describe('renew-requested-at', () => {
     expect(failures.length).toBeGreaterThanOrEqual(1);
     for (const f of failures) expect(f.retryInMs).toBe(2_000);
   });
+});
+
+describe('a restart storm with a failing issuer', () => {
+  it('10 restarts in 2 minutes: each Secret is tried at the backoff’s count, not once per restart', async () => {
+    const BACKOFF_MS = 60_000;
+    const configPath = await writeConfig(
+      dir,
+      {
+        namespaces: [ns()],
+        // Every failed attempt waits exactly 60 s, so the backoff's count is easy to state.
+        renewalBackoff: { base: '60s', cap: '60s' },
+        leaderElection: { enabled: false },
+        issuers: [{ name: 'no-ca', ca: { secret: { namespace: ns(), name: 'never-created' } } }],
+        defaults: { issuer: 'no-ca' },
+      },
+      'storm.yaml',
+    );
+    const names = ['storm-0', 'storm-1', 'storm-2', 'storm-3', 'storm-4'];
+    for (const name of names) {
+      const pair = await makeLeaf({ dnsNames: [`${name}.example.com`], fromMs: -DAY, toMs: MIN });
+      await core.createNamespacedSecret({
+        namespace: ns(),
+        body: tlsSecret(name, pair, { [`${A}enabled`]: 'true' }),
+      });
+    }
+    const failedAttempts = (c: ControllerProcess) =>
+      c.logs.filter(
+        (l) =>
+          typeof l.code === 'string' &&
+          typeof l.retryInMs === 'number' &&
+          String(l.secret).startsWith(`${ns()}/storm-`),
+      );
+    const processes: ControllerProcess[] = [];
+    const start = Date.now();
+    for (let i = 0; i < 10; i++) {
+      const c = startControllerProcess({ configPath, kubeconfigPath: testEnv().kubeconfigPath });
+      processes.push(c);
+      await c.waitForLog('the initial list', (l) => l.msg === 'initial list processed');
+      if (i === 0) {
+        await c.waitForLog('the first failures', () => failedAttempts(c).length >= names.length, 30_000);
+      }
+      // The storm: a new process every ~12 s (this wait is the scenario, not a guess).
+      await new Promise((r) => setTimeout(r, 11_000));
+      expect(await c.stop()).toBe(0);
+    }
+    const elapsedMs = Date.now() - start;
+    const attempts = new Map<string, number>(names.map((n) => [n, 0]));
+    for (const c of processes) {
+      for (const l of failedAttempts(c)) {
+        const name = String(l.secret).slice(ns().length + 1);
+        attempts.set(name, (attempts.get(name) ?? 0) + 1);
+      }
+    }
+    // The backoff allows one attempt at the start and one per 60 s after it.
+    const allowed = 1 + Math.floor(elapsedMs / BACKOFF_MS);
+    process.stdout.write(
+      `[controller-state] restart storm: 10 restarts in ${Math.round(elapsedMs / 1000)} s, failed attempts per Secret ${JSON.stringify(Object.fromEntries(attempts))}, backoff allows <= ${allowed}\n`,
+    );
+    for (const name of names) {
+      const count = attempts.get(name) ?? 0;
+      expect(count, name).toBeGreaterThanOrEqual(1);
+      expect(count, name).toBeLessThanOrEqual(allowed);
+      // What the Secret records agrees: one failure written per attempt.
+      const s = await read(name);
+      expect(s.metadata?.annotations?.[`${A}failures`], name).toBe(String(count));
+    }
+  }, 240_000);
 });

@@ -113,6 +113,42 @@ Rules for the namespaces the controller watches. Each line is a call the code ma
   resources: [ingresses]
   verbs: [create, delete]
 {{- end }}
+{{- if (include "cert-rotator.csr" . | fromJson).requester }}
+{{- /* kubernetesCSR issuers: the companion Secret holding a pending CSR's key (src/issuers/kubernetes-csr/pending.ts). */}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create, delete]
+{{- end }}
+{{- end -}}
+
+{{/*
+What the CSR pieces of the config need, as JSON:
+  requester        a kubernetesCSR issuer exists (create/get/list/watch/delete CSRs)
+  selfApprove      signerNames of kubernetesCSR issuers with autoApprove (approval + approve)
+  sign             signerNames of ca issuers with `signer` (status + sign, get/list/watch CSRs)
+  approve          signerNames of those with `approve` (approval + approve)
+  configMaps       caBundleFrom ConfigMaps: namespace -> names (get)
+*/}}
+{{- define "cert-rotator.csr" -}}
+{{- $out := dict "requester" false "selfApprove" (list) "sign" (list) "approve" (list) "configMaps" (dict) -}}
+{{- range $issuer := (default (list) .Values.config.issuers) -}}
+{{- if kindIs "map" $issuer -}}
+{{- with $issuer.kubernetesCSR -}}
+{{- $_ := set $out "requester" true -}}
+{{- if .autoApprove -}}{{- $_ := set $out "selfApprove" (append $out.selfApprove .signerName | uniq) -}}{{- end -}}
+{{- with .caBundleFrom -}}{{- with .configMap -}}
+{{- $names := get $out.configMaps .namespace | default (list) -}}
+{{- $_ := set $out.configMaps .namespace (append $names .name | uniq) -}}
+{{- end -}}{{- end -}}
+{{- end -}}
+{{- if and $issuer.ca (hasKey $issuer "signer") -}}
+{{- $signerName := (default (dict) $issuer.signer).signerName | default (printf "cert-rotator.io/%s" $issuer.name) -}}
+{{- $_ := set $out "sign" (append $out.sign $signerName | uniq) -}}
+{{- if $issuer.approve -}}{{- $_ := set $out "approve" (append $out.approve $signerName | uniq) -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}
 
 {{/*

@@ -4,7 +4,7 @@ import { loadConfig } from '../../../src/config/load.ts';
 import { SecretController } from '../../../src/controller/controller.ts';
 import type { CertificateChange, CertificateListener } from '../../../src/controller/listener.ts';
 import type { EventSink, ObjectRef, SecretApi } from '../../../src/controller/ports.ts';
-import type { Issuer } from '../../../src/issuers/types.ts';
+import { type Issuer, IssuerError } from '../../../src/issuers/types.ts';
 import type { KubeClients } from '../../../src/kube/client.ts';
 import { Metrics } from '../../../src/observability/metrics.ts';
 import { generateKey, issueCertificate } from '../../../src/pki/index.ts';
@@ -94,6 +94,7 @@ export class FakeEvents implements EventSink {
 export class FakeListener implements CertificateListener {
   readonly changes: CertificateChange[] = [];
   readonly removed: string[] = [];
+  restartsWorkloads: CertificateListener['restartsWorkloads'];
   certificateChanged(change: CertificateChange) {
     this.changes.push(change);
   }
@@ -104,16 +105,25 @@ export class FakeListener implements CertificateListener {
 
 /** An issuer that fails while `failing` is set, else self-signs; counts its calls. */
 export class FakeIssuer implements Issuer {
-  readonly kind = 'selfSigned' as const;
+  kind: Issuer['kind'] = 'selfSigned';
   readonly name: string;
   calls = 0;
   failing: string | undefined;
+  /** With `failing`: the CA's Retry-After. */
+  retryAfterMs: number | undefined;
+  /** Runs at the start of each issue() call (to look at the world mid-issuance). */
+  during: (() => void) | undefined;
   constructor(name: string) {
     this.name = name;
   }
   async issue(input: Parameters<Issuer['issue']>[0]) {
     this.calls++;
-    if (this.failing) throw new Error(this.failing);
+    this.during?.();
+    if (this.failing) {
+      const err = new IssuerError('CA_UNAVAILABLE', this.failing, true);
+      if (this.retryAfterMs !== undefined) err.retryAfterMs = this.retryAfterMs;
+      throw err;
+    }
     const issued = await issueCertificate({
       subjectKeyPem: input.keyPem,
       identity: input.identity,

@@ -70,3 +70,19 @@ describe('describeChange', () => {
     ).toBeUndefined();
   });
 });
+
+describe('certificateProblem (for events and scan)', async () => {
+  const { certificateProblem } = await import('../../../src/controller/record.ts');
+  it('says why tls.crt gives no certificate', () => {
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    expect(certificateProblem({ data: {} })).toBe('tls.crt is missing or empty');
+    expect(certificateProblem({ data: { 'tls.crt': b64('hello') } })).toBe(
+      'tls.crt cannot be parsed: no CERTIFICATE block found in PEM text',
+    );
+    expect(
+      certificateProblem({
+        data: { 'tls.crt': b64('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n') },
+      }),
+    ).toMatch(/^tls.crt cannot be parsed: .+/);
+  });
+});

@@ -243,4 +243,59 @@ describe('races', () => {
     const event = t.events.events.find((e) => e.reason === 'RenewalFailed');
     expect(event?.message).toMatch(/nothing to issue for: tls.crt cannot be parsed: .+, and no dns-names/);
   });
+
+  it('a slow issuer (ACME, CSR) shows state Issuing on the Secret while it works; a fast one writes once', async () => {
+    const t = setup();
+    const slow = issuer(t.issuers, 'main');
+    slow.kind = 'acme';
+    const states: Array<string | undefined> = [];
+    slow.during = () => states.push(t.api.get('slow').metadata?.annotations?.[`${A}state`]);
+    const old = await leaf('slow.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('slow', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/slow`);
+    expect(states).toEqual(['Issuing']);
+    expect(t.api.replaced).toHaveLength(2);
+    expect(t.api.get('slow').metadata?.annotations?.[`${A}state`]).toBe('Ready');
+    slow.kind = 'selfSigned';
+    t.controller.upsert(t.api.put(tls('fast', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/fast`);
+    expect(t.api.replaced).toHaveLength(3);
+  });
+
+  it('records the owed restart with the renewal only when a workload would be restarted', async () => {
+    const t = setup();
+    const old = await leaf('w.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('used', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/used`);
+    const used = t.api.get('used');
+    expect(used.metadata?.annotations?.[`${S}restart-owed`]).toMatch(/^[0-9a-f]+:[0-9a-f]+$/);
+    const asked: string[] = [];
+    t.listener.restartsWorkloads = (_ns, name, restart) => {
+      asked.push(`${name}:${restart.mode}`);
+      return false;
+    };
+    t.controller.upsert(t.api.put(tls('unused', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/unused`);
+    expect(asked).toEqual(['unused:auto']);
+    expect(t.api.get('unused').metadata?.annotations?.[`${S}restart-owed`]).toBeUndefined();
+  });
+
+  it("an issuer's Retry-After longer than the backoff holds across a restart (next-attempt-time)", async () => {
+    const t = setup();
+    const main = issuer(t.issuers, 'main');
+    main.failing = 'busy';
+    main.retryAfterMs = 7_200_000;
+    const now = t.clock.now();
+    const old = await leaf('busy.example.com', -DAY, MIN, now);
+    t.controller.upsert(t.api.put(tls('busy', old, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/busy`);
+    const failed = t.api.get('busy');
+    expect(failed.metadata?.annotations?.[`${S}next-attempt-time`]).toBe(
+      new Date(now + 7_200_000).toISOString(),
+    );
+    expect(t.events.events[0]?.message).toContain('next attempt in 7200s');
+    const second = t.make();
+    second.upsert(failed);
+    expect(second.nextLookAt(`${NS}/busy`)).toBe(now + 7_200_000);
+  });
 });

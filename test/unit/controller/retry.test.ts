@@ -112,4 +112,27 @@ describe('RetryStates', () => {
       expect(failureFromAnnotations(bad)).toBeUndefined();
     }
   });
+
+  it('next-attempt-time (a Retry-After) lengthens the rebuilt wait, bounded to 31 days; an earlier one changes nothing', () => {
+    const at = Date.UTC(2030, 0, 1);
+    const base = {
+      'cert-rotator.io/failures': '1',
+      'status.cert-rotator.io/last-failure-time': new Date(at).toISOString(),
+    };
+    const seeded = at + renewalDelayMs(backoff, 1, (n) => seededUnit('uid', n));
+    const withNext = (ms: number) => {
+      const r = new RetryStates(backoff);
+      r.restore('k', 'uid', {
+        ...base,
+        'status.cert-rotator.io/next-attempt-time': new Date(ms).toISOString(),
+      });
+      return r.notBefore('k');
+    };
+    expect(withNext(at + 2 * HOUR)).toBe(at + 2 * HOUR);
+    expect(withNext(at + 1_000)).toBe(seeded);
+    expect(withNext(at + 400 * 86_400_000)).toBe(at + 31 * 86_400_000);
+    const r = new RetryStates(backoff);
+    r.restore('k', 'uid', { ...base, 'status.cert-rotator.io/next-attempt-time': 'soon' });
+    expect(r.notBefore('k')).toBe(seeded);
+  });
 });

@@ -14,6 +14,7 @@ const fresh: k8s.V1Secret = {
       'cert-rotator.io/failures': '2',
       'cert-rotator.io/last-error': 'boom',
       'status.cert-rotator.io/last-failure-time': '2030-01-01T00:00:00.000Z',
+      'status.cert-rotator.io/next-attempt-time': '2030-01-01T00:05:00.000Z',
       other: 'kept',
     },
   },
@@ -43,6 +44,7 @@ describe('renewedSecret', () => {
       'cert-rotator.io/failures',
       'cert-rotator.io/last-error',
       'status.cert-rotator.io/last-failure-time',
+      'status.cert-rotator.io/next-attempt-time',
     ])
       expect(a[gone]).toBeUndefined();
     expect(fresh.metadata?.annotations?.['cert-rotator.io/revision']).toBe('4'); // input untouched
@@ -62,13 +64,14 @@ describe('renewedSecret', () => {
 describe('failedSecret', () => {
   it('writes state, a bounded last-error, failures and last-failure-time, and leaves the data as it was', () => {
     const now = Date.UTC(2030, 0, 3, 4, 5, 6, 789);
-    const body = failedSecret(fresh, 'x'.repeat(2000), 3, now);
+    const body = failedSecret(fresh, 'x'.repeat(2000), 3, now, undefined, now + 900_000);
     expect(body.data).toEqual(fresh.data);
     const a = body.metadata?.annotations ?? {};
     expect(a['cert-rotator.io/state']).toBe('Failed');
     expect(a['cert-rotator.io/last-error']).toHaveLength(512);
     expect(a['cert-rotator.io/failures']).toBe('3');
     expect(a['status.cert-rotator.io/last-failure-time']).toBe('2030-01-03T04:05:06.789Z');
+    expect(a['status.cert-rotator.io/next-attempt-time']).toBe('2030-01-03T04:20:06.789Z');
   });
 });
 
