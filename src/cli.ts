@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { CommandEntry } from './app/command.ts';
 import { StartupError } from './app/startup-error.ts';
+import { SIDECAR_USAGE } from './sidecar/usage.ts';
 
 /**
  * The commands, each loaded only when picked: a small command (the sidecar in every pod) never
@@ -15,6 +16,10 @@ const COMMANDS: Record<string, CommandEntry> = {
       --log-level LEVEL      trace, debug, info, warn, error (default: info).
 `,
     load: () => import('./app/controller-command.ts'),
+  },
+  sidecar: {
+    usage: SIDECAR_USAGE,
+    load: () => import('./app/sidecar-command.ts'),
   },
 };
 
