@@ -2,12 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { buildIssuers, closeHttp01Listeners } from '../issuers/index.ts';
 import { KubeAcmeResources } from '../kube/acme-resources.ts';
-import { describeApiError, httpStatus, loadKubeConfig, makeClients } from '../kube/client.ts';
+import {
+  describeApiError,
+  httpStatus,
+  type KubeTransport,
+  loadKubeConfig,
+  makeClients,
+} from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -54,9 +59,9 @@ export interface RunningController {
 export async function startController(opts: ControllerOptions): Promise<RunningController> {
   const config = await readConfigFile(opts.configPath);
   const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
-  let kc: k8s.KubeConfig;
+  let kc: KubeTransport;
   try {
-    kc = loadKubeConfig(opts.kubeconfigPath);
+    kc = loadKubeConfig(opts.kubeconfigPath, config.kubeAPI);
   } catch (err) {
     throw new StartupError(err instanceof Error ? err.message : String(err));
   }

@@ -125,6 +125,8 @@ export interface Config {
   metrics: { address: string };
   leaderElection: LeaderElectionConfig;
   rollout: { debounceMs: number };
+  /** Client-side rate limit of API requests, as client-go's QPS and Burst (qps 0 = unlimited). */
+  kubeAPI: { qps: number; burst: number };
   /** Per-Secret backoff between failed renewals: first delay and cap (grows ×3, jittered). */
   renewalBackoff: { baseMs: number; capMs: number };
 }
@@ -150,6 +152,8 @@ export const CONFIG_DEFAULTS = {
   minCertificateDuration: '1h',
   fallbackAfter: 3,
   acmeMaxOrdersPerHour: 5,
+  kubeApiQps: 100,
+  kubeApiBurst: 200,
   renewalBackoffBase: '5m',
   renewalBackoffCap: '32h',
 } as const;

@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
-import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../observability/logger.ts';
-import { describeApiError } from './client.ts';
+import { type CoreV1Api, describeApiError } from './client.ts';
 
 export interface ObjectRef {
   apiVersion: string;
@@ -20,12 +19,12 @@ const MAX_MESSAGE = 1024;
  * Event that cannot be written is logged and dropped.
  */
 export class EventRecorder {
-  private readonly core: k8s.CoreV1Api;
+  private readonly core: CoreV1Api;
   private readonly log: Logger;
   private readonly recent = new Map<string, number>();
   private readonly instance = hostname();
 
-  constructor(core: k8s.CoreV1Api, log: Logger) {
+  constructor(core: CoreV1Api, log: Logger) {
     this.core = core;
     this.log = log;
   }

@@ -1,12 +1,11 @@
-// @peculiar/x509 resolves its algorithm registry through tsyringe, which needs the Reflect polyfill.
-import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { type CertSummary, certificateParts, readCertificateSummary } from './der.ts';
 import { PkiError } from './errors.ts';
 import { parseIp } from './ip.ts';
 import { type KeyAlgorithm, type LoadedPrivateKey, loadPrivateKey, spkiMatchesKey } from './keys.ts';
 import { certificatesFromPem, toPem } from './pem.ts';
+import { x509 as loadX509 } from './x509-lazy.ts';
 
 /** The names a certificate is for. */
 export interface Identity {
@@ -144,6 +143,7 @@ interface Issuer {
 }
 
 function loadIssuer(issuer: { certPem: string; keyPem: string }): Issuer {
+  const x509 = loadX509();
   const certs = certificatesFromPem(issuer.certPem);
   const caDer = certs[0]!;
   const summary = readCertificateSummary(caDer);
@@ -190,6 +190,7 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
     throw new PkiError('INVALID_IDENTITY', 'identity has no commonName and no subject alternative names');
   }
 
+  const x509 = loadX509();
   const subjectKey = loadPrivateKey(req.subjectKeyPem);
   const issuer = req.issuer === 'self' ? undefined : loadIssuer(req.issuer);
   const signer = issuer?.key ?? subjectKey;
@@ -205,7 +206,7 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
     : x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0);
 
   try {
-    const extensions: x509.Extension[] = [
+    const extensions: X509.Extension[] = [
       new x509.BasicConstraintsExtension(isCA, undefined, true),
       new x509.KeyUsagesExtension(usage, true),
     ];
