@@ -1,17 +1,50 @@
+/**
+ * The sidecar's Kubernetes sources, wired to the light REST transport (src/kube/http): in a pod
+ * the ServiceAccount token (re-read as the kubelet rotates it), CA file and service host env;
+ * with --kubeconfig a kubeconfig. Never @kubernetes/client-node on the in-cluster path.
+ */
+import type { HttpTransport } from '../kube/http/transport.ts';
 import type { SidecarLogger } from '../sidecar/log.ts';
 import type { SidecarOptions } from '../sidecar/options.ts';
 import type { Source } from '../sidecar/source.ts';
 import type { PodIdentity } from './sidecar.ts';
 import { StartupError } from './startup-error.ts';
 
-export async function secretSource(
-  _o: SidecarOptions,
-  _p: PodIdentity,
-  _n: string,
-  _l: SidecarLogger,
-): Promise<Source> {
-  throw new StartupError('--secret is not available in this build yet');
+async function transportFor(o: SidecarOptions): Promise<{ transport: HttpTransport; namespace?: string }> {
+  const userAgent = 'cert-rotator-sidecar';
+  try {
+    if (o.kubeconfig !== undefined) {
+      const { transportFromKubeconfig } = await import('../kube/http/kubeconfig.ts');
+      const transport = transportFromKubeconfig(o.kubeconfig, { userAgent, qps: 5, burst: 10 });
+      return {
+        transport,
+        ...(transport.endpoint.namespace ? { namespace: transport.endpoint.namespace } : {}),
+      };
+    }
+    const { inClusterTransport } = await import('../kube/http/in-cluster.ts');
+    return { transport: inClusterTransport({ userAgent, qps: 5, burst: 10 }) };
+  } catch (err) {
+    throw new StartupError(`cannot set up the Kubernetes connection: ${(err as Error).message}`);
+  }
 }
+
+export async function secretSource(
+  o: SidecarOptions,
+  pod: PodIdentity,
+  name: string,
+  _log: SidecarLogger,
+): Promise<Source> {
+  const { transport, namespace: fromKubeconfig } = await transportFor(o);
+  const namespace = pod.namespace ?? fromKubeconfig;
+  if (!namespace) {
+    throw new StartupError(
+      "--secret needs the pod's namespace: set $POD_NAMESPACE (downward API fieldRef metadata.namespace) or --namespace",
+    );
+  }
+  const { SecretSource } = await import('../sidecar/secret-source.ts');
+  return new SecretSource(transport, namespace, name);
+}
+
 export async function csrSource(
   _o: SidecarOptions,
   _p: PodIdentity,

@@ -4,6 +4,7 @@
  * X.509 library nor @kubernetes/client-node, prom-client or pino (see docs/sidecar.md, "Size").
  */
 import { readFile } from 'node:fs/promises';
+import { EnvVar } from '../names.ts';
 import type { Identity } from '../pki/sign.ts';
 import { CertificateFiles } from '../sidecar/cert-files.ts';
 import { SidecarMetrics, startHealthServer } from '../sidecar/health.ts';
@@ -15,6 +16,10 @@ import type { Source } from '../sidecar/source.ts';
 import { StartupError } from './startup-error.ts';
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+function serviceAccountDir(): string {
+  return process.env[EnvVar.serviceAccountDir] || SA_DIR;
+}
 
 /** The pod's identity: flags and downward-API env first, then the in-cluster files and token claims. */
 export interface PodIdentity {
@@ -51,11 +56,11 @@ export function claimsOfToken(token: string): PodIdentity {
 }
 
 export async function resolvePodIdentity(o: SidecarOptions): Promise<PodIdentity> {
-  const fromToken = o.kubeconfig ? {} : claimsOfToken((await readTrimmed(`${SA_DIR}/token`)) ?? '');
+  const fromToken = o.kubeconfig ? {} : claimsOfToken((await readTrimmed(`${serviceAccountDir()}/token`)) ?? '');
   return {
     namespace:
       o.namespace ??
-      (o.kubeconfig ? undefined : await readTrimmed(`${SA_DIR}/namespace`)) ??
+      (o.kubeconfig ? undefined : await readTrimmed(`${serviceAccountDir()}/namespace`)) ??
       fromToken.namespace,
     serviceAccount: o.serviceAccount ?? fromToken.serviceAccount,
     podName: o.podName ?? fromToken.podName,
