@@ -46,10 +46,17 @@ export async function secretSource(
 }
 
 export async function csrSource(
-  _o: SidecarOptions,
-  _p: PodIdentity,
-  _n: string,
-  _l: SidecarLogger,
+  o: SidecarOptions,
+  pod: PodIdentity,
+  signerName: string,
+  _log: SidecarLogger,
 ): Promise<Source> {
-  throw new StartupError('--csr-signer is not available in this build yet');
+  const { transport } = await transportFor(o);
+  const { CsrSource } = await import('../sidecar/csr-source.ts');
+  return new CsrSource(transport, {
+    signerName,
+    durationMs: o.durationMs,
+    keyAlgorithm: o.keyAlgorithm,
+    requester: pod.podName ?? pod.serviceAccount ?? 'cert-rotator-sidecar',
+  });
 }

@@ -56,7 +56,9 @@ export function claimsOfToken(token: string): PodIdentity {
 }
 
 export async function resolvePodIdentity(o: SidecarOptions): Promise<PodIdentity> {
-  const fromToken = o.kubeconfig ? {} : claimsOfToken((await readTrimmed(`${serviceAccountDir()}/token`)) ?? '');
+  const fromToken = o.kubeconfig
+    ? {}
+    : claimsOfToken((await readTrimmed(`${serviceAccountDir()}/token`)) ?? '');
   return {
     namespace:
       o.namespace ??
