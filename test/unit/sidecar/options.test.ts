@@ -113,3 +113,12 @@ describe('renewal at a jittered 70–90 % of the issued validity', () => {
     expect(jitteredRenewalTime(leaf, 0.999999)).toBeLessThanOrEqual(1_090_000);
   });
 });
+
+describe('docs/sidecar.md', () => {
+  it('documents every flag', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const doc = await readFile(new URL('../../../docs/sidecar.md', import.meta.url), 'utf8');
+    const missing = SIDECAR_FLAGS.filter((f) => !doc.includes(`\`--${f.name}`)).map((f) => f.name);
+    expect(missing).toEqual([]);
+  });
+});
