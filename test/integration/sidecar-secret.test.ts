@@ -3,7 +3,7 @@
  * path (token file, CA file, KUBERNETES_SERVICE_HOST/PORT) with a real ServiceAccount token whose
  * Role allows one Secret name only; the real controller renews the Secret.
  */
-import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -216,6 +216,34 @@ describe('sidecar --secret with a ServiceAccount limited to the Secret name', ()
     expect(await once.exited).toBe(1);
     expect(once.output()).toMatch(/no certificate within 3s: the API server denied access to Secret/);
     expect(await readdir(join(work, 'other')).catch(() => [])).toEqual([]);
+  });
+
+  it('--kubeconfig (outside a cluster) with the same token: --once writes the files and exits 0', async () => {
+    const env = testEnv();
+    const token = (await readFile(join(saDir, 'token'), 'utf8')).trim();
+    const kubeconfig = join(work, 'sa.kubeconfig');
+    await writeFile(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        `- name: test\n  cluster:\n    server: ${env.apiServerUrl}\n    certificate-authority-data: ${Buffer.from(env.clusterCaPem).toString('base64')}`,
+        'users:',
+        `- name: app\n  user:\n    token: ${token}`,
+        'contexts:',
+        `- name: app\n  context:\n    cluster: test\n    user: app\n    namespace: ${ns()}`,
+        'current-context: app',
+        '',
+      ].join('\n'),
+    );
+    const dir = join(work, 'via-kubeconfig');
+    // No in-cluster environment at all: the namespace comes from the kubeconfig context.
+    const s = startSidecar(['--secret', SECRET, '--kubeconfig', kubeconfig, '--dir', dir, '--once'], {
+      env: { KUBERNETES_SERVICE_HOST: '', KUBERNETES_SERVICE_PORT: '', POD_NAMESPACE: '' },
+    });
+    expect(await s.exited).toBe(0);
+    expect((await readDir(dir))?.matched).toBe(true);
   });
 
   it('a reader resolving ..data once never sees a mismatched pair during 50 swaps; the apps end on the last serial, same PIDs', async () => {
