@@ -152,8 +152,8 @@ export const CONFIG_DEFAULTS = {
   minCertificateDuration: '1h',
   fallbackAfter: 3,
   acmeMaxOrdersPerHour: 5,
-  kubeApiQps: 100,
-  kubeApiBurst: 200,
+  kubeApiQps: 300,
+  kubeApiBurst: 600,
   renewalBackoffBase: '5m',
   renewalBackoffCap: '32h',
 } as const;

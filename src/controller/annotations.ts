@@ -62,6 +62,11 @@ export interface SecretPolicy {
   rotateKey: boolean;
   restart: RestartPolicy;
   window?: Window;
+  /**
+   * The `renew-requested-at` token when it differs from the one already handled
+   * (`status.cert-rotator.io/renew-request-handled`): the Secret is due now, once.
+   */
+  renewRequest?: string;
 }
 
 export interface AnnotationError {
@@ -230,6 +235,13 @@ export function parseSecretPolicy(
     fail,
   );
 
+  // Renewal on request: an opaque token, acted on once per new value.
+  const requested = read(Annotation.renewRequestedAt);
+  const renewRequest =
+    requested === undefined || requested === '' || requested === all[StatusAnnotation.renewRequestHandled]
+      ? undefined
+      : requested;
+
   if (errors.length > 0) return { ok: false, errors };
   const policy: SecretPolicy = {
     enabled,
@@ -243,6 +255,7 @@ export function parseSecretPolicy(
   if (durationMs !== undefined) policy.durationMs = durationMs;
   if (keyAlgorithm !== undefined) policy.keyAlgorithm = keyAlgorithm;
   if (window !== undefined) policy.window = window;
+  if (renewRequest !== undefined) policy.renewRequest = renewRequest;
   return { ok: true, policy };
 }
 

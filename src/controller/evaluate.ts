@@ -67,7 +67,10 @@ export function evaluate(
     validity && validity.notAfter > validity.notBefore && suggestedAt !== undefined
       ? renewBeforeFromSuggestion(validity, suggestedAt)
       : policy.renewBefore;
-  const decision = decideRenewal({ cert: validity, renewBefore, window: policy.window, now });
+  const decision: RenewalDecision =
+    policy.renewRequest !== undefined
+      ? { action: 'renew-now', at: now, reason: 'requested' }
+      : decideRenewal({ cert: validity, renewBefore, window: policy.window, now });
   const renewalTime =
     validity && validity.notAfter > validity.notBefore
       ? computeRenewalTime({ ...validity, renewBefore })

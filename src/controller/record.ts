@@ -1,5 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
-import { ANNOTATION_PREFIX, Annotation, SecretKey } from '../names.ts';
+import { ANNOTATION_PREFIX, Annotation, SecretKey, STATUS_ANNOTATION_PREFIX } from '../names.ts';
 import { type CertSummary, certificatesFromPem, isPkiError, readCertificateSummary } from '../pki/index.ts';
 
 /**
@@ -11,7 +11,7 @@ export interface SecretRecord {
   name: string;
   uid: string;
   resourceVersion: string;
-  /** Only the `cert-rotator.io/*` annotations. */
+  /** Only the `cert-rotator.io/*` and `status.cert-rotator.io/*` annotations. */
   annotations: Record<string, string>;
   managed: boolean;
   cert: CertSummary | null;
@@ -26,7 +26,9 @@ export function secretKey(namespace: string, name: string): string {
 export function ourAnnotations(all: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!all) return out;
-  for (const [k, v] of Object.entries(all)) if (k.startsWith(ANNOTATION_PREFIX)) out[k] = v;
+  for (const [k, v] of Object.entries(all)) {
+    if (k.startsWith(ANNOTATION_PREFIX) || k.startsWith(STATUS_ANNOTATION_PREFIX)) out[k] = v;
+  }
   return out;
 }
 

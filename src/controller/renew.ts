@@ -2,14 +2,11 @@ import { type Issuer, IssuerError } from '../issuers/types.ts';
 import { SecretKey } from '../names.ts';
 import {
   type CertSummary,
-  certificatesFromPem,
   generateKey,
   type Identity,
   inspectPrivateKey,
   isPkiError,
   type KeyAlgorithm,
-  toPem,
-  verifyIssued,
 } from '../pki/index.ts';
 import type { SecretPolicy } from './annotations.ts';
 
@@ -19,9 +16,6 @@ export type RenewFailureCode =
   | 'KEY_MISMATCH'
   | 'ISSUER_FAILED'
   | 'VERIFY_FAILED';
-
-/** How far a new certificate's notBefore may lie after the renewal started (CA clock, seconds). */
-const ISSUER_CLOCK_SKEW_MS = 60_000;
 
 /** Why a renewal could not produce a certificate; the message says what to do. */
 export class RenewFailure extends Error {
@@ -33,6 +27,13 @@ export class RenewFailure extends Error {
     this.name = 'RenewFailure';
     this.code = code;
   }
+
+  /** `err` as a RenewFailure: itself, or an issuer failure with its message. */
+  static from(err: unknown): RenewFailure {
+    return err instanceof RenewFailure
+      ? err
+      : new RenewFailure('ISSUER_FAILED', err instanceof Error ? err.message : String(err));
+  }
 }
 
 export interface RenewInput {
@@ -42,6 +43,8 @@ export interface RenewInput {
   currentKeyPem: string;
   /** Summary of the current leaf, null if missing or unparseable. */
   currentCert: CertSummary | null;
+  /** Why `currentCert` is null (missing, or why tls.crt does not parse), for messages. */
+  certProblem?: string;
   policy: SecretPolicy;
   issuer: Issuer;
   now: number;
@@ -114,8 +117,21 @@ async function chooseKey(input: RenewInput): Promise<{ keyPem: string; rotated: 
   return { keyPem: key.privateKeyPem, rotated: true };
 }
 
-/** Key, certificate and verification for one Secret. Pure of Kubernetes: the caller writes. */
-export async function renewCertificate(input: RenewInput): Promise<RenewOutput> {
+/** What the issuer handed back, with the key it certifies; not yet verified. */
+export interface Issued {
+  identity: Identity;
+  keyPem: string;
+  keyRotated: boolean;
+  chainPem: string;
+  caPem: string;
+  afterWrite?: () => Promise<void>;
+}
+
+/**
+ * Which key, and what certificate does the issuer give for it? Chooses (or keeps) the key and asks
+ * the issuer; a key the issuer substitutes gets the checks a kept key gets. Pure of Kubernetes.
+ */
+export async function issue(input: RenewInput): Promise<Issued> {
   const identity = targetIdentity(input.policy, input.currentCert);
   if (
     identity.dnsNames.length + identity.ipAddresses.length + identity.uris.length === 0 &&
@@ -123,7 +139,7 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
   ) {
     throw new RenewFailure(
       'NO_IDENTITY',
-      `nothing to issue for: ${SecretKey.certificate} has no usable certificate and no dns-names, ip-addresses, uris or common-name annotation names one`,
+      `nothing to issue for: ${input.certProblem ?? `${SecretKey.certificate} has no usable certificate`}, and no dns-names, ip-addresses, uris or common-name annotation names one`,
     );
   }
   const chosen = await chooseKey(input);
@@ -170,33 +186,12 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
     }
     rotated = spki !== currentSpki;
   }
-  let summary: CertSummary;
-  try {
-    // The leaf must be signed by the next certificate of the chain (or by the CA for a bare leaf).
-    const next = certificatesFromPem(issued.chainPem)[1];
-    const issuerCertPem = next ? toPem('CERTIFICATE', next) : issued.caPem;
-    summary = verifyIssued({
-      certPem: issued.chainPem,
-      keyPem,
-      identity,
-      // A CA stamps notBefore with its own "now" (Pebble does not backdate): allow a little skew.
-      now: input.now + ISSUER_CLOCK_SKEW_MS,
-      issuerCertPem,
-    });
-  } catch (err) {
-    throw new RenewFailure(
-      'VERIFY_FAILED',
-      `issuer "${input.issuer.name}" returned a certificate that fails verification: ${err instanceof Error ? err.message : String(err)}`,
-    );
-  }
   return {
-    data: {
-      [SecretKey.certificate]: issued.chainPem,
-      [SecretKey.privateKey]: keyPem,
-      [SecretKey.caCertificate]: issued.caPem,
-    },
-    summary,
+    identity,
+    keyPem,
     keyRotated: rotated,
+    chainPem: issued.chainPem,
+    caPem: issued.caPem,
     ...(issued.afterWrite ? { afterWrite: issued.afterWrite } : {}),
   };
 }

@@ -31,7 +31,13 @@ function withChanges(
 export function renewedSecret(
   fresh: k8s.V1Secret,
   newData: Record<string, string>,
-  status: { notAfter: number; renewalTime: number; now: number },
+  status: {
+    notAfter: number;
+    renewalTime: number;
+    now: number;
+    /** The `renew-requested-at` token this renewal answers, recorded so it is not acted on again. */
+    requestHandled?: string | undefined;
+  },
 ): k8s.V1Secret {
   const annotations = { ...(fresh.metadata?.annotations ?? {}) };
   const revision = Number.parseInt(annotations[StatusAnnotation.revision] ?? '0', 10);
@@ -42,16 +48,29 @@ export function renewedSecret(
   annotations[StatusAnnotation.revision] = String((Number.isFinite(revision) ? revision : 0) + 1);
   delete annotations[StatusAnnotation.lastError];
   delete annotations[StatusAnnotation.failures];
+  delete annotations[StatusAnnotation.lastFailureTime];
+  if (status.requestHandled !== undefined) {
+    annotations[StatusAnnotation.renewRequestHandled] = status.requestHandled;
+  }
   const data = { ...(fresh.data ?? {}) };
   for (const [k, v] of Object.entries(newData)) data[k] = Buffer.from(v, 'utf8').toString('base64');
   return withChanges(fresh, annotations, data);
 }
 
-/** The Secret after a failed renewal: status annotations only, data untouched. */
-export function failedSecret(fresh: k8s.V1Secret, message: string, failures: number): k8s.V1Secret {
+/**
+ * The Secret after a failed renewal: status annotations only, data untouched. `failures` and
+ * `last-failure-time` are what a restarted controller rebuilds the backoff from.
+ */
+export function failedSecret(
+  fresh: k8s.V1Secret,
+  message: string,
+  failures: number,
+  now: number,
+): k8s.V1Secret {
   const annotations = { ...(fresh.metadata?.annotations ?? {}) };
   annotations[StatusAnnotation.state] = CertState.failed;
   annotations[StatusAnnotation.lastError] = message.slice(0, MAX_ERROR_ANNOTATION);
   annotations[StatusAnnotation.failures] = String(failures);
+  annotations[StatusAnnotation.lastFailureTime] = new Date(now).toISOString();
   return withChanges(fresh, annotations);
 }

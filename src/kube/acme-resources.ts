@@ -8,7 +8,10 @@ import { FIELD_MANAGER } from '../names.ts';
 import {
   type CoreV1Api,
   type DiscoveryV1Api,
+  decodeSecretData,
+  encodeSecretData,
   httpStatus,
+  isNotFound,
   type KubeClients,
   makeClients,
   type NetworkingV1Api,
@@ -41,17 +44,11 @@ const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'cert-rotator' };
 /** Label on routing objects, so stray ones can be found and removed. */
 export const HTTP01_LABEL = 'cert-rotator.io/acme-http01';
 
-function b64(data: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(v, 'utf8').toString('base64');
-  return out;
-}
-
 async function ignore404(p: Promise<unknown>): Promise<void> {
   try {
     await p;
   } catch (err) {
-    if (httpStatus(err) !== 404) throw err;
+    if (!isNotFound(err)) throw err;
   }
 }
 
@@ -70,15 +67,13 @@ export class KubeAcmeResources {
   async readSecret(namespace: string, name: string): Promise<StoredSecret | undefined> {
     try {
       const s = await this.core.readNamespacedSecret({ namespace, name });
-      const data: Record<string, string> = {};
-      for (const [k, v] of Object.entries(s.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
       return {
         resourceVersion: s.metadata?.resourceVersion ?? '',
-        data,
+        data: decodeSecretData(s.data),
         annotations: { ...(s.metadata?.annotations ?? {}) },
       };
     } catch (err) {
-      if (httpStatus(err) === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -89,7 +84,7 @@ export class KubeAcmeResources {
       const uid = s.metadata?.uid;
       return uid ? { apiVersion: 'v1', kind: 'Secret', name, uid, blockOwnerDeletion: false } : undefined;
     } catch (err) {
-      if (httpStatus(err) === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -113,7 +108,7 @@ export class KubeAcmeResources {
             ...(owner ? { ownerReferences: [owner] } : {}),
           },
           type: 'Opaque',
-          data: b64(data),
+          data: encodeSecretData(data),
         },
       });
       return true;
@@ -145,7 +140,7 @@ export class KubeAcmeResources {
             managedFields: undefined,
             ...(annotations ? { annotations } : {}),
           },
-          data: b64(data),
+          data: encodeSecretData(data),
         },
       });
       return true;

@@ -57,7 +57,7 @@ export function loadKubeConfig(path?: string, options: KubeconfigOptions = {}): 
  * wrapped in a transport that authenticates through it.
  */
 export function makeClients(config: KubeTransport | k8s.KubeConfig): KubeClients {
-  const transport = isClientNodeConfig(config) ? new HttpTransport(endpointFromClientNode(config)) : config;
+  const transport = asTransport(config);
   return {
     config: transport,
     transport,
@@ -70,10 +70,34 @@ export function makeClients(config: KubeTransport | k8s.KubeConfig): KubeClients
   };
 }
 
+/** A transport as is; a client-node KubeConfig (tests) wrapped in one that authenticates through it. */
+export function asTransport(config: KubeTransport | k8s.KubeConfig): KubeTransport {
+  return isClientNodeConfig(config) ? new HttpTransport(endpointFromClientNode(config)) : config;
+}
+
 /** HTTP status of a failed API call, or undefined for a transport error. */
 export function httpStatus(err: unknown): number | undefined {
   if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'number') return err.code;
   return undefined;
+}
+
+/** The API server answered 404 Not Found. */
+export function isNotFound(err: unknown): boolean {
+  return httpStatus(err) === 404;
+}
+
+/** A Secret's `data` decoded to text (PEM, tokens); absent keys stay absent. */
+export function decodeSecretData(data: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  return out;
+}
+
+/** Text values base64-encoded for a Secret's `data`. */
+export function encodeSecretData(data: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(v, 'utf8').toString('base64');
+  return out;
 }
 
 /** A short, secret-free description of an API error for logs and events. */

@@ -1,4 +1,5 @@
-import { Metric } from '../names.ts';
+import { type Clock, systemClock } from '../clock.ts';
+import { METRIC_PREFIX, Metric } from '../names.ts';
 import {
   type Collectable,
   Counter,
@@ -19,7 +20,10 @@ export class Metrics {
   readonly acmeRequests: Counter<'issuer' | 'action' | 'status'>;
   readonly secretErrors: Counter<'reason'>;
 
-  constructor({ processMetrics = true }: { processMetrics?: boolean } = {}) {
+  constructor({
+    processMetrics = true,
+    clock = systemClock,
+  }: { processMetrics?: boolean; clock?: Clock } = {}) {
     const r = [this.registry];
     const series = () => this.certificates();
     const families: Array<[string, string, (c: CertificateSeries, now: number) => number | undefined]> = [
@@ -45,7 +49,7 @@ export class Metrics {
       ],
     ];
     for (const [name, help, value] of families)
-      this.registry.registerMetric(certificateFamily(name, help, series, value));
+      this.registry.registerMetric(certificateFamily(name, help, series, value, clock));
     this.renewals = new Counter({
       name: Metric.renewalsTotal,
       help: 'Renewal attempts by issuer and result (success, failure).',
@@ -77,7 +81,7 @@ export class Metrics {
       labelNames: ['reason'],
       registers: r,
     });
-    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'cert_rotator_' });
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
   }
 
   /**
@@ -108,9 +112,10 @@ function certificateFamily(
   help: string,
   series: () => Iterable<CertificateSeries>,
   value: (c: CertificateSeries, now: number) => number | undefined,
+  clock: Clock,
 ): Collectable {
   return scrapeTimeFamily(name, help, 'gauge', (emit) => {
-    const now = Date.now();
+    const now = clock.now();
     for (const c of series()) {
       const v = value(c, now);
       if (v === undefined) continue;

@@ -85,7 +85,7 @@ The config file: values.config with the parts the chart owns filled in.
 {{/*
 Rules for the namespaces the controller watches. Each line is a call the code makes:
   secrets get/list/watch/update  read, list+watch (informer), replace (atomic renewal write)
-  events create                  Renewed, RenewalFailed, ... on the Secret and the workload
+  events create/patch            Renewed, RenewalFailed, ... on the Secret and the workload (patch: a repeat within 10 min counts up on the same Event)
   deployments/statefulsets/daemonsets get/list/watch/patch  find and restart the users of a Secret
 */}}
 {{- define "cert-rotator.watchRules" -}}
@@ -94,7 +94,7 @@ Rules for the namespaces the controller watches. Each line is a call the code ma
   verbs: [get, list, watch, update]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
   verbs: [get, list, watch, patch]

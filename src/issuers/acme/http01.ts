@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
-import { parseListenAddress } from '../../listen-address.ts';
+import { requireListenAddress } from '../../listen-address.ts';
 
 // Not imported: an ESM import of node:http loads Node's internal undici (+13 MiB RSS) through its
 // lazy WebSocket getters, and this module is loaded by every controller (docs/operations.md).
@@ -22,7 +22,7 @@ export class Http01Listener {
   port = 0;
 
   async start(address: string): Promise<void> {
-    const { host, port } = splitAddress(address);
+    const { host, port } = requireListenAddress(address);
     const server = createServer((req, res) => {
       const path = (req.url ?? '').split('?')[0] ?? '';
       const token = path.startsWith(CHALLENGE_PREFIX) ? path.slice(CHALLENGE_PREFIX.length) : '';
@@ -88,12 +88,6 @@ export async function closeHttp01Listeners(): Promise<void> {
   const all = [...listeners.values()];
   listeners.clear();
   await Promise.all(all.map(async (l) => (await l.catch(() => undefined))?.close()));
-}
-
-function splitAddress(address: string): { host: string | undefined; port: number } {
-  const parsed = parseListenAddress(address);
-  if (!parsed) throw new Error(`"${address}" is not [host]:port`);
-  return parsed;
 }
 
 /** Name of the routing objects of one managed Secret: stable, ≤ 63 characters, a DNS label. */

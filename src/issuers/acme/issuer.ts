@@ -45,7 +45,7 @@ export class AcmeIssuer implements Issuer {
     this.config = config;
     this.deps = deps;
     this.log = deps.log ?? quiet;
-    this.budget = new OrderBudget(config.maxOrdersPerHour ?? 5);
+    this.budget = new OrderBudget(config.maxOrdersPerHour);
     this.ctx = {
       name,
       config,

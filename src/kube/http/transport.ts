@@ -58,8 +58,8 @@ export interface TransportOptions {
 }
 
 /** client-go ships 5/10; a controller that writes 1,000 Secrets at once needs more (see docs/operations.md). */
-export const DEFAULT_QPS = 100;
-export const DEFAULT_BURST = 200;
+export const DEFAULT_QPS = 300;
+export const DEFAULT_BURST = 600;
 
 /** Counters a caller can read (benchmarks, tests): requests sent per HTTP method. */
 export interface TransportStats {
@@ -126,6 +126,9 @@ export class HttpTransport implements KubeTransport {
         throw new KubeApiError(status, method, path, text, flatHeaders(res));
       }
       if (text === '') return undefined as T;
+      // Everything the API serves as JSON is parsed; text (e.g. `/metrics`) is returned as is.
+      const type = res.headers['content-type'] ?? '';
+      if (!type.includes('json')) return text as T;
       return JSON.parse(text) as T;
     }
   }
@@ -192,7 +195,7 @@ export class HttpTransport implements KubeTransport {
       this.agent.destroy();
       this.agent = this.makeAgent(applied.cert, applied.key);
     }
-    const headers: OutgoingHttpHeaders = { accept: 'application/json', 'user-agent': this.userAgent };
+    const headers: OutgoingHttpHeaders = { accept: 'application/json, */*', 'user-agent': this.userAgent };
     if (applied.authorization) headers.authorization = applied.authorization;
     if (payload !== undefined) {
       headers['content-type'] = contentType ?? 'application/json';
