@@ -3,15 +3,10 @@
  * cert-rotator's OWN signer and approver (a `ca` issuer with `signer:` and `approve:`, run as
  * the controller), with nothing but its ServiceAccount token; it is issued, renewed (the
  * signer's maxDuration is 1m), and the key is in no Secret.
- *
- * The signer lives in src/signer/ (branch csr). Where this checkout has none, the file is
- * skipped; CERT_ROTATOR_TEST_SIGNER_CLI=/path/to/src/cli.ts runs the controller from another
- * checkout that has it (how it was run before the branches were merged).
  */
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCertificateSummary } from '../../src/pki/der.ts';
@@ -29,9 +24,7 @@ import {
   stopAllChildren,
 } from './fixtures/sidecar-process.ts';
 
-const SIGNER_CLI =
-  process.env.CERT_ROTATOR_TEST_SIGNER_CLI ?? new URL('../../src/cli.ts', import.meta.url).pathname;
-const HAS_SIGNER = existsSync(join(dirname(SIGNER_CLI), 'signer', 'signer.ts'));
+const SIGNER_CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 
 const ns = useNamespace(import.meta.url);
 let core: k8s.CoreV1Api;
@@ -42,7 +35,6 @@ let clusterRole: string;
 let controller: Child;
 
 beforeAll(async () => {
-  if (!HAS_SIGNER) return;
   const env = testEnv();
   const admin = adminKubeConfig();
   core = admin.makeApiClient(k8s.CoreV1Api);
@@ -99,12 +91,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAllChildren();
-  if (!HAS_SIGNER) return;
   await rbac.deleteClusterRoleBinding({ name: clusterRole }).catch(() => undefined);
   await rbac.deleteClusterRole({ name: clusterRole }).catch(() => undefined);
 });
 
-describe.skipIf(!HAS_SIGNER)("sidecar --csr-signer with cert-rotator's own signer and approver", () => {
+describe("sidecar --csr-signer with cert-rotator's own signer and approver", () => {
   it('issued and renewed with the pod token only; files consistent; the key in no Secret', async () => {
     const env = testEnv();
     await core.createNamespacedServiceAccount({ namespace: ns(), body: { metadata: { name: 'api' } } });
