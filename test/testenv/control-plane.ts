@@ -22,6 +22,8 @@ export interface ControlPlane {
   stop(): Promise<void>;
   /** Stops and restarts kube-apiserver on the same port (for "API server goes away" tests). */
   restartApiServer(): Promise<void>;
+  /** Stops and restarts etcd on the same ports and data directory (chaos suite). */
+  restartEtcd(): Promise<void>;
 }
 
 export function kubeconfigYaml(
@@ -92,26 +94,27 @@ export async function startControlPlane(bins: ControlPlaneBinaries, dir: string)
   const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   const peers: Peer[] = [];
-  const etcd = await startPeer(
-    'etcd',
-    bins.etcd,
-    [
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
-      '--unsafe-no-fsync',
-      '--log-level=warn',
-    ],
-    { logDir },
-  );
+  const etcdArgs = [
+    `--data-dir=${join(dir, 'etcd')}`,
+    `--listen-client-urls=${etcdUrl}`,
+    `--advertise-client-urls=${etcdUrl}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+    '--unsafe-no-fsync',
+    '--log-level=warn',
+  ];
+  const startEtcd = async () => {
+    const peer = await startPeer('etcd', bins.etcd, etcdArgs, { logDir });
+    await waitFor('etcd /health', async () => {
+      if (!isAlive(peer.pid)) throw new Error(`etcd exited; see ${peer.logFile}`);
+      const res = await fetch(`${etcdUrl}/health`);
+      return res.ok;
+    });
+    return peer;
+  };
+  let etcd = await startEtcd();
   peers.push(etcd);
-  await waitFor('etcd /health', async () => {
-    const res = await fetch(`${etcdUrl}/health`);
-    return res.ok;
-  });
 
   const apiServerUrl = `https://127.0.0.1:${apiPort}`;
   const apiArgs = [
@@ -205,6 +208,12 @@ export async function startControlPlane(bins: ControlPlaneBinaries, dir: string)
       const idx = peers.indexOf(api);
       api = await startApi();
       peers[idx] = api;
+    },
+    async restartEtcd() {
+      await etcd.stop();
+      const idx = peers.indexOf(etcd);
+      etcd = await startEtcd();
+      peers[idx] = etcd;
     },
   };
 }
