@@ -1,5 +1,7 @@
+import { issuerKeyAlgorithmProblem } from '../config/acme.ts';
 import { issuerAllows } from '../config/glob.ts';
 import { type Config, findIssuer, type IssuerConfig } from '../config/schema.ts';
+import { Annotation } from '../names.ts';
 import {
   computeRenewalTime,
   decideRenewal,
@@ -59,6 +61,9 @@ export function evaluate(
       errors: [{ annotation: 'cert-rotator.io/issuer', message: 'no issuer named or configured' }],
     };
   }
+  const keyProblem = keyAlgorithmProblem(issuer, policy, record);
+  if (keyProblem)
+    return { kind: 'invalid', errors: [{ annotation: Annotation.keyAlgorithm, message: keyProblem }] };
   const dnsNames = policy.identityOverride.dnsNames ?? record.cert?.dnsNames ?? [];
   const permission = issuerAllows(issuer, record.namespace, dnsNames);
   if (!permission.allowed) return { kind: 'not-allowed', issuer: issuer.name, reason: permission.reason };
@@ -73,4 +78,16 @@ export function evaluate(
       ? computeRenewalTime({ ...validity, renewBefore })
       : undefined;
   return { kind: 'planned', policy, issuer, decision, ...(renewalTime !== undefined ? { renewalTime } : {}) };
+}
+
+/** The key the next issuance would use, checked against what the issuer can issue for. */
+function keyAlgorithmProblem(
+  issuer: IssuerConfig,
+  policy: SecretPolicy,
+  record: SecretRecord,
+): string | undefined {
+  if (policy.keyAlgorithm) return issuerKeyAlgorithmProblem(issuer, policy.keyAlgorithm, 'annotation');
+  const current = record.cert?.keyAlgorithm;
+  if (current && current !== 'unknown') return issuerKeyAlgorithmProblem(issuer, current, 'current key');
+  return issuerKeyAlgorithmProblem(issuer, policy.fallbackKeyAlgorithm, 'defaults.keyAlgorithm');
 }

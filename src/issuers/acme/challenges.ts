@@ -67,7 +67,7 @@ export async function authorize(
     await Promise.all(work.map((w) => conn.post('challenge', w.challenge.url, {}, [200])));
     await Promise.all(
       work.map((w) =>
-        poll(conn, 'authorization', w.authz.url, deadline, (a: acme.Authorization) =>
+        poll(conn, 'authorization', w.authz.url, deadline, ctx.clock, (a: acme.Authorization) =>
           a.status === 'valid' ? 'done' : a.status === 'pending' ? 'pending' : 'failed',
         ).catch((err) => {
           throw challengeFailure(w, err);

@@ -4,6 +4,7 @@
  * Errors become IssuerErrors that name the issuer, the Secret, the failing challenge and the CA's
  * problem detail; "come back later" carries `retryAfterMs` for the controller to reschedule.
  */
+import { systemClock } from '../../clock.ts';
 import type { AcmeIssuerConfig } from '../../config/schema.ts';
 import {
   type IssueInput,
@@ -46,12 +47,14 @@ export class AcmeIssuer implements Issuer {
     this.deps = deps;
     this.log = deps.log ?? quiet;
     this.budget = new OrderBudget(config.maxOrdersPerHour ?? 5);
+    const clock = deps.clock ?? systemClock;
     this.ctx = {
       name,
       config,
       deps,
       log: this.log,
-      dns: new Dns01Presenter(deps.kube),
+      clock,
+      dns: new Dns01Presenter(deps.kube, clock),
       pending: new PendingOrders(deps.kube),
       knownCertIds: new Set<string>(),
     };
@@ -110,10 +113,10 @@ export class AcmeIssuer implements Issuer {
     try {
       const names = identifiers(input);
       const conn = await this.connect();
-      const deadline = Date.now() + (this.deps.issueTimeoutMs ?? DEFAULT_ISSUE_TIMEOUT_MS);
+      const deadline = this.ctx.clock.now() + (this.deps.issueTimeoutMs ?? DEFAULT_ISSUE_TIMEOUT_MS);
       const resumed = await resumePendingOrder(this.ctx, conn, input, names, deadline);
       if (resumed) return resumed;
-      const now = Date.now();
+      const now = this.ctx.clock.now();
       const allowed = this.budget.take(`${input.namespace}/${input.secretName}`, now);
       if (!allowed.ok) {
         const e = new IssuerError(
