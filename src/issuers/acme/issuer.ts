@@ -21,6 +21,7 @@ import { Dns01Presenter } from './dns01.ts';
 import { placeOrder } from './order.ts';
 import { OrderBudget } from './order-budget.ts';
 import { PendingOrders } from './pending.ts';
+import { NOT_OURS } from './ports.ts';
 import { resumePendingOrder } from './resume.ts';
 import { AcmeRetryLater } from './transport.ts';
 
@@ -146,6 +147,10 @@ function toIssuerError(where: string, err: unknown): IssuerError {
     const e = new IssuerError(err.code, `${where}: ${err.message}`, err.retryable);
     if (err.retryAfterMs !== undefined) e.retryAfterMs = err.retryAfterMs;
     return e;
+  }
+  if (err instanceof Error && (err as { code?: unknown }).code === NOT_OURS) {
+    // Somebody else's object under a name we compute: reported, retried with backoff, untouched.
+    return new IssuerError('ISSUE_FAILED', `${where}: ${err.message}`, true);
   }
   if (err instanceof AcmeRetryLater) {
     const e = new IssuerError('CA_UNAVAILABLE', `${where}: ${err.message}`, true);

@@ -45,7 +45,7 @@ export async function placeOrder(
   const orderUrl = created.headers.location;
   if (!orderUrl) throw new Error('newOrder returned no order URL');
   let order = created.data as acme.Order;
-  if (order.status === 'pending') await authorize(ctx, conn, input, order, deadline);
+  if (order.status === 'pending') await authorize(ctx, conn, input, order, names, deadline);
 
   order = await poll(conn, 'order', orderUrl, deadline, ctx.clock, (o: acme.Order) =>
     o.status === 'ready' || o.status === 'valid' ? 'done' : o.status === 'invalid' ? 'failed' : 'pending',
