@@ -223,12 +223,12 @@ describe('ACME hardening against the real Pebble and API server', () => {
 
   it('our own route objects are still replaced and removed (the check does not block the normal path)', async () => {
     await expiring('plain', 'pebble', ['plain.example.test']);
-    await waitFor('plain renewed', async () => (await revision('plain')) === '1', { timeoutMs: 60_000 }).catch(
-      async (err: unknown) => {
-        const evs = (await eventsFor(core, ns(), 'plain')).map((e) => `${e.reason}: ${e.message}`);
-        throw new Error(`${String(err)}; events: ${evs.join(' | ')}`);
-      },
-    );
+    await waitFor('plain renewed', async () => (await revision('plain')) === '1', {
+      timeoutMs: 60_000,
+    }).catch(async (err: unknown) => {
+      const evs = (await eventsFor(core, ns(), 'plain')).map((e) => `${e.reason}: ${e.message}`);
+      throw new Error(`${String(err)}; events: ${evs.join(' | ')}`);
+    });
     expect(ingressHosts.has('plain.example.test')).toBe(true);
     const route = http01RouteName('plain');
     await expect(core.readNamespacedService({ namespace: ns(), name: route })).rejects.toMatchObject({

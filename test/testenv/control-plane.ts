@@ -212,7 +212,16 @@ export async function startControlPlane(bins: ControlPlaneBinaries, dir: string)
     async restartEtcd() {
       await etcd.stop();
       const idx = peers.indexOf(etcd);
-      etcd = await startEtcd();
+      // A loaded machine may not have released the old member's ports or data-dir lock yet.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          etcd = await startEtcd();
+          break;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 1_000 * attempt));
+        }
+      }
       peers[idx] = etcd;
     },
   };
