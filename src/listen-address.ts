@@ -3,6 +3,13 @@
  * `:9402`, `127.0.0.1:9402`, `[::1]:9402`, `host.example:80`. One grammar for the config
  * checks and for the listeners, so what the config accepts is exactly what can be bound.
  */
+/** parseListenAddress for a listener: an address that does not parse is a clear error. */
+export function requireListenAddress(address: string): { host: string | undefined; port: number } {
+  const parsed = parseListenAddress(address);
+  if (!parsed) throw new Error(`invalid listen address "${address}": expected [host]:port`);
+  return parsed;
+}
+
 export function parseListenAddress(address: string): { host: string | undefined; port: number } | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(address);
   if (!m) return undefined;

@@ -7,7 +7,13 @@ import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { buildIssuers, closeHttp01Listeners } from '../issuers/index.ts';
 import { KubeAcmeResources } from '../kube/acme-resources.ts';
-import { describeApiError, httpStatus, loadKubeConfig, makeClients } from '../kube/client.ts';
+import {
+  decodeSecretData,
+  describeApiError,
+  isNotFound,
+  loadKubeConfig,
+  makeClients,
+} from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -67,12 +73,9 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     readSecret: async (namespace, name) => {
       try {
         const s = await clients.core.readNamespacedSecret({ namespace, name });
-        const data: Record<string, string> = {};
-        for (const [k, v] of Object.entries(s.data ?? {}))
-          data[k] = Buffer.from(v, 'base64').toString('utf8');
-        return { resourceVersion: s.metadata?.resourceVersion ?? '', data };
+        return { resourceVersion: s.metadata?.resourceVersion ?? '', data: decodeSecretData(s.data) };
       } catch (err) {
-        if (httpStatus(err) === 404) return undefined;
+        if (isNotFound(err)) return undefined;
         throw new Error(describeApiError(err));
       }
     },

@@ -5,7 +5,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../names.ts';
-import { httpStatus } from './client.ts';
+import { decodeSecretData, encodeSecretData, httpStatus, isNotFound } from './client.ts';
 
 /*
  * This adapter satisfies the ACME issuer's `AcmeKube` port structurally: kube/ never imports an
@@ -52,17 +52,11 @@ const MANAGED_BY = { [MANAGED_BY_KEY]: 'cert-rotator' };
 /** Label on routing objects, so stray ones can be found and removed. */
 export const HTTP01_LABEL = 'cert-rotator.io/acme-http01';
 
-function b64(data: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(v, 'utf8').toString('base64');
-  return out;
-}
-
 async function ignore404(p: Promise<unknown>): Promise<void> {
   try {
     await p;
   } catch (err) {
-    if (httpStatus(err) !== 404) throw err;
+    if (!isNotFound(err)) throw err;
   }
 }
 
@@ -111,15 +105,13 @@ export class KubeAcmeResources {
     try {
       const s = await this.core.readNamespacedSecret({ namespace, name });
       if (ownedBy) await this.assertOurs('Secret', namespace, s.metadata, ownedBy);
-      const data: Record<string, string> = {};
-      for (const [k, v] of Object.entries(s.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
       return {
         resourceVersion: s.metadata?.resourceVersion ?? '',
-        data,
+        data: decodeSecretData(s.data),
         annotations: { ...(s.metadata?.annotations ?? {}) },
       };
     } catch (err) {
-      if (httpStatus(err) === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -130,7 +122,7 @@ export class KubeAcmeResources {
       const uid = s.metadata?.uid;
       return uid ? { apiVersion: 'v1', kind: 'Secret', name, uid, blockOwnerDeletion: false } : undefined;
     } catch (err) {
-      if (httpStatus(err) === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -154,7 +146,7 @@ export class KubeAcmeResources {
             ...(owner ? { ownerReferences: [owner] } : {}),
           },
           type: 'Opaque',
-          data: b64(data),
+          data: encodeSecretData(data),
         },
       });
       return true;
@@ -188,7 +180,7 @@ export class KubeAcmeResources {
             managedFields: undefined,
             ...(annotations ? { annotations } : {}),
           },
-          data: b64(data),
+          data: encodeSecretData(data),
         },
       });
       return true;
@@ -227,7 +219,7 @@ export class KubeAcmeResources {
     try {
       meta = (await read()).metadata;
     } catch (err) {
-      if (httpStatus(err) === 404) return;
+      if (isNotFound(err)) return;
       throw err;
     }
     await this.assertOurs(what, namespace, meta, ownedBy);
@@ -332,7 +324,7 @@ export class KubeAcmeResources {
       try {
         found.push({ what, meta: (await read()).metadata, del });
       } catch (err) {
-        if (httpStatus(err) !== 404) throw err;
+        if (!isNotFound(err)) throw err;
       }
     }
     for (const f of found) await this.assertOurs(f.what, namespace, f.meta, ownedBy);

@@ -39,6 +39,25 @@ export function httpStatus(err: unknown): number | undefined {
   return undefined;
 }
 
+/** The API server answered 404 Not Found. */
+export function isNotFound(err: unknown): boolean {
+  return httpStatus(err) === 404;
+}
+
+/** A Secret's `data` decoded to text (PEM, tokens); absent keys stay absent. */
+export function decodeSecretData(data: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  return out;
+}
+
+/** Text values base64-encoded for a Secret's `data`. */
+export function encodeSecretData(data: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(v, 'utf8').toString('base64');
+  return out;
+}
+
 /** A short, secret-free description of an API error for logs and events. */
 export function describeApiError(err: unknown): string {
   const status = httpStatus(err);

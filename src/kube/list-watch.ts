@@ -29,6 +29,8 @@ export interface ListWatchHandlers<T extends KubeObject, Tag> {
 export interface ListWatchOptions {
   pageSize?: number;
   clock?: Clock;
+  /** Uniform source in [0, 1) for retry jitter; injectable so tests are deterministic. */
+  random?: () => number;
   /** Server-side watch timeout; the watch is re-opened from the last resourceVersion after it. */
   watchTimeoutSeconds?: number;
 }
@@ -63,6 +65,7 @@ export class ListWatch<T extends KubeObject, Tag> {
   private readonly handlers: ListWatchHandlers<T, Tag>;
   private readonly options: ListWatchOptions;
   private readonly clock: Clock;
+  private readonly random: () => number;
   private readonly streams: Stream<Tag>[];
   private unsynced: number;
   private stopped = false;
@@ -77,6 +80,7 @@ export class ListWatch<T extends KubeObject, Tag> {
     this.handlers = handlers;
     this.options = options;
     this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
     this.streams = streams.map((s) => ({
       ...s,
       known: new Map(),
@@ -118,7 +122,7 @@ export class ListWatch<T extends KubeObject, Tag> {
   private retry(s: Stream<Tag>, err: unknown): void {
     if (this.stopped) return;
     s.failures++;
-    const delay = Math.min(30_000, 250 * 2 ** Math.min(s.failures - 1, 7)) * (0.5 + Math.random() / 2);
+    const delay = Math.min(30_000, 250 * 2 ** Math.min(s.failures - 1, 7)) * (0.5 + this.random() / 2);
     this.handlers.error?.(err, Math.round(delay));
     s.timer = this.clock.setTimeout(() => {
       s.timer = undefined;

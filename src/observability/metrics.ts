@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Histogram, type Metric as PromMetric, Registry } from 'prom-client';
-import { Metric } from '../names.ts';
+import { type Clock, systemClock } from '../clock.ts';
+import { METRIC_PREFIX, Metric } from '../names.ts';
 
 /** The controller's metrics, on a registry of their own (never prom-client's global one). */
 export class Metrics {
@@ -11,7 +12,10 @@ export class Metrics {
   readonly acmeRequests: Counter<'issuer' | 'action' | 'status'>;
   readonly secretErrors: Counter<'reason'>;
 
-  constructor({ processMetrics = true }: { processMetrics?: boolean } = {}) {
+  constructor({
+    processMetrics = true,
+    clock = systemClock,
+  }: { processMetrics?: boolean; clock?: Clock } = {}) {
     const r = [this.registry];
     const series = () => this.certificates();
     const families: Array<[string, string, (c: CertificateSeries, now: number) => number | undefined]> = [
@@ -37,7 +41,7 @@ export class Metrics {
       ],
     ];
     for (const [name, help, value] of families)
-      this.registry.registerMetric(certificateFamily(name, help, series, value));
+      this.registry.registerMetric(certificateFamily(name, help, series, value, clock));
     this.renewals = new Counter({
       name: Metric.renewalsTotal,
       help: 'Renewal attempts by issuer and result (success, failure).',
@@ -69,7 +73,7 @@ export class Metrics {
       labelNames: ['reason'],
       registers: r,
     });
-    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'cert_rotator_' });
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
   }
 
   /**
@@ -100,9 +104,10 @@ function certificateFamily(
   help: string,
   series: () => Iterable<CertificateSeries>,
   value: (c: CertificateSeries, now: number) => number | undefined,
+  clock: Clock,
 ): PromMetric<string> {
   const get = async () => {
-    const now = Date.now();
+    const now = clock.now();
     const values: Array<{ labels: Record<string, string>; value: number }> = [];
     for (const c of series()) {
       const v = value(c, now);

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { parseListenAddress } from '../listen-address.ts';
+import { requireListenAddress } from '../listen-address.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface HealthSource {
@@ -17,7 +17,7 @@ export function startHttpServer(
   metrics: Metrics,
   health: HealthSource,
 ): Promise<{ server: Server; port: number }> {
-  const { host, port } = splitAddress(address);
+  const { host, port } = requireListenAddress(address);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -45,10 +45,4 @@ export function startHttpServer(
       resolve({ server, port: typeof a === 'object' && a ? a.port : port });
     });
   });
-}
-
-function splitAddress(address: string): { host: string | undefined; port: number } {
-  const parsed = parseListenAddress(address);
-  if (!parsed) throw new Error(`invalid listen address "${address}": expected [host]:port`);
-  return parsed;
 }

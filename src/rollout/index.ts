@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
-import { describeApiError, httpStatus, type KubeClients } from '../kube/client.ts';
+import { decodeSecretData, describeApiError, isNotFound, type KubeClients } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { patchPodTemplateAnnotations, WorkloadWatch } from '../kube/workload-watch.ts';
 import { type RestartKind, SecretKey } from '../names.ts';
@@ -74,7 +74,7 @@ export function createRollouts(deps: {
 export function kubeRolloutApi(clients: KubeClients): RolloutApi {
   const apps = clients.apps;
   const notFound = (err: unknown) => {
-    if (httpStatus(err) === 404) return undefined;
+    if (isNotFound(err)) return undefined;
     throw err;
   };
   return {
@@ -93,8 +93,8 @@ export function kubeRolloutApi(clients: KubeClients): RolloutApi {
     async readTlsPair(namespace, name) {
       const s = await clients.core.readNamespacedSecret({ namespace, name }).catch(notFound);
       if (!s) return undefined;
-      const text = (k: string) => Buffer.from(s.data?.[k] ?? '', 'base64').toString('utf8');
-      return { certPem: text(SecretKey.certificate), keyPem: text(SecretKey.privateKey) };
+      const data = decodeSecretData(s.data);
+      return { certPem: data[SecretKey.certificate] ?? '', keyPem: data[SecretKey.privateKey] ?? '' };
     },
   };
 }

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { parseListenAddress } from '../../listen-address.ts';
+import { requireListenAddress } from '../../listen-address.ts';
 
 export const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 export const DEFAULT_HTTP01_ADDRESS = ':8089';
@@ -18,7 +18,7 @@ export class Http01Listener {
   port = 0;
 
   async start(address: string): Promise<void> {
-    const { host, port } = splitAddress(address);
+    const { host, port } = requireListenAddress(address);
     const server = createServer((req, res) => {
       const path = (req.url ?? '').split('?')[0] ?? '';
       const token = path.startsWith(CHALLENGE_PREFIX) ? path.slice(CHALLENGE_PREFIX.length) : '';
@@ -84,12 +84,6 @@ export async function closeHttp01Listeners(): Promise<void> {
   const all = [...listeners.values()];
   listeners.clear();
   await Promise.all(all.map(async (l) => (await l.catch(() => undefined))?.close()));
-}
-
-function splitAddress(address: string): { host: string | undefined; port: number } {
-  const parsed = parseListenAddress(address);
-  if (!parsed) throw new Error(`"${address}" is not [host]:port`);
-  return parsed;
 }
 
 /** Name of the routing objects of one managed Secret: stable, ≤ 63 characters, a DNS label. */

@@ -47,7 +47,7 @@ export class AcmeIssuer implements Issuer {
     this.config = config;
     this.deps = deps;
     this.log = deps.log ?? quiet;
-    this.budget = new OrderBudget(config.maxOrdersPerHour ?? 5);
+    this.budget = new OrderBudget(config.maxOrdersPerHour);
     const clock = deps.clock ?? systemClock;
     this.ctx = {
       name,
