@@ -283,6 +283,15 @@ async function main(): Promise<void> {
     }
   }
   await sleep(faultStart + faultMs - Date.now());
+  // A fault near the end may still be settling (a leader that could not renew exits within
+  // renewDeadline and is restarted): the tail starts once both replicas have run for 20 s and
+  // one leads (at most a minute later), so its RSS baseline is not that of a replica listing.
+  await waitUntil('both replicas settled and a leader', MIN, async () => {
+    const live = replicas.filter(
+      (r) => r && r.proc.proc.exitCode === null && Date.now() - r.startedAt > 20 * S,
+    );
+    return live.length === REPLICAS && (await leader()) !== undefined;
+  }).catch(() => say('replicas did not settle within a minute; the tail starts anyway'));
 
   // ------------------------------------------------------------ fault-free tail: RSS
   say('fault-free tail starts');

@@ -20,17 +20,9 @@ describe('chaos suite, short version', () => {
       const args = [
         CHAOS,
         ...['--minutes', '2.5', '--tail-minutes', '0.75', '--secrets', '20', '--deployments', '6'],
-        ...[
-          '--renew-every',
-          '1',
-          '--kill-every',
-          '50',
-          '--apiserver-every',
-          '60',
-          '--apiserver-offset',
-          '25',
-        ],
-        ...['--etcd-at', '85', '--json', json],
+        ...['--renew-every', '1', '--kill-every', '50'],
+        ...['--apiserver-every', '55', '--apiserver-offset', '20', '--etcd-at', '105'],
+        ...['--json', json],
       ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
