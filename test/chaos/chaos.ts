@@ -296,7 +296,11 @@ async function main(): Promise<void> {
   // ------------------------------------------------------------ fault-free tail: RSS
   say('fault-free tail starts');
   const rss = new RssWatch();
-  rss.baseline();
+  rss.baseline(
+    await leader()
+      .then((l) => l?.proc.proc.pid)
+      .catch(() => undefined),
+  );
   const tailEnd = Date.now() + tailMs;
   while (Date.now() < tailEnd) {
     await sleep(Math.min(CHECK_EVERY_MS, tailEnd - Date.now()));
@@ -541,8 +545,20 @@ class Checker {
   }
 }
 
+interface RssTrack {
+  slot: number;
+  rss: number;
+  max: number;
+  min: number;
+  last: number;
+  leading: boolean;
+  /** [seconds since the tail started, MiB]: to tell a swing with renewal bursts from a leak. */
+  series: Array<[number, number]>;
+}
+
 class RssWatch {
-  private readonly base = new Map<number, { slot: number; rss: number; max: number; min: number }>();
+  private readonly base = new Map<number, RssTrack>();
+  private readonly started = Date.now();
 
   private read(pid: number): number | undefined {
     try {
@@ -553,12 +569,25 @@ class RssWatch {
     }
   }
 
-  baseline(): void {
+  baseline(leaderPid?: number): void {
     for (const r of replicas) {
       const pid = r?.proc.proc.pid;
       const rss = pid ? this.read(pid) : undefined;
-      if (pid && rss) this.base.set(pid, { slot: r.slot, rss, max: rss, min: rss });
+      if (pid && rss)
+        this.base.set(pid, {
+          slot: r.slot,
+          rss,
+          max: rss,
+          min: rss,
+          last: rss,
+          leading: pid === leaderPid,
+          series: [[0, Number(mib(rss))]],
+        });
     }
+  }
+
+  series(): Record<string, Array<[number, number]>> {
+    return Object.fromEntries([...this.base].map(([pid, b]) => [`replica ${b.slot} (pid ${pid})`, b.series]));
   }
 
   sample(): void {
@@ -571,13 +600,15 @@ class RssWatch {
           'replica-restarted-in-tail',
           `replica ${r.slot} (pid ${pid}) started during the fault-free tail`,
         );
-        this.base.set(pid, { slot: r.slot, rss: 0, max: 0, min: 0 });
+        this.base.set(pid, { slot: r.slot, rss: 0, max: 0, min: 0, last: 0, leading: false, series: [] });
         continue;
       }
       const rss = this.read(pid);
       if (rss === undefined || b.rss === 0) continue;
       b.max = Math.max(b.max, rss);
       b.min = Math.min(b.min, rss);
+      b.last = rss;
+      b.series.push([Math.round((Date.now() - this.started) / 1000), Number(mib(rss))]);
     }
   }
 
@@ -595,8 +626,8 @@ class RssWatch {
 
   rows(): Array<[string, string, string]> {
     return [...this.base].map(([pid, b]) => [
-      `RSS replica ${b.slot} (pid ${pid}) start → min/max`,
-      `${mib(b.rss)} → ${mib(b.min)}/${mib(b.max)} MiB (${pct(b.max / b.rss - 1)})`,
+      `RSS replica ${b.slot}${b.leading ? ' (leader)' : ' (standby)'} start → end, min/max`,
+      `${mib(b.rss)} → ${mib(b.last)} MiB, ${mib(b.min)}/${mib(b.max)} (${pct(b.max / b.rss - 1)})`,
       `±${rssTolerance * 100} %`,
     ]);
   }
@@ -676,7 +707,14 @@ function printSummary(checker: Checker, rss: RssWatch): void {
     writeFileSync(
       flags.json,
       JSON.stringify(
-        { rows, violations: Object.fromEntries(violations), counters, failovers, renewals: checker.renewals },
+        {
+          rows,
+          violations: Object.fromEntries(violations),
+          counters,
+          failovers,
+          renewals: checker.renewals,
+          rssSeriesMiB: rss.series(),
+        },
         null,
         2,
       ),
