@@ -625,7 +625,7 @@ class RssWatch {
   }
 
   rows(): Array<[string, string, string]> {
-    return [...this.base].map(([pid, b]) => [
+    return [...this.base.values()].map((b) => [
       `RSS replica ${b.slot}${b.leading ? ' (leader)' : ' (standby)'} start → end, min/max`,
       `${mib(b.rss)} → ${mib(b.last)} MiB, ${mib(b.min)}/${mib(b.max)} (${pct(b.max / b.rss - 1)})`,
       `±${rssTolerance * 100} %`,
