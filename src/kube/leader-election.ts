@@ -129,6 +129,8 @@ export class LeaderElector {
     } finally {
       bound.dispose();
     }
+    // stop() ran while this attempt was in flight: it has released (or given up) the lease.
+    if (this.stopped) return;
     const now = this.clock.now();
     // An answer that took longer than renewDeadline proves nothing about now: not a renew.
     if (ok && now - attemptStart >= this.o.renewDeadlineMs) ok = false;
