@@ -16,6 +16,30 @@ const COMMANDS: Record<string, CommandEntry> = {
 `,
     load: () => import('./app/controller-command.ts'),
   },
+  demo: {
+    usage: `  demo [--keep]              See a rotation live: a local control plane, a Secret about to
+                             expire, a Deployment that mounts it, the renewal and the rollout.
+      --keep                 Leave the control plane and controller up; print the KUBECONFIG.
+`,
+    load: () => import('./app/demo.ts'),
+  },
+  scan: {
+    usage: `  scan [--namespace N] [--expiring-within D] [--output table|wide|json] [--config FILE]
+                             Every TLS Secret: expiry, planned renewal, state, problem (needs only
+                             "list" on secrets). Exit 1 when one expires within D (e.g. 14d).
+      --kubeconfig FILE      Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+  scan PATH...               The same for PEM files, bundles, DER certificates and kubeconfigs
+                             (directories recursively).
+`,
+    load: () => import('./app/scan.ts'),
+  },
+  renew: {
+    usage: `  renew NAMESPACE/NAME [--no-wait] [--timeout D]
+                             Ask the running controller to renew a managed Secret now (annotation
+                             cert-rotator.io/renew-requested-at) and wait for the new revision.
+`,
+    load: () => import('./app/renew.ts'),
+  },
 };
 
 const USAGE = `Usage: cert-rotator <command> [options]

@@ -44,6 +44,11 @@ export const StatusAnnotation = {
   revision: 'cert-rotator.io/revision',
   /** RFC 3339 time of the last failed attempt; with `failures` it rebuilds the backoff after a restart. */
   lastFailureTime: 'status.cert-rotator.io/last-failure-time',
+  /**
+   * RFC 3339 time before which the next attempt is not made: the backoff, or an issuer's
+   * Retry-After when that is longer. Rebuilt after a restart with `failures` and `last-failure-time`.
+   */
+  nextAttemptTime: 'status.cert-rotator.io/next-attempt-time',
   /** The `renew-requested-at` value the controller has acted on. */
   renewRequestHandled: 'status.cert-rotator.io/renew-request-handled',
   /** Certificate hash that workloads using the Secret must still be rolled to (debounce, pause, window). */

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { buildIssuers, closeHttp01Listeners } from '../issuers/index.ts';
+import { buildIssuers, CAIssuer, closeHttp01Listeners } from '../issuers/index.ts';
 import { KubeAcmeResources } from '../kube/acme-resources.ts';
 import {
   decodeSecretData,
@@ -14,6 +14,7 @@ import {
   loadKubeConfig,
   makeClients,
 } from '../kube/client.ts';
+import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -25,6 +26,7 @@ export { StartupError } from './startup-error.ts';
 
 import { SecretController } from '../controller/controller.ts';
 import { createRollouts } from '../rollout/index.ts';
+import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
 
 export interface ControllerOptions {
   configPath: string;
@@ -69,6 +71,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   const clients = makeClients(kc);
   const metrics = new Metrics();
   const events = new EventRecorder(clients.core, log);
+  const companionSecrets = new KubeAcmeResources(kc);
+  const csrApi = new KubeCsrApi(kc);
   const { issuers, unsupported } = await buildIssuers(config, {
     readSecret: async (namespace, name) => {
       try {
@@ -79,8 +83,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         throw new Error(describeApiError(err));
       }
     },
-    acmeKube: new KubeAcmeResources(kc),
+    acmeKube: companionSecrets,
     onAcmeRequest: (labels) => metrics.acmeRequests.inc(labels),
+    csrKube: { csrs: csrApi, secrets: companionSecrets },
+    onCsrResult: (labels) => metrics.csrRequests.inc(labels),
+    onCsrApprovalWait: (labels, seconds) => metrics.csrApprovalWait.observe(labels, seconds),
     log,
     ...(process.env.POD_IP ? { podIP: process.env.POD_IP } : {}),
   });
@@ -107,6 +114,29 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     metrics,
     ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
   });
+  // cert-rotator as a CSR signer (and approver) for ca issuers with a `signer` key.
+  const signerEntries: SignerEntry[] = [];
+  for (const ic of config.issuers) {
+    const ca = issuers.get(ic.name);
+    if (ic.kind === 'ca' && ic.signer && ca instanceof CAIssuer) {
+      signerEntries.push({
+        issuer: ic,
+        signer: ic.signer,
+        ca,
+        ...(ic.approve ? { approve: ic.approve } : {}),
+      });
+    }
+  }
+  const signer =
+    signerEntries.length > 0
+      ? new CsrSigner({
+          kubeConfig: kc,
+          api: csrApi,
+          entries: signerEntries,
+          log,
+          ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+        })
+      : undefined;
   if (config.leaderElection.enabled) {
     const le = config.leaderElection;
     elector = new LeaderElector(clients.coordination, {
@@ -120,6 +150,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       onStartedLeading: () => {
         controller.replanAll();
         rollouts.manager.replanAll();
+        signer?.replanAll();
       },
       onStoppedLeading: () => {
         // As client-go's binaries do: a leader that lost its lease exits and starts over clean,
@@ -137,6 +168,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   });
   controller.start();
   rollouts.start();
+  signer?.start();
   elector?.start();
   log.info(
     {
@@ -153,6 +185,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     log,
     async stop() {
       await controller.stop();
+      await signer?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();
       await elector?.stop();

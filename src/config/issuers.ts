@@ -1,6 +1,9 @@
 /** Reading and checking the `issuers` list of the configuration file. */
+
+import { cidrProblem } from '../policy/identity.ts';
 import { parseDuration } from '../policy/renewal.ts';
 import { readAcme } from './acme.ts';
+import { readApprove, readKubernetesCsr, readSigner } from './csr.ts';
 import { dropUndefined } from './drop-undefined.ts';
 import { join, type Mapping, type Reader } from './reader.ts';
 import type { IssuerConfig, IssuerKind } from './schema.ts';
@@ -15,10 +18,30 @@ const ISSUER_KEYS = [
   'duration',
   'allowedNamespaces',
   'allowedDomains',
+  'allowedIPs',
+  'allowedURIs',
+  'allowedCommonNames',
+  'allowedOrganizations',
+  'signer',
+  'approve',
   'fallback',
   'fallbackAfter',
 ];
-const TEN_YEARS_SECONDS = 3650 * 24 * 3600;
+
+/** A URI glob: printable ASCII that starts with a scheme (e.g. spiffe:// or https://). */
+function uriGlobProblem(pattern: string): string | undefined {
+  if (!/^[\x21-\x7e]{1,2048}$/.test(pattern)) return `"${pattern}" must be printable ASCII without spaces`;
+  if (!/^[a-z][a-z0-9+.-]*:/.test(pattern))
+    return `"${pattern}" must start with a scheme such as spiffe:// or https://`;
+  return undefined;
+}
+
+/** A common-name or organization glob: 1 to 64 printable characters. */
+function subjectGlobProblem(pattern: string): string | undefined {
+  if (pattern.length > 64 || !/^[^\p{Cc}]+$/u.test(pattern))
+    return `"${pattern}" must be 1 to 64 printable characters`;
+  return undefined;
+}
 
 /** Requested certificate lifetime: a duration of at least one hour. */
 export function parseCertificateDuration(text: string): number {
@@ -125,6 +148,10 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
       ...CONFIG_DEFAULTS.allowedNamespaces,
     ],
     allowedDomains: r.stringList(m, 'allowedDomains', path, globProblem),
+    allowedIPs: r.stringList(m, 'allowedIPs', path, cidrProblem),
+    allowedURIs: r.stringList(m, 'allowedURIs', path, uriGlobProblem),
+    allowedCommonNames: r.stringList(m, 'allowedCommonNames', path, subjectGlobProblem),
+    allowedOrganizations: r.stringList(m, 'allowedOrganizations', path, subjectGlobProblem),
     fallback: r.string(m, 'fallback', path),
     fallbackAfter: r.integer(m, 'fallbackAfter', path, 1, 100),
     durationMs: r.parsed(m, 'duration', path, parseCertificateDuration),
@@ -135,7 +162,16 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
     case 'ca': {
       const ca = r.optionalMapping(m.ca, join(path, 'ca'), ['secret']);
       const secret = ca && readSecretRef(r, ca, 'secret', join(path, 'ca'));
-      if (secret) issuer = { ...common, kind, ca: { secret } };
+      const signer =
+        m.signer === undefined ? undefined : readSigner(r, m.signer, join(path, 'signer'), name ?? '');
+      const approve = m.approve === undefined ? undefined : readApprove(r, m.approve, join(path, 'approve'));
+      if (m.approve !== undefined && m.signer === undefined) {
+        r.report(
+          join(path, 'approve'),
+          "needs signer: the approver approves requests for this issuer's signer",
+        );
+      }
+      if (secret) issuer = dropUndefined({ ...common, kind, ca: { secret }, signer, approve });
       break;
     }
     case 'selfSigned':
@@ -155,42 +191,29 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
     }
     case 'kubernetesCSR': {
       const at = join(path, 'kubernetesCSR');
-      const csr = r.mapping(m.kubernetesCSR, at, ['signerName', 'autoApprove', 'expirationSeconds']);
-      if (!csr) break;
-      const signerName = r.string(csr, 'signerName', at, true);
-      if (signerName !== undefined && !/^[a-z0-9.-]+\/[A-Za-z0-9._/-]+$/.test(signerName)) {
-        r.report(
-          join(at, 'signerName'),
-          `"${signerName}" must look like "example.com/serving" (domain/path)`,
-        );
-      }
-      const expirationSeconds = r.integer(
-        csr,
-        'expirationSeconds',
-        at,
-        CONFIG_DEFAULTS.minExpirationSeconds,
-        TEN_YEARS_SECONDS,
-      );
-      if (expirationSeconds !== undefined && common.durationMs !== undefined) {
+      const csr = readKubernetesCsr(r, m.kubernetesCSR, at, common);
+      if (csr?.expirationSeconds !== undefined && common.durationMs !== undefined) {
         r.report(join(path, 'duration'), 'set either duration or kubernetesCSR.expirationSeconds, not both');
       }
-      if (signerName !== undefined) {
+      if (csr) {
         issuer = {
           ...common,
           durationMs:
-            common.durationMs ?? (expirationSeconds === undefined ? undefined : expirationSeconds * 1000),
+            common.durationMs ??
+            (csr.expirationSeconds === undefined ? undefined : csr.expirationSeconds * 1000),
           kind,
-          kubernetesCSR: {
-            signerName,
-            autoApprove: r.boolean(csr, 'autoApprove', at) ?? false,
-            expirationSeconds,
-          },
+          kubernetesCSR: csr,
         };
       }
       break;
     }
     case undefined:
       break;
+  }
+  if (kind !== 'ca') {
+    for (const key of ['signer', 'approve'] as const) {
+      if (m[key] !== undefined) r.report(join(path, key), 'only a ca issuer can sign CSRs');
+    }
   }
   if (issuer && (issuer.kind === 'ca' || issuer.kind === 'selfSigned')) {
     issuer.durationMs ??= parseDuration(CONFIG_DEFAULTS.issuerDuration);

@@ -75,8 +75,38 @@ export interface AcmeIssuerConfig {
 
 export interface KubernetesCSRIssuerConfig {
   signerName: string;
+  /** Approve the CSR through the `approval` subresource (needs `approve` on the signer). */
   autoApprove: boolean;
+  /** Requested lifetime (spec.expirationSeconds); absent: the Secret's duration, else the signer's choice. */
   expirationSeconds?: number;
+  /** spec.usages; the default depends on the signer (see config/csr.ts `defaultUsages`). */
+  usages: string[];
+  /** A CSR neither issued nor refused after this long is deleted and the renewal fails. */
+  approvalTimeoutMs: number;
+  /** PEM written to ca.crt (and the chain verified against). */
+  caBundle?: string;
+  caBundleFrom?: { configMap: { namespace: string; name: string; key: string } };
+}
+
+/** A `ca` issuer that also signs CertificateSigningRequests for `signerName`. */
+export interface CsrSignerConfig {
+  signerName: string;
+  /** Longest certificate it signs; a longer (or absent) expirationSeconds is capped to it. */
+  maxDurationMs: number;
+  /** Usages a request may ask for (a subset of digital signature, key encipherment, server auth, client auth). */
+  allowedUsages: string[];
+}
+
+/** Which requests the signer's approver approves (every other request for it is denied). */
+export interface CsrApproveConfig {
+  serviceAccounts: {
+    /** Globs of the requesting ServiceAccount's namespace. */
+    namespaces: string[];
+    /** URI SAN templates with {namespace}, {serviceaccount}. */
+    uris: string[];
+    /** DNS SAN templates with {namespace}, {serviceaccount}, {podname}. */
+    dnsNames: string[];
+  };
 }
 
 interface IssuerCommon {
@@ -85,8 +115,20 @@ interface IssuerCommon {
   durationMs?: number;
   /** Globs; default ["*"]. */
   allowedNamespaces: string[];
-  /** Globs; absent: any domain. */
+  /**
+   * Identity allow-lists (see policy/identity.ts). None set: any name. One or more set: each
+   * kind of name only through its own list; a kind without a list is refused.
+   */
+  /** DNS globs. */
   allowedDomains?: string[];
+  /** CIDRs for IP SANs. */
+  allowedIPs?: string[];
+  /** Globs over the whole URI (`*` stays within one path segment: never `/`, `?`, `#`, `%`). */
+  allowedURIs?: string[];
+  /** Globs over the whole common name (`:` allowed; `system:` only when listed explicitly). */
+  allowedCommonNames?: string[];
+  /** Same form, for subject organizations (only CSRs to cert-rotator's signer carry them). */
+  allowedOrganizations?: string[];
   /** Name of another issuer to use when this one fails. */
   fallback?: string;
   /** Consecutive failures of a Secret after which `fallback` issues for it; default 3. */
@@ -97,7 +139,7 @@ export type IssuerKind = 'ca' | 'selfSigned' | 'acme' | 'kubernetesCSR';
 
 export type IssuerConfig = IssuerCommon &
   (
-    | { kind: 'ca'; ca: CAIssuerConfig }
+    | { kind: 'ca'; ca: CAIssuerConfig; signer?: CsrSignerConfig; approve?: CsrApproveConfig }
     | { kind: 'selfSigned' }
     | { kind: 'acme'; acme: AcmeIssuerConfig }
     | { kind: 'kubernetesCSR'; kubernetesCSR: KubernetesCSRIssuerConfig }
@@ -147,6 +189,8 @@ export const CONFIG_DEFAULTS = {
   tsigAlgorithm: 'hmac-sha256',
   http01Address: ':8089',
   minExpirationSeconds: 600,
+  csrApprovalTimeout: '15m',
+  signerMaxDuration: '24h',
   minCertificateDuration: '1h',
   fallbackAfter: 3,
   acmeMaxOrdersPerHour: 5,

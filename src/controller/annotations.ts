@@ -13,6 +13,7 @@ import {
   KEY_ALGORITHMS,
   RESTART_KINDS,
   type RestartKind,
+  STATUS_ANNOTATION_PREFIX,
   StatusAnnotation,
 } from '../names.ts';
 import { canonicalIp } from '../pki/ip.ts';
@@ -62,6 +63,11 @@ export interface SecretPolicy {
   rotateKey: boolean;
   restart: RestartPolicy;
   window?: Window;
+  /**
+   * The `renew-requested-at` token when it differs from the one already handled
+   * (`status.cert-rotator.io/renew-request-handled`): the Secret is due now, once.
+   */
+  renewRequest?: string;
 }
 
 export interface AnnotationError {
@@ -89,7 +95,10 @@ export function parseSecretPolicy(
   const all = annotations ?? {};
 
   for (const key of Object.keys(all)) {
-    if (key.startsWith(ANNOTATION_PREFIX) && !INPUT_KEYS.has(key) && !STATUS_KEYS.has(key)) {
+    // What the controller writes is never input, whichever version wrote it: the status keys it
+    // knows, and anything under `status.cert-rotator.io/` (a newer version's status annotation).
+    if (key.startsWith(STATUS_ANNOTATION_PREFIX) || STATUS_KEYS.has(key)) continue;
+    if (key.startsWith(ANNOTATION_PREFIX) && !INPUT_KEYS.has(key)) {
       fail(
         key,
         `unknown annotation; known: ${[...INPUT_KEYS].map((k) => k.slice(ANNOTATION_PREFIX.length)).join(', ')}`,
@@ -230,6 +239,13 @@ export function parseSecretPolicy(
     fail,
   );
 
+  // Renewal on request: an opaque token, acted on once per new value.
+  const requested = read(Annotation.renewRequestedAt);
+  const renewRequest =
+    requested === undefined || requested === '' || requested === all[StatusAnnotation.renewRequestHandled]
+      ? undefined
+      : requested;
+
   if (errors.length > 0) return { ok: false, errors };
   const policy: SecretPolicy = {
     enabled,
@@ -243,6 +259,7 @@ export function parseSecretPolicy(
   if (durationMs !== undefined) policy.durationMs = durationMs;
   if (keyAlgorithm !== undefined) policy.keyAlgorithm = keyAlgorithm;
   if (window !== undefined) policy.window = window;
+  if (renewRequest !== undefined) policy.renewRequest = renewRequest;
   return { ok: true, policy };
 }
 

@@ -2,24 +2,27 @@ import type * as k8s from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { Issuer } from '../issuers/types.ts';
-import { Backoff, RENEWAL_BACKOFF } from '../kube/backoff.ts';
-import { describeApiError, httpStatus, type KubeClients } from '../kube/client.ts';
-import type { EventRecorder } from '../kube/events.ts';
+import { describeApiError, type KubeClients } from '../kube/client.ts';
+import { kubeSecretApi } from '../kube/secret-api.ts';
 import { SecretWatch } from '../kube/secret-watch.ts';
-import { TimerQueue } from '../kube/timer-queue.ts';
-import { type Result, WorkQueue } from '../kube/workqueue.ts';
-import { EventReason, FIELD_MANAGER, SecretKey } from '../names.ts';
+import { WorkQueue } from '../kube/workqueue.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { computeRenewalTime } from '../policy/renewal.ts';
 import { CertificateMetrics } from './certificate-metrics.ts';
-import { type Evaluation, evaluate } from './evaluate.ts';
-import { chooseIssuer } from './fallback.ts';
+import { type DecideContext, decide, evaluateNow, nextLook, type Planned, type Step } from './decide.ts';
+import type { Evaluation } from './evaluate.ts';
 import { type CertificateListener, describeChange, fingerprintOf } from './listener.ts';
+import type { EventSink, SecretApi } from './ports.ts';
+import { type Current, readCurrent } from './read.ts';
 import { recordFromSecret, type SecretRecord, secretKey } from './record.ts';
-import { RenewFailure, renewCertificate } from './renew.ts';
-import { decodeData, failedSecret, iso, renewedSecret } from './secret-body.ts';
+import { issue, RenewFailure, type RenewOutput } from './renew.ts';
+import { Reporter } from './report.ts';
+import { RetryStates } from './retry.ts';
+import { LookSchedule } from './schedule.ts';
 import { SuggestedRenewals } from './suggestions.ts';
+import { verifyIssued } from './verify.ts';
+import { markIssuing, writeFailure, writeRenewal } from './write.ts';
 
 export type { CertificateChange, CertificateListener } from './listener.ts';
 export { fingerprintOf } from './listener.ts';
@@ -30,89 +33,80 @@ export interface ControllerDeps {
   issuers: Map<string, Issuer>;
   /** Issuers named in the config that this build cannot run, with the reason. */
   unsupportedIssuers?: Map<string, string>;
-  events: EventRecorder;
+  events: EventSink;
   log: Logger;
   metrics: Metrics;
   clock?: Clock;
   listener?: CertificateListener;
   /** With leader election: only the leader writes. Absent = always write. */
   isLeader?: () => boolean;
+  /** The Secret port; default: the API server behind `clients`. Unit tests pass a fake. */
+  secrets?: SecretApi;
+  /** Jitter of the short retry after an API error; injectable for tests. */
+  random?: () => number;
 }
 
 /**
- * The Secret reconciler. Watch events update a compact record per Secret and its place in the
- * renewal schedule (one timer for all); a Secret whose time has come goes through the work
- * queue to `reconcile`, which reads the Secret, decides again, issues, verifies and writes it
- * in one replace guarded by the resourceVersion it read.
+ * The Secret reconciler. Watch events update a compact record per Secret and its one due time
+ * ("when to look next": renewal time, window, retry); a Secret whose time has come goes through
+ * the work queue to `reconcile`: read → decide → issue → verify → write → record → schedule.
  */
 export class SecretController {
   private readonly deps: ControllerDeps;
   private readonly clock: Clock;
   private readonly log: Logger;
+  private readonly api: SecretApi;
   private readonly records = new Map<string, SecretRecord>();
   private readonly certMetrics: CertificateMetrics;
-  /** key → "resourceVersion|reason" of the last problem reported, so each is reported once. */
-  private readonly reported = new Map<string, string>();
-  /** Issuance failures: the next attempt is not before this time. */
-  private readonly retryAt = new Map<string, number>();
-  private readonly failureBackoff: Backoff<string>;
-  /** The issuers' suggested renewal times (ACME ARI), fetched off the planning path. */
-  private readonly suggestions: SuggestedRenewals;
-  private readonly schedule: TimerQueue<string>;
+  private readonly report: Reporter;
+  private readonly retry: RetryStates;
+  private readonly context: DecideContext;
+  private readonly schedule: LookSchedule;
   private readonly queue: WorkQueue<string>;
   private readonly watch: SecretWatch;
-  /** Fingerprint of the last certificate this process wrote to each Secret. */
+  /** key → "resourceVersion|kind" of the last problem reported, so each is reported once. */
+  private readonly reported = new Map<string, string>();
+  /** Fingerprint of the last certificate this process wrote (or is writing) to each Secret. */
   private readonly written = new Map<string, string>();
+  /**
+   * Secrets read at a newer version than the watch has shown: when to look next, decided on that
+   * version. Kept beside the records, never in them, and dropped at the Secret's next watch event.
+   */
+  private readonly ahead = new Map<string, { at: number | undefined }>();
   private resyncTimer: unknown;
   private running: Promise<void> | undefined;
   private synced = false;
 
   constructor(deps: ControllerDeps) {
     this.deps = deps;
-    this.certMetrics = new CertificateMetrics(deps.metrics);
     this.clock = deps.clock ?? systemClock;
     this.log = deps.log;
-    this.failureBackoff = new Backoff<string>({
-      ...RENEWAL_BACKOFF,
-      baseMs: deps.config.renewalBackoff.baseMs,
-      capMs: deps.config.renewalBackoff.capMs,
-    });
-    this.suggestions = new SuggestedRenewals({
+    this.api = deps.secrets ?? kubeSecretApi(deps.clients.core);
+    this.certMetrics = new CertificateMetrics(deps.metrics);
+    this.report = new Reporter({
+      events: deps.events,
+      log: deps.log,
+      metrics: deps.metrics,
       clock: this.clock,
-      log: this.log,
-      onChange: (key) => this.plan(key),
     });
-    this.schedule = new TimerQueue<string>((key) => this.queue.add(key), { clock: this.clock });
-    this.queue = new WorkQueue<string>({
-      clock: this.clock,
-      // Unexpected errors (API unreachable, ...) retry soon; issuance failures use failureBackoff.
-      backoff: new Backoff<string>({ baseMs: 1_000, capMs: 5 * 60_000, factor: 2, jitter: 'full' }),
-      onError: (err, key, retryInMs) =>
-        this.log.warn(
-          { secret: key, retryInMs, error: describeApiError(err) },
-          'reconcile failed; will retry',
-        ),
-    });
+    this.retry = new RetryStates(deps.config.renewalBackoff, deps.random);
+    this.context = {
+      config: deps.config,
+      issuers: deps.issuers,
+      unsupportedIssuers: deps.unsupportedIssuers,
+      suggestions: new SuggestedRenewals({ clock: this.clock, log: this.log, onChange: (k) => this.plan(k) }),
+      retry: this.retry,
+      reported: this.reported,
+    };
+    this.schedule = new LookSchedule((key) => this.plan(key), this.clock);
+    this.queue = new WorkQueue<string>({ clock: this.clock });
     const ns = deps.config.namespaces;
     this.watch = new SecretWatch(
       deps.clients.config,
       {
-        upsert: (s) => this.onUpsert(s),
-        remove: (namespace, name) => this.onRemove(namespace, name),
-        synced: () => {
-          this.synced = true;
-          const m = process.memoryUsage();
-          const mib = (n: number) => Math.round(n / 1048576);
-          this.log.info(
-            {
-              secrets: this.records.size,
-              rssMiB: mib(m.rss),
-              heapUsedMiB: mib(m.heapUsed),
-              heapTotalMiB: mib(m.heapTotal),
-            },
-            'initial list processed',
-          );
-        },
+        upsert: (s) => this.upsert(s),
+        remove: (namespace, name) => this.remove(namespace, name),
+        synced: () => this.listed(),
         error: (err, retryInMs) =>
           this.log.warn({ retryInMs, error: describeApiError(err) }, 'Secret list/watch failed; retrying'),
       },
@@ -143,12 +137,13 @@ export class SecretController {
     this.watch.stop();
     if (this.resyncTimer !== undefined) this.clock.clearTimeout(this.resyncTimer);
     this.schedule.clear();
-    this.suggestions.stop();
+    this.context.suggestions.stop();
     await this.queue.shutDown();
     await this.running;
   }
 
-  private onUpsert(secret: k8s.V1Secret): void {
+  /** A watch event: the Secret appeared or changed. */
+  upsert(secret: k8s.V1Secret): void {
     const record = recordFromSecret(secret);
     const key = secretKey(record.namespace, record.name);
     this.log.debug(
@@ -157,101 +152,28 @@ export class SecretController {
     );
     const previous = this.records.get(key);
     this.records.set(key, record);
+    this.ahead.delete(key);
     const ev = this.plan(key);
     if (ev) this.notifyChange(key, previous, record, ev);
   }
 
-  private notifyChange(
-    key: string,
-    previous: SecretRecord | undefined,
-    record: SecretRecord,
-    ev: Evaluation,
-  ): void {
-    const listener = this.deps.listener;
-    if (!listener) return;
-    const change = describeChange(previous, record, ev, this.deps.config, this.written.get(key));
-    if (change) listener.certificateChanged(change);
-  }
-
-  private onRemove(namespace: string, name: string): void {
+  /** A watch event: the Secret is gone. */
+  remove(namespace: string, name: string): void {
     const key = secretKey(namespace, name);
     this.written.delete(key);
     this.deps.listener?.secretRemoved(namespace, name);
     this.records.delete(key);
     this.reported.delete(key);
-    this.retryAt.delete(key);
-    this.failureBackoff.reset(key);
+    this.ahead.delete(key);
+    this.retry.forget(key);
     this.schedule.cancel(key);
-    this.suggestions.forget(key);
+    this.context.suggestions.forget(key);
     this.certMetrics.remove(key);
   }
 
-  /** Re-evaluates one Secret from its record: metrics, and when it should next be reconciled. */
-  private plan(key: string): Evaluation | undefined {
-    const record = this.records.get(key);
-    if (!record) return undefined;
-    const now = this.clock.now();
-    const ev = this.evaluateWithSuggestion(key, record, now);
-    this.certMetrics.update(key, record, ev);
-    switch (ev.kind) {
-      case 'unmanaged':
-        this.schedule.cancel(key);
-        break;
-      case 'invalid':
-      case 'not-allowed':
-        // Reported once per resourceVersion by reconcile; nothing to schedule.
-        this.schedule.cancel(key);
-        if (this.reported.get(key) !== `${record.resourceVersion}|${ev.kind}`) this.queue.add(key);
-        break;
-      case 'planned': {
-        const retry = this.retryAt.get(key) ?? 0;
-        const at = Math.max(ev.decision.action === 'renew-now' ? now : ev.decision.at, retry);
-        if (at <= now) {
-          this.schedule.cancel(key);
-          this.queue.add(key);
-        } else {
-          this.schedule.schedule(key, at);
-        }
-      }
-    }
-    return ev;
-  }
-
-  private ref(r: { namespace: string; name: string; uid?: string }) {
-    return {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      namespace: r.namespace,
-      name: r.name,
-      ...(r.uid ? { uid: r.uid } : {}),
-    };
-  }
-
-  /** Reports a problem that needs a person (bad annotation, refused issuer) once per resourceVersion. */
-  private async reportOnce(
-    record: SecretRecord,
-    kind: string,
-    reason: string,
-    message: string,
-  ): Promise<void> {
-    const key = secretKey(record.namespace, record.name);
-    const marker = `${record.resourceVersion}|${kind}`;
-    if (this.reported.get(key) === marker) return;
-    this.reported.set(key, marker);
-    this.deps.metrics.secretErrors.inc({ reason });
-    this.log.warn({ secret: key, reason }, message);
-    await this.deps.events.record(this.ref(record), 'Warning', reason, message, this.clock.now());
-  }
-
-  /** evaluate(), with the issuer's suggested renewal time (ACME ARI) once it is known. */
-  private evaluateWithSuggestion(key: string, record: SecretRecord, now: number): Evaluation {
-    const ev = evaluate(record, this.deps.config, now);
-    if (ev.kind !== 'planned') {
-      this.suggestions.forget(key);
-      return ev;
-    }
-    const at = this.suggestions.lookup(key, record, this.deps.issuers.get(ev.issuer.name));
-    return at === undefined ? ev : evaluate(record, this.deps.config, now, at);
+  /** When the controller will next look at a Secret (undefined: not scheduled, or queued now). */
+  nextLookAt(key: string): number | undefined {
+    return this.schedule.dueAt(key);
   }
 
   /** Plans every known Secret again (on gaining leadership, and on resync). */
@@ -259,200 +181,201 @@ export class SecretController {
     for (const key of this.records.keys()) this.plan(key);
   }
 
-  async reconcile(key: string): Promise<Result> {
-    // A follower watches and exports metrics but never writes; it plans again when it leads.
-    if (this.deps.isLeader && !this.deps.isLeader()) return undefined;
+  private listed(): void {
+    this.synced = true;
+    const m = process.memoryUsage();
+    const mib = (n: number) => Math.round(n / 1048576);
+    this.log.info(
+      {
+        secrets: this.records.size,
+        rssMiB: mib(m.rss),
+        heapUsedMiB: mib(m.heapUsed),
+        heapTotalMiB: mib(m.heapTotal),
+      },
+      'initial list processed',
+    );
+  }
+
+  private notifyChange(
+    key: string,
+    previous: SecretRecord | undefined,
+    record: SecretRecord,
+    ev: Evaluation,
+  ) {
+    const listener = this.deps.listener;
+    if (!listener) return;
+    const change = describeChange(previous, record, ev, this.deps.config, this.written.get(key));
+    if (change) listener.certificateChanged(change);
+  }
+
+  /** Re-evaluates one Secret from its record: metrics, and when to look at it next. */
+  private plan(key: string): Evaluation | undefined {
     const record = this.records.get(key);
     if (!record) return undefined;
     const now = this.clock.now();
-    const ev = this.evaluateWithSuggestion(key, record, now);
-    if (ev.kind === 'unmanaged') return undefined;
-    if (ev.kind === 'invalid') {
-      const message = `invalid annotations, Secret left untouched: ${ev.errors.map((e) => `${e.annotation}: ${e.message}`).join('; ')}`;
-      await this.reportOnce(record, 'invalid', EventReason.invalidAnnotation, message);
-      return undefined;
+    this.retry.restore(key, record.uid, record.annotations);
+    const ev = evaluateNow(this.context, key, record, now);
+    this.certMetrics.update(key, record, ev);
+    const ahead = this.ahead.get(key);
+    const reported = this.reported.get(key) === `${record.resourceVersion}|${ev.kind}`;
+    const at = ahead
+      ? ahead.at
+      : nextLook(ev, reported, this.retry.notBefore(key), this.context.suggestions.refreshAt(key), now);
+    if (at !== undefined && at <= now) {
+      this.schedule.cancel(key);
+      this.queue.add(key);
+    } else {
+      this.schedule.set(key, at);
     }
-    if (ev.kind === 'not-allowed') {
-      await this.reportOnce(
-        record,
-        'not-allowed',
-        EventReason.issuerNotAllowed,
-        `${ev.reason}; Secret left untouched`,
-      );
-      return undefined;
-    }
-    this.reported.delete(key);
-    if (ev.decision.action === 'wait' || (this.retryAt.get(key) ?? 0) > now) {
+    return ev;
+  }
+
+  /** Looks at one Secret: read → decide → issue → verify → write → record → schedule. */
+  async reconcile(key: string): Promise<undefined> {
+    // A follower watches and exports metrics but never writes; it plans again when it leads.
+    if (this.deps.isLeader && !this.deps.isLeader()) return;
+    const cached = this.records.get(key);
+    if (!cached) return;
+    const now = this.clock.now();
+    try {
+      let current = await readCurrent(this.api, cached); // read
+      this.retry.reachedApi(key);
+      if (!current) return; // deleted: its watch event cleans up
+      const step = decide(this.context, key, current, now); // decide
+      if (step.kind !== 'renew') return await this.settle(key, current, step);
+      const marked = await markIssuing(this.api, current.secret, step.input.issuer.kind);
+      if (!marked) return this.changedMeanwhile(key);
+      current = { ...current, secret: marked };
+      let output: RenewOutput;
+      try {
+        output = verifyIssued(step.input, await issue(step.input)); // issue, verify
+      } catch (err) {
+        return await this.failed(key, current, step.choice.name, RenewFailure.from(err));
+      }
+      const { renewBefore } = step.ev.policy;
+      const renewalTime = computeRenewalTime({ ...output.summary, renewBefore });
+      const written = await this.write(key, current, step.ev, output, renewalTime, now); // write
+      if (written === undefined) return;
+      const timing = { started: now, renewalTime };
+      await this.report.renewed(current.record, step.ev, step.choice, output, timing); // record
+      this.lookAgain(key, written, renewalTime); // schedule
+    } catch (err) {
+      const retryInMs = this.retry.transientError(key, this.clock.now());
+      this.log.warn({ secret: key, retryInMs, error: describeApiError(err) }, 'reconcile failed; will retry');
       this.plan(key);
-      return undefined;
     }
-    // After `fallbackAfter` consecutive failures the issuer's `fallback` issues for this Secret.
-    const choice = chooseIssuer(
-      ev.issuer,
-      this.failureBackoff.failures(key),
-      this.deps.config,
-      record.namespace,
-      ev.policy.identityOverride.dnsNames ?? record.cert?.dnsNames ?? [],
-    );
-    const viaFallback = choice.fallbackFrom
-      ? ` as fallback for issuer "${choice.fallbackFrom}" after ${choice.failures} consecutive failures`
-      : '';
-    const issuer = this.deps.issuers.get(choice.name);
-    if (!issuer) {
-      const why =
-        this.deps.unsupportedIssuers?.get(choice.name) ?? `issuer "${choice.name}" is not available`;
-      await this.fail(record, undefined, choice.name, new RenewFailure('ISSUER_FAILED', why));
-      return undefined;
-    }
+  }
 
-    // Act on the Secret as it is now, not as the watch last showed it.
-    let fresh: k8s.V1Secret;
-    try {
-      fresh = await this.deps.clients.core.readNamespacedSecret({
-        namespace: record.namespace,
-        name: record.name,
-      });
-    } catch (err) {
-      if (httpStatus(err) === 404) {
-        this.onRemove(record.namespace, record.name);
-        return undefined;
-      }
+  /** Outcomes that issue nothing: report a problem once, fail for a missing issuer, or wait. */
+  private async settle(
+    key: string,
+    current: Current,
+    step: Exclude<Step, { kind: 'renew' }>,
+  ): Promise<undefined> {
+    if (step.kind === 'nothing') return;
+    if (step.kind === 'fail') return await this.failed(key, current, step.issuer, step.failure);
+    if (step.kind === 'problem') {
+      this.reported.set(key, step.marker);
+      await this.report.problem(current.record, step.reason, step.message);
+      this.lookAgain(key, current.record.resourceVersion, undefined);
+      return;
+    }
+    if (step.at !== undefined) this.reported.delete(key);
+    this.lookAgain(key, current.record.resourceVersion, step.at);
+  }
+
+  /**
+   * The guarded replace. The certificate is marked as ours before the await, so the watch event of
+   * our own write (which may arrive first) is never taken for someone else's change.
+   */
+  private async write(
+    key: string,
+    current: Current,
+    ev: Planned,
+    output: RenewOutput,
+    renewalTime: number,
+    now: number,
+  ): Promise<string | undefined> {
+    const before = this.written.get(key);
+    const fingerprint = fingerprintOf(output.summary);
+    this.written.set(key, fingerprint);
+    const listener = this.deps.listener;
+    const rolls =
+      listener !== undefined &&
+      ev.policy.restart.mode !== 'none' &&
+      (listener.restartsWorkloads?.(current.record.namespace, current.record.name, ev.policy.restart) ??
+        true);
+    const result = await writeRenewal(this.api, current.secret, output, {
+      renewalTime,
+      now,
+      requestHandled: ev.policy.renewRequest,
+      restartOwed: rolls ? fingerprint : undefined,
+    }).catch((err: unknown) => {
+      this.restoreWritten(key, before);
       throw err;
-    }
-    const current = recordFromSecret(fresh);
-    if (current.resourceVersion !== record.resourceVersion) {
-      // The watch has not shown this version yet: everything above was decided on an older one
-      // (annotations, identity, issuer). Decide again from the top on what the API server holds.
-      this.records.set(key, current);
-      return { requeueAfter: 0 };
-    }
-
-    const started = this.clock.now();
-    const policy = ev.policy;
-    this.log.debug(
-      { secret: key, issuer: issuer.name, reason: ev.decision.reason, fallbackFrom: choice.fallbackFrom },
-      'renewing',
-    );
-    let output: Awaited<ReturnType<typeof renewCertificate>>;
-    try {
-      output = await renewCertificate({
-        namespace: record.namespace,
-        name: record.name,
-        currentKeyPem: decodeData(fresh.data?.[SecretKey.privateKey]),
-        currentCert: current.cert,
-        policy,
-        issuer,
-        now,
-      });
-    } catch (err) {
-      const failure = err instanceof RenewFailure ? err : new RenewFailure('ISSUER_FAILED', String(err));
-      await this.fail(current, fresh, issuer.name, failure);
-      return undefined;
-    }
-
-    const renewalTime = computeRenewalTime({
-      notBefore: output.summary.notBefore,
-      notAfter: output.summary.notAfter,
-      renewBefore: policy.renewBefore,
     });
-    const body = renewedSecret(fresh, output.data, { notAfter: output.summary.notAfter, renewalTime, now });
-    try {
-      await this.deps.clients.core.replaceNamespacedSecret({
-        namespace: record.namespace,
-        name: record.name,
-        body,
-        fieldManager: FIELD_MANAGER,
-      });
-    } catch (err) {
-      if (httpStatus(err) === 409) {
-        // Someone wrote the Secret after we read it: never overwrite that; decide again on it.
-        this.log.info(
-          { secret: key },
-          'Secret changed while renewing; discarding the new certificate and re-reading',
-        );
-        return { requeueAfter: 0 };
-      }
-      throw err;
+    if (!result.ok) {
+      this.restoreWritten(key, before);
+      if (result.why === 'conflict') this.changedMeanwhile(key);
+      return undefined;
     }
-    if (output.afterWrite) {
-      await output
-        .afterWrite()
-        .catch((err: unknown) =>
-          this.log.warn(
-            { secret: key, issuer: issuer.name, error: err instanceof Error ? err.message : String(err) },
-            'clean-up after writing the Secret failed',
-          ),
-        );
-    }
-    this.written.set(key, fingerprintOf(output.summary));
-    this.retryAt.delete(key);
-    this.failureBackoff.reset(key);
-    const seconds = (this.clock.now() - started) / 1000;
-    this.deps.metrics.renewals.inc({ issuer: issuer.name, result: 'success' });
-    this.deps.metrics.renewalDuration.observe({ issuer: issuer.name }, seconds);
+    this.retry.succeeded(key);
+    this.reported.delete(key);
+    await output
+      .afterWrite?.()
+      .catch((err: unknown) =>
+        this.log.warn(
+          { secret: key, error: err instanceof Error ? err.message : String(err) },
+          'clean-up after writing the Secret failed',
+        ),
+      );
+    return result.resourceVersion;
+  }
+
+  /** Someone wrote the Secret after we read it: never overwrite that; decide again on theirs. */
+  private changedMeanwhile(key: string): undefined {
     this.log.info(
-      {
-        secret: key,
-        issuer: issuer.name,
-        serial: output.summary.serialHex,
-        notAfter: iso(output.summary.notAfter),
-        renewalTime: iso(renewalTime),
-        keyRotated: output.keyRotated,
-        reason: ev.decision.reason,
-        fallbackFrom: choice.fallbackFrom,
-        seconds,
-      },
-      'certificate renewed',
+      { secret: key },
+      'Secret changed while renewing; discarding the new certificate and re-reading',
     );
-    await this.deps.events.record(
-      this.ref(current),
-      'Normal',
-      EventReason.renewed,
-      `renewed by issuer "${issuer.name}"${viaFallback} (${ev.decision.reason}); new certificate valid until ${iso(output.summary.notAfter)}, next renewal ${iso(renewalTime)}`,
-      this.clock.now(),
-    );
+    this.queue.add(key);
     return undefined;
   }
 
-  /** Records a failed renewal: event, metric, log, status annotations (data untouched), backoff. */
-  private async fail(
-    record: SecretRecord,
-    fresh: k8s.V1Secret | undefined,
-    issuerName: string,
+  private restoreWritten(key: string, before: string | undefined): void {
+    if (before === undefined) this.written.delete(key);
+    else this.written.set(key, before);
+  }
+
+  /** A failed attempt: backoff, Event/metric/log, status annotations (data untouched), next look. */
+  private async failed(
+    key: string,
+    current: Current,
+    issuer: string,
     failure: RenewFailure,
-  ): Promise<void> {
-    const key = secretKey(record.namespace, record.name);
-    // A CA's Retry-After is a floor under the backoff: reschedule, never sleep in a worker.
-    const delay = Math.max(this.failureBackoff.next(key), failure.retryAfterMs ?? 0);
-    const failures = this.failureBackoff.failures(key);
+  ): Promise<undefined> {
     const now = this.clock.now();
-    this.retryAt.set(key, now + delay);
-    this.schedule.schedule(key, now + delay);
-    this.deps.metrics.renewals.inc({ issuer: issuerName, result: 'failure' });
-    this.log.warn(
-      { secret: key, issuer: issuerName, code: failure.code, failures, retryInMs: delay },
-      failure.message,
-    );
-    await this.deps.events.record(
-      this.ref(record),
-      'Warning',
-      EventReason.renewalFailed,
-      `${failure.message} (attempt ${failures}; next attempt in ${Math.round(delay / 1000)}s)`,
+    const retry = this.retry.renewalFailed(key, current.record.uid, now, failure.retryAfterMs);
+    await this.report.failed(current.record, issuer, failure, retry);
+    const written = await writeFailure(this.api, current.secret, {
+      message: failure.message,
+      failures: retry.failures,
       now,
+      nextAttempt: now + retry.delayMs,
+      recentOrders: failure.recentOrders,
+    }).catch((err: unknown) => ({ ok: false as const, why: describeApiError(err) }));
+    if (!written.ok)
+      this.log.info({ secret: key, error: written.why }, 'could not record the failure on the Secret');
+    this.lookAgain(
+      key,
+      written.ok ? written.resourceVersion : current.record.resourceVersion,
+      now + retry.delayMs,
     );
-    if (!fresh) return;
-    try {
-      await this.deps.clients.core.replaceNamespacedSecret({
-        namespace: record.namespace,
-        name: record.name,
-        body: failedSecret(fresh, failure.message, failures),
-        fieldManager: FIELD_MANAGER,
-      });
-    } catch (err) {
-      this.log.info(
-        { secret: key, error: describeApiError(err) },
-        'could not record the failure on the Secret',
-      );
-    }
+  }
+
+  /** Schedules the next look, decided on `resourceVersion` (which the watch may not have shown yet). */
+  private lookAgain(key: string, resourceVersion: string, at: number | undefined): void {
+    if (this.records.get(key)?.resourceVersion !== resourceVersion) this.ahead.set(key, { at });
+    this.plan(key);
   }
 }

@@ -2,6 +2,7 @@ import { issuerKeyAlgorithmProblem } from '../config/acme.ts';
 import { issuerAllows } from '../config/glob.ts';
 import { type Config, findIssuer, type IssuerConfig } from '../config/schema.ts';
 import { Annotation } from '../names.ts';
+import type { Identity } from '../pki/index.ts';
 import {
   computeRenewalTime,
   decideRenewal,
@@ -10,6 +11,7 @@ import {
 } from '../policy/renewal.ts';
 import { type AnnotationError, parseSecretPolicy, type SecretPolicy } from './annotations.ts';
 import type { SecretRecord } from './record.ts';
+import { targetIdentity } from './renew.ts';
 
 export type Evaluation =
   | { kind: 'unmanaged' }
@@ -19,6 +21,8 @@ export type Evaluation =
       kind: 'planned';
       policy: SecretPolicy;
       issuer: IssuerConfig;
+      /** What the next certificate is for (annotations, else the current certificate). */
+      identity: Identity;
       decision: RenewalDecision;
       renewalTime?: number;
     };
@@ -64,20 +68,31 @@ export function evaluate(
   const keyProblem = keyAlgorithmProblem(issuer, policy, record);
   if (keyProblem)
     return { kind: 'invalid', errors: [{ annotation: Annotation.keyAlgorithm, message: keyProblem }] };
-  const dnsNames = policy.identityOverride.dnsNames ?? record.cert?.dnsNames ?? [];
-  const permission = issuerAllows(issuer, record.namespace, dnsNames);
+  // The whole identity (CN, DNS, IP, URI) is checked, including what is copied from tls.crt.
+  const identity = targetIdentity(policy, record.cert);
+  const permission = issuerAllows(issuer, record.namespace, identity);
   if (!permission.allowed) return { kind: 'not-allowed', issuer: issuer.name, reason: permission.reason };
   const validity = record.cert ? { notBefore: record.cert.notBefore, notAfter: record.cert.notAfter } : null;
   const renewBefore =
     validity && validity.notAfter > validity.notBefore && suggestedAt !== undefined
       ? renewBeforeFromSuggestion(validity, suggestedAt)
       : policy.renewBefore;
-  const decision = decideRenewal({ cert: validity, renewBefore, window: policy.window, now });
+  const decision: RenewalDecision =
+    policy.renewRequest !== undefined
+      ? { action: 'renew-now', at: now, reason: 'requested' }
+      : decideRenewal({ cert: validity, renewBefore, window: policy.window, now });
   const renewalTime =
     validity && validity.notAfter > validity.notBefore
       ? computeRenewalTime({ ...validity, renewBefore })
       : undefined;
-  return { kind: 'planned', policy, issuer, decision, ...(renewalTime !== undefined ? { renewalTime } : {}) };
+  return {
+    kind: 'planned',
+    policy,
+    issuer,
+    identity,
+    decision,
+    ...(renewalTime !== undefined ? { renewalTime } : {}),
+  };
 }
 
 /** The key the next issuance would use, checked against what the issuer can issue for. */

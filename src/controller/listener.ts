@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.ts';
-import { Annotation } from '../names.ts';
+import { Annotation, StatusAnnotation } from '../names.ts';
 import type { CertificateChange } from '../rollout/listener.ts';
 import { type Evaluation, evaluate } from './evaluate.ts';
 import type { SecretRecord } from './record.ts';
@@ -45,6 +45,7 @@ export function describeChange(
     notBefore: record.cert.notBefore,
     notAfter: record.cert.notAfter,
     byController: writtenByUs === fingerprint,
+    ...(record.annotations[StatusAnnotation.restartOwed] === fingerprint ? { restartOwed: true } : {}),
   };
 }
 

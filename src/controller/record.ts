@@ -1,6 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
-import { ANNOTATION_PREFIX, Annotation, SecretKey } from '../names.ts';
+import { ANNOTATION_PREFIX, Annotation, SecretKey, STATUS_ANNOTATION_PREFIX } from '../names.ts';
 import { type CertSummary, certificatesFromPem, isPkiError, readCertificateSummary } from '../pki/index.ts';
+import { decodeData } from './secret-body.ts';
 
 /**
  * What the controller remembers of a TLS Secret between events: names, the cert-rotator
@@ -11,7 +12,7 @@ export interface SecretRecord {
   name: string;
   uid: string;
   resourceVersion: string;
-  /** Only the `cert-rotator.io/*` annotations. */
+  /** Only the `cert-rotator.io/*` and `status.cert-rotator.io/*` annotations. */
   annotations: Record<string, string>;
   managed: boolean;
   cert: CertSummary | null;
@@ -26,7 +27,9 @@ export function secretKey(namespace: string, name: string): string {
 export function ourAnnotations(all: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!all) return out;
-  for (const [k, v] of Object.entries(all)) if (k.startsWith(ANNOTATION_PREFIX)) out[k] = v;
+  for (const [k, v] of Object.entries(all)) {
+    if (k.startsWith(ANNOTATION_PREFIX) || k.startsWith(STATUS_ANNOTATION_PREFIX)) out[k] = v;
+  }
   return out;
 }
 
@@ -34,7 +37,7 @@ export function ourAnnotations(all: Record<string, string> | undefined): Record<
 export function summarizeTlsCrt(b64: string | undefined): { cert: CertSummary | null; problem?: string } {
   if (!b64) return { cert: null, problem: `${SecretKey.certificate} is missing or empty` };
   try {
-    const pem = Buffer.from(b64, 'base64').toString('latin1');
+    const pem = decodeData(b64);
     const leaf = certificatesFromPem(pem)[0];
     if (!leaf) return { cert: null, problem: `${SecretKey.certificate} holds no certificate` };
     return { cert: readCertificateSummary(leaf) };
@@ -42,6 +45,14 @@ export function summarizeTlsCrt(b64: string | undefined): { cert: CertSummary | 
     const why = isPkiError(err) ? err.message : 'unreadable';
     return { cert: null, problem: `${SecretKey.certificate} cannot be parsed: ${why}` };
   }
+}
+
+/**
+ * Why a Secret's `tls.crt` gives no certificate (missing, empty, or why it does not parse), or
+ * undefined when it holds one. The controller puts this in its events; `scan` shows it too.
+ */
+export function certificateProblem(secret: k8s.V1Secret): string | undefined {
+  return summarizeTlsCrt(secret.data?.[SecretKey.certificate]).problem;
 }
 
 export function recordFromSecret(secret: k8s.V1Secret): SecretRecord {

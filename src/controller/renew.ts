@@ -2,14 +2,11 @@ import { type Issuer, IssuerError } from '../issuers/types.ts';
 import { SecretKey } from '../names.ts';
 import {
   type CertSummary,
-  certificatesFromPem,
   generateKey,
   type Identity,
   inspectPrivateKey,
   isPkiError,
   type KeyAlgorithm,
-  toPem,
-  verifyIssued,
 } from '../pki/index.ts';
 import type { SecretPolicy } from './annotations.ts';
 
@@ -20,18 +17,24 @@ export type RenewFailureCode =
   | 'ISSUER_FAILED'
   | 'VERIFY_FAILED';
 
-/** How far a new certificate's notBefore may lie after the renewal started (CA clock, seconds). */
-const ISSUER_CLOCK_SKEW_MS = 60_000;
-
 /** Why a renewal could not produce a certificate; the message says what to do. */
 export class RenewFailure extends Error {
   readonly code: RenewFailureCode;
   /** The issuer's Retry-After: the next attempt must not come sooner. */
   retryAfterMs?: number;
+  /** Order times the issuer counted (ACME's cap), to record on the Secret with the failure. */
+  recentOrders?: number[];
   constructor(code: RenewFailureCode, message: string) {
     super(message);
     this.name = 'RenewFailure';
     this.code = code;
+  }
+
+  /** `err` as a RenewFailure: itself, or an issuer failure with its message. */
+  static from(err: unknown): RenewFailure {
+    return err instanceof RenewFailure
+      ? err
+      : new RenewFailure('ISSUER_FAILED', err instanceof Error ? err.message : String(err));
   }
 }
 
@@ -42,9 +45,13 @@ export interface RenewInput {
   currentKeyPem: string;
   /** Summary of the current leaf, null if missing or unparseable. */
   currentCert: CertSummary | null;
+  /** Why `currentCert` is null (missing, or why tls.crt does not parse), for messages. */
+  certProblem?: string;
   policy: SecretPolicy;
   issuer: Issuer;
   now: number;
+  /** Order times recorded on the Secret (`status.cert-rotator.io/acme-orders`), ms. */
+  recentOrders?: number[];
 }
 
 export interface RenewOutput {
@@ -54,6 +61,8 @@ export interface RenewOutput {
   keyRotated: boolean;
   /** The issuer's hook to run once the Secret holds `data` (e.g. delete persisted order state). */
   afterWrite?: () => Promise<void>;
+  /** Order times to record on the Secret (ACME's cap), when the issuer counted one. */
+  recentOrders?: number[];
 }
 
 /** The identity to issue for: annotations first, the rest copied from the current certificate. */
@@ -114,8 +123,25 @@ async function chooseKey(input: RenewInput): Promise<{ keyPem: string; rotated: 
   return { keyPem: key.privateKeyPem, rotated: true };
 }
 
-/** Key, certificate and verification for one Secret. Pure of Kubernetes: the caller writes. */
-export async function renewCertificate(input: RenewInput): Promise<RenewOutput> {
+/** What the issuer handed back, with the key it certifies; not yet verified. */
+export interface Issued {
+  identity: Identity;
+  keyPem: string;
+  keyRotated: boolean;
+  chainPem: string;
+  /** Absent (a CSR signer without a configured CA bundle): ca.crt is left as it is. */
+  caPem?: string;
+  /** When the certificate arrived, if later than the renewal's start (a CSR that waited). */
+  issuedAt?: number;
+  afterWrite?: () => Promise<void>;
+  recentOrders?: number[];
+}
+
+/**
+ * Which key, and what certificate does the issuer give for it? Chooses (or keeps) the key and asks
+ * the issuer; a key the issuer substitutes gets the checks a kept key gets. Pure of Kubernetes.
+ */
+export async function issue(input: RenewInput): Promise<Issued> {
   const identity = targetIdentity(input.policy, input.currentCert);
   if (
     identity.dnsNames.length + identity.ipAddresses.length + identity.uris.length === 0 &&
@@ -123,7 +149,7 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
   ) {
     throw new RenewFailure(
       'NO_IDENTITY',
-      `nothing to issue for: ${SecretKey.certificate} has no usable certificate and no dns-names, ip-addresses, uris or common-name annotation names one`,
+      `nothing to issue for: ${input.certProblem ?? `${SecretKey.certificate} has no usable certificate`}, and no dns-names, ip-addresses, uris or common-name annotation names one`,
     );
   }
   const chosen = await chooseKey(input);
@@ -137,10 +163,12 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
       keyPem,
       now: input.now,
       ...(input.policy.durationMs !== undefined ? { durationMs: input.policy.durationMs } : {}),
+      ...(input.recentOrders ? { recentOrders: input.recentOrders } : {}),
     });
   } catch (err) {
     const failure = new RenewFailure('ISSUER_FAILED', err instanceof Error ? err.message : String(err));
     if (err instanceof IssuerError && err.retryAfterMs !== undefined) failure.retryAfterMs = err.retryAfterMs;
+    if (err instanceof IssuerError && err.recentOrders) failure.recentOrders = err.recentOrders;
     throw failure;
   }
   if (issued.keyPem !== undefined && issued.keyPem !== keyPem) {
@@ -170,33 +198,14 @@ export async function renewCertificate(input: RenewInput): Promise<RenewOutput> 
     }
     rotated = spki !== currentSpki;
   }
-  let summary: CertSummary;
-  try {
-    // The leaf must be signed by the next certificate of the chain (or by the CA for a bare leaf).
-    const next = certificatesFromPem(issued.chainPem)[1];
-    const issuerCertPem = next ? toPem('CERTIFICATE', next) : issued.caPem;
-    summary = verifyIssued({
-      certPem: issued.chainPem,
-      keyPem,
-      identity,
-      // A CA stamps notBefore with its own "now" (Pebble does not backdate): allow a little skew.
-      now: input.now + ISSUER_CLOCK_SKEW_MS,
-      issuerCertPem,
-    });
-  } catch (err) {
-    throw new RenewFailure(
-      'VERIFY_FAILED',
-      `issuer "${input.issuer.name}" returned a certificate that fails verification: ${err instanceof Error ? err.message : String(err)}`,
-    );
-  }
   return {
-    data: {
-      [SecretKey.certificate]: issued.chainPem,
-      [SecretKey.privateKey]: keyPem,
-      [SecretKey.caCertificate]: issued.caPem,
-    },
-    summary,
+    identity,
+    keyPem,
     keyRotated: rotated,
+    chainPem: issued.chainPem,
+    ...(issued.caPem !== undefined ? { caPem: issued.caPem } : {}),
+    ...(issued.issuedAt !== undefined ? { issuedAt: issued.issuedAt } : {}),
     ...(issued.afterWrite ? { afterWrite: issued.afterWrite } : {}),
+    ...(issued.recentOrders ? { recentOrders: issued.recentOrders } : {}),
   };
 }

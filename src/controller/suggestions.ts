@@ -2,11 +2,11 @@
  * The CA's suggested renewal times (ACME ARI) per managed Secret, kept off the planning path:
  * `lookup` answers from the cache at once and, when there is no fresh answer for the Secret's
  * current certificate, asks the issuer in the background (a few at a time); when the answer
- * arrives, or its Retry-After has passed, `onChange(key)` lets the controller plan again.
+ * arrives `onChange(key)` lets the controller plan again, and `refreshAt(key)` tells the
+ * controller's one schedule when to look again (the answer's Retry-After).
  */
 import type { Clock } from '../clock.ts';
 import type { Issuer } from '../issuers/types.ts';
-import { TimerQueue } from '../kube/timer-queue.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { SecretRecord } from './record.ts';
 
@@ -30,7 +30,6 @@ export class SuggestedRenewals {
   private readonly log: Logger;
   private readonly onChange: (key: string) => void;
   private readonly entries = new Map<string, Entry>();
-  private readonly refresh: TimerQueue<string>;
   private readonly waiting: Array<() => void> = [];
   private inFlight = 0;
   private stopped = false;
@@ -39,7 +38,6 @@ export class SuggestedRenewals {
     this.clock = opts.clock;
     this.log = opts.log;
     this.onChange = opts.onChange;
-    this.refresh = new TimerQueue<string>((key) => this.onChange(key), { clock: opts.clock });
   }
 
   /** The suggested renewal time for the record's certificate, if known; starts a lookup if due. */
@@ -65,14 +63,18 @@ export class SuggestedRenewals {
     return entry.at;
   }
 
+  /** When the answer for `key` should be asked for again; undefined while a lookup runs or none is kept. */
+  refreshAt(key: string): number | undefined {
+    const entry = this.entries.get(key);
+    return entry && !entry.inFlight ? entry.refreshAt : undefined;
+  }
+
   forget(key: string): void {
     this.entries.delete(key);
-    this.refresh.cancel(key);
   }
 
   stop(): void {
     this.stopped = true;
-    this.refresh.clear();
   }
 
   private fetch(key: string, entry: Entry, record: SecretRecord, issuer: Issuer): void {
@@ -104,11 +106,10 @@ export class SuggestedRenewals {
       entry.inFlight = false;
       // The certificate may have changed meanwhile: then this answer is for nothing.
       if (this.stopped || this.entries.get(key) !== entry) return;
-      const changed = at !== entry.at;
       entry.at = at;
       entry.refreshAt = this.clock.now() + refreshAfter;
-      this.refresh.schedule(key, entry.refreshAt);
-      if (changed) this.onChange(key);
+      // Plan again: with a new suggestion, and in any case to look again at refreshAt.
+      this.onChange(key);
     };
     this.limit(run);
   }

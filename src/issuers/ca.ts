@@ -106,6 +106,40 @@ export class CAIssuer implements Issuer {
     return this.cached;
   }
 
+  /**
+   * Signs a public key (from a CSR the signer has checked) for `identity` with exactly `usages`;
+   * the leaf never outlives the CA. Used by the CSR signer (src/signer/).
+   */
+  async signPublicKey(input: {
+    spki: Uint8Array;
+    identity: IssueInput['identity'];
+    organizations: readonly string[];
+    usages: readonly string[];
+    durationMs: number;
+    now: number;
+  }): Promise<{ chainPem: string; notAfter: number }> {
+    const ca = await this.load(input.now);
+    const window = validityWindow(input.now, input.durationMs);
+    const notAfter = Math.min(window.notAfter, ca.notAfter);
+    try {
+      const issued = await issueCertificate({
+        subjectSpki: input.spki,
+        identity: input.identity,
+        organizations: input.organizations,
+        usages: input.usages,
+        notBefore: window.notBefore,
+        notAfter,
+        issuer: { certPem: ca.certPem, keyPem: ca.keyPem },
+      });
+      // Leaf and the CA's chain, as the CA issuer writes to tls.crt (kcm returns the leaf alone).
+      return { chainPem: issued.chainPem, notAfter };
+    } catch (err) {
+      this.cached = undefined;
+      const what = err instanceof Error ? err.message : String(err);
+      throw new IssuerError('ISSUE_FAILED', `${this.where()} could not sign: ${what}`, true);
+    }
+  }
+
   async issue(input: IssueInput): Promise<IssueResult> {
     const ca = await this.load(input.now);
     const window = validityWindow(input.now, input.durationMs ?? this.defaultDurationMs);

@@ -2,12 +2,15 @@ import type { Config } from '../config/schema.ts';
 import type { AcmeLog } from './acme/issuer.ts';
 import type { AcmeKube } from './acme/ports.ts';
 import { CAIssuer } from './ca.ts';
+import { KubernetesCsrIssuer } from './kubernetes-csr/issuer.ts';
+import type { CompanionSecrets, CsrRequesterKube } from './kubernetes-csr/ports.ts';
 import { SelfSignedIssuer } from './self-signed.ts';
 import type { Issuer, SecretReader } from './types.ts';
 
 export { closeHttp01Listeners } from './acme/http01.ts';
 export type { AcmeKube, Http01Route, StoredSecret } from './acme/ports.ts';
 export { CAIssuer } from './ca.ts';
+export type { CompanionSecrets, CsrRequesterKube } from './kubernetes-csr/ports.ts';
 export { SelfSignedIssuer } from './self-signed.ts';
 export * from './types.ts';
 
@@ -20,11 +23,17 @@ export interface IssuerDeps {
   log?: AcmeLog;
   /** This pod's IP (POD_IP), where HTTP-01 challenge Services point. */
   podIP?: string;
+  /** What kubernetesCSR issuers need; without it they are reported unsupported. */
+  csrKube?: { csrs: CsrRequesterKube; secrets: CompanionSecrets };
+  /** csr_requests_total{issuer,result} and csr_approval_wait_seconds{issuer}. */
+  onCsrResult?: (labels: { issuer: string; result: string }) => void;
+  onCsrApprovalWait?: (labels: { issuer: string }, seconds: number) => void;
 }
 
 /**
- * One Issuer per configured issuer that this build can run. Issuers of kinds not built yet are
- * reported in `unsupported` so the controller can refuse Secrets that name them with a clear event.
+ * One Issuer per configured issuer. An issuer that cannot run without a dependency the caller
+ * did not give (Kubernetes access) is reported in `unsupported`, so the controller refuses
+ * Secrets that name it with a clear event.
  * The ACME code (acme-client: ~170 ms and ~40 MiB to load) is loaded only when an acme issuer
  * is configured.
  */
@@ -60,11 +69,27 @@ export async function buildIssuers(
           }),
         );
         break;
-      default:
-        unsupported.set(
+      case 'kubernetesCSR': {
+        const csrKube = deps.csrKube;
+        if (!csrKube) {
+          unsupported.set(ic.name, 'kubernetesCSR issuers need Kubernetes access for their CSRs');
+          break;
+        }
+        const { onCsrResult, onCsrApprovalWait } = deps;
+        issuers.set(
           ic.name,
-          `issuer kind "${ic.kind}" is not implemented in this version of cert-rotator`,
+          new KubernetesCsrIssuer(ic.name, ic.kubernetesCSR, {
+            kube: csrKube.csrs,
+            secrets: csrKube.secrets,
+            ...(onCsrResult ? { onResult: (result) => onCsrResult({ issuer: ic.name, result }) } : {}),
+            ...(onCsrApprovalWait
+              ? { onApprovalWait: (s) => onCsrApprovalWait({ issuer: ic.name }, s) }
+              : {}),
+            ...(deps.log ? { log: deps.log } : {}),
+          }),
         );
+        break;
+      }
     }
   }
   return { issuers, unsupported };

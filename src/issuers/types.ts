@@ -12,13 +12,26 @@ export interface IssueInput {
   durationMs?: number;
   /** ms since the epoch. */
   now: number;
+  /**
+   * Times (ms) of the orders placed for this Secret in the last hour, as recorded on the Secret:
+   * an issuer with a per-Secret order cap (ACME `maxOrdersPerHour`) counts them after a restart.
+   */
+  recentOrders?: readonly number[];
 }
 
 export interface IssueResult {
   /** Leaf first, then intermediates. */
   chainPem: string;
-  /** The CA to trust for this certificate (written to ca.crt). */
-  caPem: string;
+  /**
+   * The CA to trust for this certificate (written to ca.crt). Absent (a CSR signer without a
+   * configured CA bundle): ca.crt is left as it is and the issuer is not checked.
+   */
+  caPem?: string;
+  /**
+   * When the certificate arrived, if later than IssueInput.now (a CSR that waited for approval):
+   * the controller checks notBefore against this instant.
+   */
+  issuedAt?: number;
   /**
    * The private key the certificate certifies, when it is not `IssueInput.keyPem`: an ACME order
    * resumed after a crash was finalized with the key persisted back then. The controller writes
@@ -27,6 +40,8 @@ export interface IssueResult {
   keyPem?: string;
   /** Called once the managed Secret holds the result (e.g. to delete persisted pending state). */
   afterWrite?: () => Promise<void>;
+  /** The order times of the last hour, this one included: the controller records them on the Secret. */
+  recentOrders?: number[];
 }
 
 /** A CA's opinion on when to renew (ACME ARI), as the controller plans with it. */
@@ -57,6 +72,8 @@ export class IssuerError extends Error {
   readonly retryable: boolean;
   /** The CA asked to come back no sooner than this (Retry-After): reschedule, never sleep. */
   retryAfterMs?: number;
+  /** The order times of the last hour (an order was counted): the controller records them. */
+  recentOrders?: number[];
   constructor(code: IssuerErrorCode, message: string, retryable: boolean) {
     super(message);
     this.name = 'IssuerError';

@@ -11,6 +11,8 @@ export class Metrics {
   readonly rollouts: Counter<'kind' | 'result'>;
   readonly acmeRequests: Counter<'issuer' | 'action' | 'status'>;
   readonly secretErrors: Counter<'reason'>;
+  readonly csrRequests: Counter<'issuer' | 'result'>;
+  readonly csrApprovalWait: Histogram<'issuer'>;
 
   constructor({
     processMetrics = true,
@@ -71,6 +73,19 @@ export class Metrics {
       name: Metric.secretErrorsTotal,
       help: 'Problems found in Secrets (invalid annotations, unparseable certificates, ...), by reason.',
       labelNames: ['reason'],
+      registers: r,
+    });
+    this.csrRequests = new Counter({
+      name: Metric.csrRequestsTotal,
+      help: 'CertificateSigningRequests made by kubernetesCSR issuers, by outcome (issued, denied, failed, timeout).',
+      labelNames: ['issuer', 'result'],
+      registers: r,
+    });
+    this.csrApprovalWait = new Histogram({
+      name: Metric.csrApprovalWait,
+      help: 'Time from creating a CertificateSigningRequest to its certificate.',
+      labelNames: ['issuer'],
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
       registers: r,
     });
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });

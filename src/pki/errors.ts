@@ -28,7 +28,9 @@ export type PkiErrorCode =
   /** notBefore/notAfter are not finite or not in order. */
   | 'INVALID_VALIDITY'
   /** The signing library failed; the message says which step. */
-  | 'SIGNING_FAILED';
+  | 'SIGNING_FAILED'
+  /** A PKCS#10 certificate request does not decode. */
+  | 'CSR_MALFORMED';
 
 export class PkiError extends Error {
   readonly code: PkiErrorCode;

@@ -1,4 +1,5 @@
 export { acmeCertId } from './cert-id.ts';
+export { createCsrPem, type ParsedCsr, parseCsr } from './csr.ts';
 export {
   type CertificateParts,
   type CertSummary,

@@ -2,7 +2,7 @@
 import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { type CertSummary, certificateParts, readCertificateSummary } from './der.ts';
+import { type CertSummary, certificateParts, keyAlgorithmOfSpki, readCertificateSummary } from './der.ts';
 import { PkiError } from './errors.ts';
 import { parseIp } from './ip.ts';
 import { type KeyAlgorithm, type LoadedPrivateKey, loadPrivateKey, spkiMatchesKey } from './keys.ts';
@@ -19,7 +19,16 @@ export interface Identity {
 
 export interface IssueRequest {
   /** Private key (any supported PEM form) whose public half the certificate certifies. */
-  subjectKeyPem: string;
+  subjectKeyPem?: string;
+  /** Or only the public key (DER SubjectPublicKeyInfo), e.g. from a CSR; needs a CA `issuer`. */
+  subjectSpki?: Uint8Array;
+  /** Subject O attributes after the CN (a CSR signer copies the allowed ones). */
+  organizations?: readonly string[];
+  /**
+   * Exact key usages in Kubernetes' names (`digital signature`, `key encipherment`,
+   * `server auth`, `client auth`); absent: the defaults described at issueCertificate.
+   */
+  usages?: readonly string[];
   identity: Identity;
   /** ms since the epoch; certificates carry whole seconds, so both are truncated to seconds. */
   notBefore: number;
@@ -94,7 +103,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
 const ASCII_NAME = /^[\x21-\x7e]+$/;
 
 /** Checks an identity and returns the SAN GeneralNames DER, or undefined when there are no names. */
-function sanDer(identity: Identity): Uint8Array | undefined {
+export function sanDer(identity: Identity): Uint8Array | undefined {
   const ascii = new TextEncoder();
   const names: Uint8Array[] = [];
   for (const dns of identity.dnsNames) {
@@ -190,32 +199,46 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
     throw new PkiError('INVALID_IDENTITY', 'identity has no commonName and no subject alternative names');
   }
 
-  const subjectKey = loadPrivateKey(req.subjectKeyPem);
+  const subjectKey = req.subjectKeyPem !== undefined ? loadPrivateKey(req.subjectKeyPem) : undefined;
+  const spkiDer = subjectKey?.spki ?? req.subjectSpki;
+  if (spkiDer === undefined) throw new PkiError('KEY_MALFORMED', 'no subject key or public key given');
+  const subjectAlgorithm = subjectKey?.algorithm ?? keyAlgorithmOfSpki(spkiDer);
+  if (subjectAlgorithm === 'unknown') {
+    throw new PkiError('UNSUPPORTED_KEY', 'the subject public key is not ECDSA P-256/P-384, RSA or Ed25519');
+  }
   const issuer = req.issuer === 'self' ? undefined : loadIssuer(req.issuer);
   const signer = issuer?.key ?? subjectKey;
+  if (signer === undefined)
+    throw new PkiError('KEY_MALFORMED', 'a self-signed certificate needs the subject private key');
   const params = signingParams(signer.algorithm);
 
-  const subjectName = new x509.Name(cn === undefined ? [] : [{ CN: [{ utf8String: cn }] }]);
+  const rdns: Array<Record<string, Array<{ utf8String: string }>>> = [];
+  if (cn !== undefined) rdns.push({ CN: [{ utf8String: cn }] });
+  for (const o of req.organizations ?? []) rdns.push({ O: [{ utf8String: o }] });
+  const subjectName = new x509.Name(rdns);
   const issuerName = issuer === undefined ? subjectName : new x509.Name(toArrayBuffer(issuer.name));
-  const subjectSpki = toArrayBuffer(subjectKey.spki);
+  const subjectSpki = toArrayBuffer(spkiDer);
 
-  const rsa = subjectKey.algorithm.startsWith('rsa-');
+  const rsa = subjectAlgorithm.startsWith('rsa-');
+  const wanted = req.usages;
   const usage = isCA
     ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature
-    : x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0);
+    : wanted
+      ? (wanted.includes('digital signature') ? x509.KeyUsageFlags.digitalSignature : 0) |
+        (wanted.includes('key encipherment') ? x509.KeyUsageFlags.keyEncipherment : 0)
+      : x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0);
+  const extendedUsages = wanted
+    ? [
+        ...(wanted.includes('server auth') ? [x509.ExtendedKeyUsage.serverAuth] : []),
+        ...(wanted.includes('client auth') ? [x509.ExtendedKeyUsage.clientAuth] : []),
+      ]
+    : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
 
   try {
-    const extensions: x509.Extension[] = [
-      new x509.BasicConstraintsExtension(isCA, undefined, true),
-      new x509.KeyUsagesExtension(usage, true),
-    ];
-    if (!isCA) {
-      extensions.push(
-        new x509.ExtendedKeyUsageExtension([
-          x509.ExtendedKeyUsage.serverAuth,
-          x509.ExtendedKeyUsage.clientAuth,
-        ]),
-      );
+    const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(isCA, undefined, true)];
+    if (usage !== 0) extensions.push(new x509.KeyUsagesExtension(usage, true));
+    if (!isCA && extendedUsages.length > 0) {
+      extensions.push(new x509.ExtendedKeyUsageExtension(extendedUsages));
     }
     if (san !== undefined)
       extensions.push(new x509.Extension('2.5.29.17', cn === undefined, toArrayBuffer(san)));

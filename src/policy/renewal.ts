@@ -166,7 +166,9 @@ export type RenewalReason =
   | 'not-due'
   | 'window-wait'
   | 'inside-window'
-  | 'emergency';
+  | 'emergency'
+  /** `renew-requested-at` holds a value the controller has not acted on yet. */
+  | 'requested';
 
 export interface RenewalDecision {
   action: 'renew-now' | 'wait';

@@ -1,9 +1,15 @@
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
-import { decodeSecretData, describeApiError, isNotFound, type KubeClients } from '../kube/client.ts';
+import {
+  decodeSecretData,
+  describeApiError,
+  httpStatus,
+  isNotFound,
+  type KubeClients,
+} from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { patchPodTemplateAnnotations, WorkloadWatch } from '../kube/workload-watch.ts';
-import { type RestartKind, SecretKey } from '../names.ts';
+import { FIELD_MANAGER, type RestartKind, SecretKey, StatusAnnotation } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { type RolloutApi, RolloutManager } from './manager.ts';
@@ -95,6 +101,29 @@ export function kubeRolloutApi(clients: KubeClients): RolloutApi {
       if (!s) return undefined;
       const data = decodeSecretData(s.data);
       return { certPem: data[SecretKey.certificate] ?? '', keyPem: data[SecretKey.privateKey] ?? '' };
+    },
+    async setRestartOwed(namespace, name, fingerprint, owed) {
+      // A replace guarded by the resourceVersion read (the role grants update, not patch).
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const s = await clients.core.readNamespacedSecret({ namespace, name }).catch(notFound);
+        if (!s) return;
+        const annotations = { ...(s.metadata?.annotations ?? {}) };
+        const current = annotations[StatusAnnotation.restartOwed];
+        if (owed ? current === fingerprint : current !== fingerprint) return;
+        if (owed) annotations[StatusAnnotation.restartOwed] = fingerprint;
+        else delete annotations[StatusAnnotation.restartOwed];
+        try {
+          await clients.core.replaceNamespacedSecret({
+            namespace,
+            name,
+            body: { ...s, metadata: { ...s.metadata, annotations, managedFields: undefined } },
+            fieldManager: FIELD_MANAGER,
+          });
+          return;
+        } catch (err) {
+          if (httpStatus(err) !== 409) throw err;
+        }
+      }
     },
   };
 }

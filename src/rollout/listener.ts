@@ -19,10 +19,20 @@ export interface CertificateChange {
   notAfter: number;
   /** True when this process wrote the certificate (a renewal), false for a change made by others. */
   byController: boolean;
+  /**
+   * The Secret records (`status.cert-rotator.io/restart-owed`) that the workloads using it still
+   * have to be rolled to this certificate: a change a previous process saw and did not finish.
+   */
+  restartOwed?: boolean;
 }
 
 /** Told about certificate changes of managed Secrets (the rollout manager listens here). */
 export interface CertificateListener {
   certificateChanged(change: CertificateChange): void;
   secretRemoved(namespace: string, name: string): void;
+  /**
+   * Would a new certificate in this Secret restart any workload (as far as is known now)? The
+   * controller records an owed restart with the renewal only then. Absent: assume yes.
+   */
+  restartsWorkloads?(namespace: string, name: string, restart: RestartPolicy): boolean;
 }

@@ -13,6 +13,8 @@ export interface ManagedSecret {
   /** Validity of the certificate this one replaced (what running pods still hold). */
   previous: Validity | undefined;
   byController: boolean;
+  /** The Secret records that this certificate's restarts are still owed. */
+  owed: boolean;
 }
 
 /**

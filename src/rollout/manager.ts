@@ -3,6 +3,7 @@ import { describeApiError } from '../kube/client.ts';
 import { type Result, WorkQueue } from '../kube/workqueue.ts';
 import { PodTemplateAnnotation, type RestartKind, RolloutResult } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { RestartPolicy } from '../policy/restart.ts';
 import type { CertificateChange, CertificateListener } from './listener.ts';
 import { type ManagedSecret, ManagedSecrets } from './managed-secrets.ts';
 import { decideRestart, planRestart } from './plan.ts';
@@ -22,6 +23,12 @@ export interface RolloutApi {
   ): Promise<{ ok: true; generation: number } | { ok: false; status: 'conflict' | 'gone' }>;
   /** A Secret's tls.crt and tls.key as text, or undefined when it is gone. */
   readTlsPair(namespace: string, name: string): Promise<{ certPem: string; keyPem: string } | undefined>;
+  /**
+   * Records on the Secret (`status.cert-rotator.io/restart-owed`) that its workloads still have to
+   * be rolled to the certificate `fingerprint`, or (`owed: false`) that they all have been: removes
+   * the record if it still names `fingerprint`, never a newer one.
+   */
+  setRestartOwed(namespace: string, name: string, fingerprint: string, owed: boolean): Promise<void>;
 }
 
 export interface RolloutManagerDeps {
@@ -67,10 +74,21 @@ export class RolloutManager implements CertificateListener {
   readonly #triggers = new Map<string, Set<string>>();
   /** Secrets that changed before the index was ready. */
   readonly #pendingLive = new Set<string>();
+  /**
+   * workload key → when the debounce of its first pending change ends. A workload queued sooner
+   * (start-up check, gaining leadership, a resumed Deployment) still waits for it, so changes made
+   * together are merged however the workload got into the queue.
+   */
+  readonly #debounceUntil = new Map<string, number>();
   /** workload key → the window start a deferral was last reported for. */
   readonly #deferred = new Map<string, number>();
   /** Workloads whose last patch met a 409: read fresh before deciding again. */
   readonly #stale = new Set<string>();
+  /**
+   * Secret key → fingerprint whose restarts the Secret records as owed: cleared on the Secret once
+   * no workload is owed a restart for it any more, so a new process can finish what this one began.
+   */
+  readonly #owed = new Map<string, string>();
   #workloadsSynced = false;
   #synced = false;
   #syncTimer: unknown;
@@ -126,8 +144,7 @@ export class RolloutManager implements CertificateListener {
   workloadRemoved(kind: RestartKind, namespace: string, name: string): void {
     this.index.remove(kind, namespace, name);
     const key = workloadKey(kind, namespace, name);
-    this.#triggers.delete(key);
-    this.#deferred.delete(key);
+    this.#done(key);
     this.#stale.delete(key);
   }
 
@@ -179,10 +196,15 @@ export class RolloutManager implements CertificateListener {
       validity: { notBefore: change.notBefore, notAfter: change.notAfter },
       previous: before?.validity,
       byController: change.byController,
+      owed: change.restartOwed === true,
     };
     this.#secrets.set(key, state);
+    if (state.owed) this.#owed.set(key, change.fingerprint);
+    // A restart the Secret records as owed (a previous process saw the change and did not finish)
+    // counts as a change seen live, once per certificate.
     const live =
-      change.previousFingerprint !== undefined && change.previousFingerprint !== change.fingerprint;
+      (change.previousFingerprint !== undefined && change.previousFingerprint !== change.fingerprint) ||
+      (state.owed && before?.fingerprint !== change.fingerprint);
     if (!live) return;
     if (!this.#synced) {
       this.#pendingLive.add(key);
@@ -191,10 +213,19 @@ export class RolloutManager implements CertificateListener {
     void this.#rollOut(key);
   }
 
+  restartsWorkloads(namespace: string, name: string, restart: RestartPolicy): boolean {
+    // Before the workloads are listed nothing is known: record the owed restart to be safe.
+    if (!this.#workloadsSynced) return true;
+    if (restart.mode === 'none') return false;
+    if (restart.mode === 'auto') return this.index.usersOf(namespace, name).length > 0;
+    return restart.targets.some((t) => this.index.get(workloadKey(t.kind, namespace, t.name)) !== undefined);
+  }
+
   secretRemoved(namespace: string, name: string): void {
     const key = `${namespace}/${name}`;
     this.#secrets.delete(key, namespace);
     this.#pendingLive.delete(key);
+    this.#owed.delete(key);
   }
 
   /** A live certificate change of one Secret: find its workloads and queue them, debounced. */
@@ -204,6 +235,7 @@ export class RolloutManager implements CertificateListener {
     const secret = { namespace: s.namespace, name: s.name };
     if (s.restart.mode === 'none') {
       for (const wk of this.index.usersOf(s.namespace, s.name)) this.#report.restartDisabled(secret, wk);
+      this.#settle(secretKey);
       return;
     }
     let targets: string[];
@@ -220,14 +252,18 @@ export class RolloutManager implements CertificateListener {
         this.#report.targetNotFound(secret, t);
       }
     }
-    if (targets.length === 0) return;
-    if (!s.byController) {
+    if (targets.length === 0) {
+      this.#settle(secretKey);
+      return;
+    }
+    if (!s.byController && !s.owed) {
       // Replaced by hand: only a certificate that works may restart anything.
       const problem = await verifyTlsPair(this.#deps.api, s.namespace, s.name, this.#clock.now());
       if (problem !== undefined) {
         this.#report.unusable(secretKey, secret, targets, problem);
         return;
       }
+      await this.#recordOwed(secretKey, s.fingerprint);
     }
     for (const wk of targets) {
       let set = this.#triggers.get(wk);
@@ -236,6 +272,8 @@ export class RolloutManager implements CertificateListener {
         this.#triggers.set(wk, set);
       }
       set.add(secretKey);
+      if (!this.#debounceUntil.has(wk))
+        this.#debounceUntil.set(wk, this.#clock.now() + this.#deps.debounceMs);
       this.#queue.addAfter(wk, this.#deps.debounceMs);
     }
   }
@@ -282,9 +320,11 @@ export class RolloutManager implements CertificateListener {
       }
       entry = this.index.upsert(entry.kind, fresh)?.entry ?? entry;
     }
+    const now = this.#clock.now();
+    const debounced = this.#debounceUntil.get(key);
+    if (debounced !== undefined && debounced > now) return { requeueAfter: debounced - now };
     const plan = entry ? planRestart(entry, key, this.#secrets, this.#triggers.get(key)) : undefined;
     if (!entry || !plan) return this.#done(key);
-    const now = this.#clock.now();
     const decision = decideRestart(entry, plan, now);
     if (decision.action === 'skip') {
       this.#report.skipped(entry, plan.causes, decision.why);
@@ -331,8 +371,42 @@ export class RolloutManager implements CertificateListener {
   }
 
   #done(key: string): undefined {
+    const owedFor = this.#triggers.get(key);
     this.#triggers.delete(key);
     this.#deferred.delete(key);
+    this.#debounceUntil.delete(key);
+    for (const secretKey of owedFor ?? []) {
+      if (![...this.#triggers.values()].some((set) => set.has(secretKey))) this.#settle(secretKey);
+    }
     return undefined;
+  }
+
+  /** A change made by hand: record on the Secret that its restarts are owed (the leader does). */
+  async #recordOwed(secretKey: string, fingerprint: string): Promise<void> {
+    if (this.#deps.isLeader?.() === false || this.#owed.get(secretKey) === fingerprint) return;
+    const [namespace = '', name = ''] = secretKey.split('/');
+    try {
+      await this.#deps.api.setRestartOwed(namespace, name, fingerprint, true);
+      this.#owed.set(secretKey, fingerprint);
+    } catch (err) {
+      this.#log.warn(
+        { secret: secretKey, error: describeApiError(err) },
+        'could not record the owed restart on the Secret',
+      );
+    }
+  }
+
+  /** No workload is owed a restart for this Secret any more: clear its record (the leader does). */
+  #settle(secretKey: string): void {
+    const fingerprint = this.#owed.get(secretKey);
+    if (fingerprint === undefined || this.#deps.isLeader?.() === false) return;
+    this.#owed.delete(secretKey);
+    const [namespace = '', name = ''] = secretKey.split('/');
+    this.#deps.api.setRestartOwed(namespace, name, fingerprint, false).catch((err: unknown) => {
+      this.#log.warn(
+        { secret: secretKey, error: describeApiError(err) },
+        'could not clear the owed restart on the Secret; a restarted controller will check its workloads again',
+      );
+    });
   }
 }

@@ -59,6 +59,17 @@ async function readOrUndefined(name: string): Promise<k8s.V1Secret | undefined> 
   }
 }
 
+/**
+ * The controller of the tests after the crash test: that test starts it once it has crashed the
+ * first one; a test run on its own (or after a restart test) starts it here.
+ */
+function running(): ControllerProcess {
+  if (!controller || controller.proc.exitCode !== null || controller.proc.signalCode !== null) {
+    controller = startControllerProcess({ configPath, kubeconfigPath: testEnv().kubeconfigPath });
+  }
+  return controller;
+}
+
 beforeAll(async () => {
   const env = testEnv();
   core = adminKubeConfig().makeApiClient(k8s.CoreV1Api);
@@ -148,6 +159,7 @@ describe('ACME crash safety, fallback and order cap against Pebble (real)', () =
   });
 
   it('stale pending state (another issuer) is deleted and a new order placed', async () => {
+    running();
     // Left behind by cert-rotator for another issuer: our labels and an owner reference to the
     // managed Secret (a companion without them is somebody else's and is never touched). The
     // managed Secret exists first, not yet opted in, so the companion can name it as owner.
@@ -190,7 +202,7 @@ describe('ACME crash safety, fallback and order cap against Pebble (real)', () =
       return x.metadata?.annotations?.[`${A}revision`] === '1' ? x : undefined;
     });
     expect(new X509Certificate(decoded(s, 'tls.crt')).subjectAltName).toBe('DNS:stale.example.test');
-    const dropped = await controller.waitForLog(
+    const dropped = await running().waitForLog(
       'stale state discarded',
       (l) => l.msg === 'discarding pending ACME order state' && String(l.secret).endsWith('/stale-web'),
     );
@@ -202,6 +214,7 @@ describe('ACME crash safety, fallback and order cap against Pebble (real)', () =
   });
 
   it('falls back to the fallback issuer after fallbackAfter consecutive failures, and says so', async () => {
+    running();
     await expiring('fallback-web', 'refusing', ['blocked-domain.example']);
     const s = await waitFor(
       'fallback-web to be renewed by the fallback',
@@ -226,6 +239,7 @@ describe('ACME crash safety, fallback and order cap against Pebble (real)', () =
   });
 
   it('caps orders per Secret per hour: the third attempt waits for the next allowed time', async () => {
+    running();
     await expiring('capped-web', 'capped', ['blocked-domain.example']);
     const event = await waitFor('RenewalFailed naming the order cap', async () =>
       (await eventsFor(core, ns(), 'capped-web')).find(
@@ -239,5 +253,39 @@ describe('ACME crash safety, fallback and order cap against Pebble (real)', () =
     expect(await orderCount(capPebble)).toBe(2);
     await new Promise((r) => setTimeout(r, 3_000));
     expect(await orderCount(capPebble)).toBe(2);
+  });
+
+  it('the order cap holds across a restart: the order times are recorded on the Secret', async () => {
+    const first = running();
+    const before = await orderCount(capPebble);
+    await expiring('cap-restart-web', 'capped', ['blocked-domain.example']);
+    const capped = (l: Record<string, unknown>) =>
+      l.secret === `${ns()}/cap-restart-web` && /reached the cap/.test(String(l.msg));
+    await first.waitForLog('the cap to be reached', capped, 60_000);
+    expect(await orderCount(capPebble)).toBe(before + 2);
+    const s = await core.readNamespacedSecret({ namespace: ns(), name: 'cap-restart-web' });
+    const recorded = s.metadata?.annotations?.['status.cert-rotator.io/acme-orders']?.split(',') ?? [];
+    expect(recorded).toHaveLength(2);
+
+    // The cap's wait (the next allowed order, ~1 h) is recorded too: a new process keeps to it.
+    const nextAttempt = Date.parse(
+      s.metadata?.annotations?.['status.cert-rotator.io/next-attempt-time'] ?? '',
+    );
+    expect(nextAttempt - Date.now()).toBeGreaterThan(50 * 60_000);
+
+    // A new process knows only what the Secret says. Without the recorded wait (as an older
+    // version wrote it), it tries after the short backoff: the order times alone must stop the order.
+    await first.kill();
+    await core.patchNamespacedSecret(
+      {
+        namespace: ns(),
+        name: 'cap-restart-web',
+        body: { metadata: { annotations: { 'status.cert-rotator.io/next-attempt-time': null } } },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const second = running();
+    await second.waitForLog('the restarted controller to meet the cap', capped, 60_000);
+    expect(await orderCount(capPebble)).toBe(before + 2);
   });
 });

@@ -33,7 +33,7 @@ const NEVER_IMAGE = ['--set', 'image.repository=registry.invalid/cert-rotator', 
 /** The verbs the controller's code uses in a watched namespace (grep src/ for the calls). */
 const WATCH_RULES = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'update'] },
-  { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   {
     apiGroups: ['apps'],
     resources: ['deployments', 'statefulsets', 'daemonsets'],
@@ -620,6 +620,7 @@ describe('helm install into the test API server, then the controller as the char
         namespace: watched,
       })),
       { verb: 'create', resource: 'events', namespace: watched },
+      { verb: 'patch', resource: 'events', namespace: watched },
       ...['get', 'list', 'watch', 'patch'].flatMap((verb) =>
         ['deployments', 'statefulsets', 'daemonsets'].map((resource) => ({
           verb,

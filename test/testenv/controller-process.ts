@@ -96,7 +96,9 @@ export function startControllerProcess(args: {
   proc.stderr?.on('data', (chunk: string) => {
     raw += chunk;
   });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': 'exit' may come before the last stdout chunks are read, and a test that
+  // looks at the logs right after stop() would then miss the lines printed on the way out.
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   const handle: ControllerProcess = {
     proc,
     logs,

@@ -1,121 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { stopAllPeersNow } from '../../src/devcluster/processes.ts';
 
-const LEASH = new URL('./leash.sh', import.meta.url).pathname;
+// The peer launcher (leash included) is part of the product (`cert-rotator demo`).
+export * from '../../src/devcluster/processes.ts';
 
-export interface Peer {
-  readonly name: string;
-  /** pid of the peer program itself (not of its leash). */
-  readonly pid: number;
-  readonly logFile: string;
-  /** Resolves with the exit code once the peer has stopped. */
-  readonly exited: Promise<number | null>;
-  stop(): Promise<void>;
-}
-
-const running = new Set<ChildProcess>();
-
-/** Stop every peer still running; synchronous so it works in an 'exit' handler. */
-function killAllNow(): void {
-  for (const child of running) {
-    try {
-      // The leash's stdin is our pipe: ending it stops the peer even if signals are lost.
-      child.stdin?.destroy();
-      if (child.pid) process.kill(child.pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  }
-}
-process.once('exit', killAllNow);
+// A test run interrupted by Ctrl-C (or a CI runner's SIGTERM) stops every peer and exits at
+// once; the demo installs its own handlers because it also removes its directory.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
-    killAllNow();
+    stopAllPeersNow();
     process.exit(130);
   });
-}
-
-export interface StartOptions {
-  env?: NodeJS.ProcessEnv;
-  logDir: string;
-  cwd?: string;
-}
-
-/**
- * Starts `bin args` under leash.sh with output in `<logDir>/<name>.log`. The pid reported is the
- * peer's own (read from /proc), so tests can assert it is gone after teardown.
- */
-export async function startPeer(
-  name: string,
-  bin: string,
-  args: string[],
-  opts: StartOptions,
-): Promise<Peer> {
-  mkdirSync(opts.logDir, { recursive: true });
-  const logFile = join(opts.logDir, `${name}.log`);
-  const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(LEASH, [bin, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
-    cwd: opts.cwd,
-  });
-  child.stdout?.pipe(log, { end: false });
-  child.stderr?.pipe(log, { end: false });
-  running.add(child);
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
-      running.delete(child);
-      log.end();
-      resolve(code);
-    });
-  });
-  const leashPid = child.pid;
-  if (leashPid === undefined) throw new Error(`${name}: could not start ${bin}`);
-  const pid = await childPidOf(
-    leashPid,
-    5_000,
-    () => child.exitCode !== null || child.signalCode !== null,
-  ).catch((err: unknown) => {
-    throw new Error(`${name}: ${err instanceof Error ? err.message : String(err)}; see ${logFile}`);
-  });
-  return {
-    name,
-    pid,
-    logFile,
-    exited,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-async function childPidOf(parent: number, timeoutMs: number, leashExited: () => boolean): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (leashExited()) throw new Error('the program exited at once');
-    try {
-      const children = (await readFile(`/proc/${parent}/task/${parent}/children`, 'utf8'))
-        .trim()
-        .split(/\s+/);
-      // The first child is the peer; the second (if any) is the stdin watcher subshell.
-      if (children[0]) return Number(children[0]);
-    } catch {
-      // leash not yet forked
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`leash ${parent} started no program within ${timeoutMs} ms`);
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

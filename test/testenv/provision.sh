@@ -6,9 +6,21 @@
 # so a second run only checks that the files are there. Nothing is downloaded
 # except through the Go module proxy and Debian's apt repositories.
 #
-# Prints one line per step: what was built or reused and how long it took.
+# Prints one line per step: what was built or reused and how long it took (and, on a
+# first build, roughly how long it will take, with a line every 30 s while it runs).
 # Writes $CACHE/env.sh, which the test harness sources for the binary paths.
+#
+# Usage: provision.sh [all|control-plane]
+#   all (default)   everything the tests need.
+#   control-plane   only etcd, kube-apiserver and kube-controller-manager (what
+#                   `cert-rotator demo` needs); writes $CACHE/control-plane.env only.
 set -euo pipefail
+
+TARGET="${1:-all}"
+case "$TARGET" in
+  all | control-plane) ;;
+  *) echo "usage: provision.sh [all|control-plane]" >&2; exit 2 ;;
+esac
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"      # k8s.io/kubernetes release line
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
@@ -22,7 +34,10 @@ mkdir -p "$BIN" "$CACHE/src"
 # One lock so parallel invocations (two vitest workers, a developer and CI) never
 # build into the same directory at once.
 exec 9>"$CACHE/.lock"
-flock 9
+if ! flock -n 9; then
+  printf '[provision] waiting for another provisioning run to finish (lock %s)\n' "$CACHE/.lock"
+  flock 9
+fi
 
 export GOFLAGS="${GOFLAGS:--buildvcs=false} -trimpath"
 export CGO_ENABLED=0
@@ -36,16 +51,33 @@ say() { printf '[provision] %s\n' "$*"; }
 # caller wrote; the binaries go to $BIN. A stamp file records the version built.
 stamp_ok() { [ -f "$BIN/.$1.stamp" ] && [ "$(cat "$BIN/.$1.stamp")" = "$2" ]; }
 
+need_go() {
+  command -v go >/dev/null && return
+  echo "provision: building $1 needs Go >= 1.26 on PATH (https://go.dev/dl/), or set KUBEBUILDER_ASSETS to a directory with etcd, kube-apiserver and kube-controller-manager" >&2
+  exit 1
+}
+
+# build_module NAME VERSION DIR ESTIMATE PKG...  (ESTIMATE: what a first build takes on 2 cores)
 build_module() {
-  local name=$1 version=$2 dir=$3; shift 3
+  local name=$1 version=$2 dir=$3 estimate=$4; shift 4
   local t0; t0=$(now)
   if stamp_ok "$name" "$version"; then
     say "$name $version: cached"
     return
   fi
-  say "$name $version: building (first time only; several minutes)"
-  (cd "$dir" && go mod tidy >/dev/null 2>&1 || (cd "$dir" && go mod tidy))
-  (cd "$dir" && go build -ldflags "-s -w $LDFLAGS_EXTRA" -o "$BIN/" "$@")
+  need_go "$name"
+  say "$name $version: building (first time only; about $estimate on 2 cores, then cached)"
+  # A heartbeat, so a first build never looks hung.
+  ( while sleep 30; do say "$name $version: still building ($(took "$t0") so far, about $estimate in all)"; done ) &
+  local ticker=$!
+  local rc=0
+  {
+    (cd "$dir" && go mod tidy >/dev/null 2>&1 || (cd "$dir" && go mod tidy)) &&
+      (cd "$dir" && go build -ldflags "-s -w $LDFLAGS_EXTRA" -o "$BIN/" "$@")
+  } || rc=$?
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  [ "$rc" -eq 0 ] || { echo "provision: building $name $version failed (exit $rc)" >&2; exit "$rc"; }
   echo "$version" >"$BIN/.$name.stamp"
   say "$name $version: built in $(took "$t0")"
 }
@@ -74,7 +106,7 @@ else
     write_main_module "$d" "require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
     echo 'import _ "go.etcd.io/etcd/server/v3"' >>"$d/tools.go"
   fi
-  LDFLAGS_EXTRA="" build_module etcd "$ETCD_VERSION" "$d" go.etcd.io/etcd/server/v3
+  LDFLAGS_EXTRA="" build_module etcd "$ETCD_VERSION" "$d" "1 min" go.etcd.io/etcd/server/v3
   [ -x "$BIN/server" ] && mv "$BIN/server" "$BIN/etcd"
 
   # --- kube-apiserver + kube-controller-manager -------------------------------
@@ -93,23 +125,34 @@ else
     printf 'import (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n)\n' >>"$d/tools.go"
   fi
   LDFLAGS_EXTRA="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
-    build_module kubernetes "$K8S_VERSION" "$d" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    build_module kubernetes "$K8S_VERSION" "$d" "4 min" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+fi
+
+cat >"$CACHE/control-plane.env.tmp" <<ENV
+export CR_ETCD="$ASSETS/etcd"
+export CR_KUBE_APISERVER="$ASSETS/kube-apiserver"
+export CR_KUBE_CONTROLLER_MANAGER="$ASSETS/kube-controller-manager"
+ENV
+mv "$CACHE/control-plane.env.tmp" "$CACHE/control-plane.env"
+if [ "$TARGET" = control-plane ]; then
+  say "control plane ready in $(took "$T_ALL"); binaries in $ASSETS"
+  exit 0
 fi
 
 # --- helm ----------------------------------------------------------------------
 d="$CACHE/src/helm-$HELM_VERSION"
 stamp_ok helm "$HELM_VERSION" || { write_main_module "$d" "require helm.sh/helm/v3 $HELM_VERSION"; echo 'import _ "helm.sh/helm/v3/cmd/helm"' >>"$d/tools.go"; }
-LDFLAGS_EXTRA="" build_module helm "$HELM_VERSION" "$d" helm.sh/helm/v3/cmd/helm
+LDFLAGS_EXTRA="" build_module helm "$HELM_VERSION" "$d" "2 min" helm.sh/helm/v3/cmd/helm
 
 # --- pebble + pebble-challtestsrv ---------------------------------------------
 d="$CACHE/src/pebble-$PEBBLE_VERSION"
 stamp_ok pebble "$PEBBLE_VERSION" || { write_main_module "$d" "require github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION"; printf 'import (\n\t_ "github.com/letsencrypt/pebble/v2/cmd/pebble"\n\t_ "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv"\n)\n' >>"$d/tools.go"; }
-LDFLAGS_EXTRA="" build_module pebble "$PEBBLE_VERSION" "$d" github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
+LDFLAGS_EXTRA="" build_module pebble "$PEBBLE_VERSION" "$d" "1 min" github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
 
 # --- promtool (checks and unit-tests the chart's alert rules) ------------------
 d="$CACHE/src/promtool-$PROMTOOL_VERSION"
 stamp_ok promtool "$PROMTOOL_VERSION" || { write_main_module "$d" "require github.com/prometheus/prometheus $PROMTOOL_VERSION"; echo 'import _ "github.com/prometheus/prometheus/cmd/promtool"' >>"$d/tools.go"; }
-LDFLAGS_EXTRA="" build_module promtool "$PROMTOOL_VERSION" "$d" github.com/prometheus/prometheus/cmd/promtool
+LDFLAGS_EXTRA="" build_module promtool "$PROMTOOL_VERSION" "$d" "5 min" github.com/prometheus/prometheus/cmd/promtool
 
 # --- BIND 9 (named, nsupdate, dig) from Debian -----------------------------------
 t0=$(now)

@@ -85,7 +85,7 @@ The config file: values.config with the parts the chart owns filled in.
 {{/*
 Rules for the namespaces the controller watches. Each line is a call the code makes:
   secrets get/list/watch/update  read, list+watch (informer), replace (atomic renewal write)
-  events create                  Renewed, RenewalFailed, ... on the Secret and the workload
+  events create/patch            Renewed, RenewalFailed, ... on the Secret and the workload (patch: a repeat within 10 min counts up on the same Event)
   deployments/statefulsets/daemonsets get/list/watch/patch  find and restart the users of a Secret
 */}}
 {{- define "cert-rotator.watchRules" -}}
@@ -94,7 +94,7 @@ Rules for the namespaces the controller watches. Each line is a call the code ma
   verbs: [get, list, watch, update]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
   verbs: [get, list, watch, patch]
@@ -114,6 +114,42 @@ Rules for the namespaces the controller watches. Each line is a call the code ma
   resources: [ingresses]
   verbs: [get, create, delete]
 {{- end }}
+{{- if (include "cert-rotator.csr" . | fromJson).requester }}
+{{- /* kubernetesCSR issuers: the companion Secret holding a pending CSR's key (src/issuers/kubernetes-csr/pending.ts). */}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create, delete]
+{{- end }}
+{{- end -}}
+
+{{/*
+What the CSR pieces of the config need, as JSON:
+  requester        a kubernetesCSR issuer exists (create/get/list/watch/delete CSRs)
+  selfApprove      signerNames of kubernetesCSR issuers with autoApprove (approval + approve)
+  sign             signerNames of ca issuers with `signer` (status + sign, get/list/watch CSRs)
+  approve          signerNames of those with `approve` (approval + approve)
+  configMaps       caBundleFrom ConfigMaps: namespace -> names (get)
+*/}}
+{{- define "cert-rotator.csr" -}}
+{{- $out := dict "requester" false "selfApprove" (list) "sign" (list) "approve" (list) "configMaps" (dict) -}}
+{{- range $issuer := (default (list) .Values.config.issuers) -}}
+{{- if kindIs "map" $issuer -}}
+{{- with $issuer.kubernetesCSR -}}
+{{- $_ := set $out "requester" true -}}
+{{- if .autoApprove -}}{{- $_ := set $out "selfApprove" (append $out.selfApprove .signerName | uniq) -}}{{- end -}}
+{{- with .caBundleFrom -}}{{- with .configMap -}}
+{{- $names := get $out.configMaps .namespace | default (list) -}}
+{{- $_ := set $out.configMaps .namespace (append $names .name | uniq) -}}
+{{- end -}}{{- end -}}
+{{- end -}}
+{{- if and $issuer.ca (hasKey $issuer "signer") -}}
+{{- $signerName := (default (dict) $issuer.signer).signerName | default (printf "cert-rotator.io/%s" $issuer.name) -}}
+{{- $_ := set $out "sign" (append $out.sign $signerName | uniq) -}}
+{{- if $issuer.approve -}}{{- $_ := set $out "approve" (append $out.approve $signerName | uniq) -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}
 
 {{/*

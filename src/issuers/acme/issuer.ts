@@ -111,6 +111,8 @@ export class AcmeIssuer implements Issuer {
 
   async issue(input: IssueInput): Promise<IssueResult> {
     const where = `issuer "${this.name}" for Secret ${input.namespace}/${input.secretName}`;
+    /** The order times to record on the Secret once an order has been counted. */
+    let orders: number[] | undefined;
     try {
       const names = identifiers(input);
       const conn = await this.connect();
@@ -118,7 +120,9 @@ export class AcmeIssuer implements Issuer {
       const resumed = await resumePendingOrder(this.ctx, conn, input, names, deadline);
       if (resumed) return resumed;
       const now = this.ctx.clock.now();
-      const allowed = this.budget.take(`${input.namespace}/${input.secretName}`, now);
+      const budgetKey = `${input.namespace}/${input.secretName}`;
+      const allowed = this.budget.take(budgetKey, now, input.recentOrders);
+      orders = this.budget.orders(budgetKey);
       if (!allowed.ok) {
         const e = new IssuerError(
           'CA_UNAVAILABLE',
@@ -128,9 +132,11 @@ export class AcmeIssuer implements Issuer {
         e.retryAfterMs = allowed.retryAfterMs;
         throw e;
       }
-      return await placeOrder(this.ctx, conn, input, names, deadline);
+      return { ...(await placeOrder(this.ctx, conn, input, names, deadline)), recentOrders: orders };
     } catch (err) {
-      throw toIssuerError(where, err);
+      const e = toIssuerError(where, err);
+      if (orders) e.recentOrders = orders;
+      throw e;
     }
   }
 

@@ -1,9 +1,13 @@
 /**
- * A cap on new ACME orders per managed Secret in any sliding hour (in memory, per process).
- * The backoff already spaces failures out; this bounds what a misbehaving Secret (edited in a
- * loop, say) can cost against the CA's rate limits.
+ * A cap on new ACME orders per managed Secret in any sliding hour. The backoff already spaces
+ * failures out; this bounds what a misbehaving Secret (edited in a loop, say) can cost against
+ * the CA's rate limits. The controller records the order times on the Secret
+ * (`status.cert-rotator.io/acme-orders`) and hands them back in, so the cap holds across restarts
+ * and failovers: of what this process remembers and what the Secret records, the longer list counts.
  */
 const HOUR_MS = 3_600_000;
+
+export type BudgetAnswer = { ok: true } | { ok: false; retryAfterMs: number };
 
 export class OrderBudget {
   private readonly limit: number;
@@ -16,11 +20,15 @@ export class OrderBudget {
   }
 
   /** Takes one order for `key` at `now`; or says how long until one is allowed again. */
-  take(key: string, now: number): { ok: true } | { ok: false; retryAfterMs: number } {
-    const recent = (this.placed.get(key) ?? []).filter((t) => t > now - this.windowMs);
+  take(key: string, now: number, recorded: readonly number[] = []): BudgetAnswer {
+    const inWindow = (list: readonly number[]) =>
+      list.filter((t) => t > now - this.windowMs && t <= now).sort((a, b) => a - b);
+    const remembered = inWindow(this.placed.get(key) ?? []);
+    const fromSecret = inWindow(recorded);
+    const recent = fromSecret.length > remembered.length ? fromSecret : remembered;
     if (recent.length >= this.limit) {
       this.placed.set(key, recent);
-      const oldest = recent[0] ?? now;
+      const oldest = recent[recent.length - this.limit] ?? now;
       return { ok: false, retryAfterMs: Math.max(1_000, oldest + this.windowMs - now) };
     }
     recent.push(now);
@@ -28,7 +36,8 @@ export class OrderBudget {
     return { ok: true };
   }
 
-  forget(key: string): void {
-    this.placed.delete(key);
+  /** The order times (of the last hour, as of the last `take`) counted for `key`: to record on the Secret. */
+  orders(key: string): number[] {
+    return [...(this.placed.get(key) ?? [])];
   }
 }

@@ -283,3 +283,37 @@ describe('parseSecretPolicy', () => {
     ]);
   });
 });
+
+describe('annotations the controller writes are never input (rolling upgrades)', () => {
+  it('every status annotation, with any value, leaves the policy valid and unchanged', () => {
+    const base = policyOf({ [Annotation.enabled]: 'true' });
+    const status: Record<string, string> = {};
+    for (const key of Object.values(StatusAnnotation)) status[key] = '\u0000 not a value anything parses';
+    expect(policyOf({ [Annotation.enabled]: 'true', ...status })).toEqual(base);
+  });
+
+  it('a status annotation that only a newer version knows is ignored, not an unknown annotation', () => {
+    const base = policyOf({ [Annotation.enabled]: 'true' });
+    expect(
+      policyOf({
+        [Annotation.enabled]: 'true',
+        'status.cert-rotator.io/added-in-0.9': 'x'.repeat(10_000),
+        'status.cert-rotator.io/another': '',
+      }),
+    ).toEqual(base);
+    // The input prefix stays strict: a typo there is still reported.
+    expect(errorsOf({ 'cert-rotator.io/enabeld': 'true' })[0]?.annotation).toBe('cert-rotator.io/enabeld');
+  });
+
+  it('renew-requested-at is due once: the handled token (a status annotation) turns it off', () => {
+    expect(policyOf({ [Annotation.renewRequestedAt]: 't1' }).renewRequest).toBe('t1');
+    expect(
+      policyOf({ [Annotation.renewRequestedAt]: 't1', [StatusAnnotation.renewRequestHandled]: 't1' })
+        .renewRequest,
+    ).toBeUndefined();
+    expect(policyOf({ [Annotation.renewRequestedAt]: ' ' }).renewRequest).toBeUndefined();
+    expect(errorsOf({ [Annotation.renewRequestedAt]: 'x'.repeat(5000) })[0]?.annotation).toBe(
+      Annotation.renewRequestedAt,
+    );
+  });
+});

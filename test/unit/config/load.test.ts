@@ -92,7 +92,13 @@ describe('loadConfig', () => {
       {
         name: 'cluster-csr',
         kind: 'kubernetesCSR',
-        kubernetesCSR: { signerName: 'example.com/serving', autoApprove: true, expirationSeconds: 2592000 },
+        kubernetesCSR: {
+          signerName: 'example.com/serving',
+          autoApprove: true,
+          expirationSeconds: 2592000,
+          usages: ['digital signature', 'server auth'],
+          approvalTimeoutMs: 15 * 60_000,
+        },
         allowedNamespaces: ['*'],
         durationMs: 30 * D,
       },
@@ -337,5 +343,115 @@ issuers:
     for (let i = 0; i < 8; i++)
       bomb.push(`${'bcdefghi'[i]}: &${'bcdefghi'[i]} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`);
     expect(issues(bomb.join('\n'))[0]).toMatch(/^\(file\): .*alias/i);
+  });
+});
+
+describe('config of the CSR issuer, signer and identity lists', () => {
+  it('reads the identity allow-lists and reports bad entries by path', () => {
+    const config = loadConfig(`
+issuers:
+  - name: wl
+    selfSigned: {}
+    allowedIPs: ["10.0.0.0/8", "fd00::/8"]
+    allowedURIs: ["spiffe://cluster.local/ns/*/sa/*"]
+    allowedCommonNames: ["svc-*"]
+`);
+    expect(config.issuers[0]).toMatchObject({
+      allowedIPs: ['10.0.0.0/8', 'fd00::/8'],
+      allowedURIs: ['spiffe://cluster.local/ns/*/sa/*'],
+      allowedCommonNames: ['svc-*'],
+    });
+    expect(
+      issues(`
+issuers:
+  - name: wl
+    selfSigned: {}
+    allowedIPs: ["10.0.0.0/33"]
+    allowedURIs: ["no scheme"]
+`),
+    ).toEqual([
+      'issuers[0].allowedIPs[0]: "10.0.0.0/33" is not a CIDR such as 10.0.0.0/8 or fd00::/8',
+      'issuers[0].allowedURIs[0]: "no scheme" must be printable ASCII without spaces',
+    ]);
+  });
+
+  it('defaults usages per signer and refuses what a Secret cannot use, saying why', () => {
+    const config = loadConfig(`
+issuers:
+  - name: kcm-client
+    kubernetesCSR: { signerName: kubernetes.io/kube-apiserver-client, autoApprove: true, approvalTimeout: 30s }
+    allowedCommonNames: ["app-*"]
+`);
+    expect(config.issuers[0]).toMatchObject({
+      kubernetesCSR: {
+        usages: ['digital signature', 'key encipherment', 'client auth'],
+        approvalTimeoutMs: 30_000,
+      },
+    });
+    const problems = issues(`
+issuers:
+  - name: kubelet
+    kubernetesCSR: { signerName: kubernetes.io/kubelet-serving }
+  - name: client-no-list
+    kubernetesCSR: { signerName: kubernetes.io/kube-apiserver-client }
+  - name: bad-usage
+    kubernetesCSR: { signerName: example.com/x, usages: [server auth, flying], approvalTimeout: 1s }
+`);
+    expect(problems[0]).toMatch(
+      /^issuers\[0\]\.kubernetesCSR\.signerName: "kubernetes.io\/kubelet-serving" cannot be used: .*O=system:nodes/,
+    );
+    expect(problems[1]).toMatch(
+      /^issuers\[1\]\.kubernetesCSR\.signerName: a client-auth issuer .* must list allowedCommonNames/,
+    );
+    expect(problems.slice(2)).toEqual([
+      'issuers[2].kubernetesCSR.usages[1]: "flying" is not a usage here (one of: signing, digital signature, content commitment, key encipherment, key agreement, data encipherment, cert sign, crl sign, encipher only, decipher only, any, server auth, client auth, code signing, email protection, s/mime, ipsec end system, ipsec tunnel, ipsec user, timestamping, ocsp signing, microsoft sgc, netscape sgc)',
+      'issuers[2].kubernetesCSR.approvalTimeout: "1s" is too short; the minimum is 5s',
+    ]);
+  });
+
+  it('reads signer and approver on a ca issuer, and only there', () => {
+    const config = loadConfig(`
+issuers:
+  - name: workload-ca
+    ca: { secret: { namespace: cr, name: wca } }
+    signer: { maxDuration: 1m }
+    approve:
+      serviceAccounts:
+        namespaces: ["team-*"]
+        uris: ["spiffe://cluster.local/ns/{namespace}/sa/{serviceaccount}"]
+        dnsNames: ["{podname}.{namespace}.pod.cluster.local"]
+`);
+    expect(config.issuers[0]).toMatchObject({
+      signer: {
+        signerName: 'cert-rotator.io/workload-ca',
+        maxDurationMs: 60_000,
+        allowedUsages: ['digital signature', 'key encipherment', 'server auth', 'client auth'],
+      },
+      approve: {
+        serviceAccounts: {
+          namespaces: ['team-*'],
+          uris: ['spiffe://cluster.local/ns/{namespace}/sa/{serviceaccount}'],
+          dnsNames: ['{podname}.{namespace}.pod.cluster.local'],
+        },
+      },
+    });
+    expect(
+      issues(`
+issuers:
+  - name: a
+    ca: { secret: { namespace: cr, name: wca } }
+    signer: { signerName: kubernetes.io/mine, maxDuration: 30s, allowedUsages: [cert sign] }
+    approve: { serviceAccounts: { namespaces: [x], uris: ["spiffe://td/{pod}"] } }
+  - name: b
+    selfSigned: {}
+    signer: {}
+`),
+    ).toEqual([
+      'issuers[0].signer.signerName: "kubernetes.io/mine": kubernetes.io/ signers belong to Kubernetes; use e.g. cert-rotator.io/a',
+      'issuers[0].signer.maxDuration: "30s" is too short; the minimum is 1m',
+      'issuers[0].signer.allowedUsages[0]: "cert sign" is not a usage here (one of: digital signature, key encipherment, server auth, client auth)',
+      'issuers[0].approve.serviceAccounts.uris[0]: "spiffe://td/{pod}": unknown placeholder {pod} (uris may use {namespace}, {serviceaccount})',
+      'issuers[1].signer: only a ca issuer can sign CSRs',
+    ]);
   });
 });

@@ -5,6 +5,7 @@ import type { RestartKind } from '../../../src/names.ts';
 import { certificateHash } from '../../../src/rollout/hash.ts';
 import { type RolloutApi, RolloutManager } from '../../../src/rollout/manager.ts';
 import type { WorkloadObject } from '../../../src/rollout/workload-index.ts';
+import { leaf } from '../controller/fakes.ts';
 import { FakeClock } from '../queue/fake-clock.ts';
 
 const HOUR = 3_600_000;
@@ -64,7 +65,12 @@ class FakeApi implements RolloutApi {
     return { ok: true as const, generation: obj.metadata.generation };
   }
 
-  async readTlsPair() {
+  readonly owedWrites: Array<{ secret: string; fingerprint: string; owed: boolean }> = [];
+  async setRestartOwed(namespace: string, name: string, fingerprint: string, owed: boolean) {
+    this.owedWrites.push({ secret: `${namespace}/${name}`, fingerprint, owed });
+  }
+
+  async readTlsPair(): Promise<{ certPem: string; keyPem: string } | undefined> {
     return undefined;
   }
 }
@@ -195,6 +201,107 @@ describe('RolloutManager (fake API)', () => {
     expect(api.reads).toBe(1);
     expect(api.patches).toEqual([]);
     expect(events).toContain('Deployment/web:RolloutSkipped');
+    await manager.stop();
+  });
+
+  it('a restart the Secret records as owed is carried out once by a new process, then the record is cleared', async () => {
+    // The previous process renewed 'a' (a1 → a2) and died during the debounce: 'web' never got a hash.
+    const { clock, api, manager } = setup(1_000);
+    manager.workloadUpserted('deployment', api.put('deployment', 'web', ['a']));
+    manager.workloadUpserted('deployment', api.put('deployment', 'other', ['b']));
+    manager.certificateChanged({ ...change('a', 'a2'), byController: false, restartOwed: true });
+    manager.certificateChanged(change('b', 'b1'));
+    manager.workloadsSynced();
+    await clock.advanceAsync(5_000);
+    expect(api.patches).toEqual([
+      { key: 'deployment/web', hash: certificateHash([{ name: 'a', fingerprint: 'a2' }]) },
+    ]);
+    expect(api.owedWrites).toEqual([{ secret: 'ns/a', fingerprint: 'a2', owed: false }]);
+    // The watch shows the cleared record and the patched workload: nothing more happens.
+    manager.workloadUpserted('deployment', api.objects.get('deployment/web') as WorkloadObject);
+    manager.certificateChanged({ ...change('a', 'a2'), byController: false });
+    await clock.advanceAsync(5_000);
+    expect(api.patches).toHaveLength(1);
+    await manager.stop();
+  });
+
+  it('an owed restart of a paused Deployment stays recorded until it is resumed and rolled', async () => {
+    const { clock, api, manager } = setup(0);
+    const paused = api.put('deployment', 'web', ['a']);
+    (paused.spec as { paused?: boolean }).paused = true;
+    manager.workloadUpserted('deployment', paused);
+    manager.certificateChanged(change('a', 'a1'));
+    manager.workloadsSynced();
+    manager.certificateChanged({ ...change('a', 'a2', 'a1'), restartOwed: true });
+    await clock.advanceAsync(100);
+    expect(api.patches).toEqual([]);
+    expect(api.owedWrites).toEqual([]);
+    const resumed = structuredClone(paused);
+    (resumed.spec as { paused?: boolean }).paused = false;
+    (resumed.metadata as { resourceVersion?: string }).resourceVersion = '2';
+    api.objects.set('deployment/web', resumed);
+    manager.workloadUpserted('deployment', resumed);
+    await clock.advanceAsync(100);
+    expect(api.patches).toHaveLength(1);
+    expect(api.owedWrites).toEqual([{ secret: 'ns/a', fingerprint: 'a2', owed: false }]);
+    await manager.stop();
+  });
+
+  it('a change replaced by hand is recorded as owed before its workloads are queued, and cleared after', async () => {
+    const { clock, api, manager } = setup(1_000);
+    const pair = await leaf('hand.example.com', -HOUR, 100 * HOUR, clock.now());
+    api.readTlsPair = async () => pair;
+    manager.workloadUpserted('deployment', api.put('deployment', 'web', ['a']));
+    manager.certificateChanged(change('a', 'a1'));
+    manager.workloadsSynced();
+    manager.certificateChanged({ ...change('a', 'a2', 'a1'), byController: false });
+    await clock.advanceAsync(0);
+    expect(api.owedWrites).toEqual([{ secret: 'ns/a', fingerprint: 'a2', owed: true }]);
+    expect(api.patches).toEqual([]);
+    await clock.advanceAsync(5_000);
+    expect(api.patches).toHaveLength(1);
+    expect(api.owedWrites.at(-1)).toEqual({ secret: 'ns/a', fingerprint: 'a2', owed: false });
+    await manager.stop();
+  });
+
+  it('a workload queued again during its debounce (e.g. on gaining leadership) still waits for it', async () => {
+    const { clock, api, manager } = setup(5_000);
+    manager.workloadUpserted('deployment', api.put('deployment', 'web', ['a', 'b']));
+    manager.certificateChanged(change('a', 'a1'));
+    manager.certificateChanged(change('b', 'b1'));
+    manager.workloadsSynced();
+    await clock.advanceAsync(0);
+    manager.certificateChanged(change('a', 'a2', 'a1'));
+    await clock.advanceAsync(1_000);
+    manager.replanAll();
+    await clock.advanceAsync(1_000);
+    expect(api.patches).toEqual([]);
+    manager.certificateChanged(change('b', 'b2', 'b1'));
+    await clock.advanceAsync(10_000);
+    expect(api.patches).toHaveLength(1);
+    expect(api.patches[0]?.hash).toBe(
+      certificateHash([
+        { name: 'a', fingerprint: 'a2' },
+        { name: 'b', fingerprint: 'b2' },
+      ]),
+    );
+    await manager.stop();
+  });
+
+  it('says whether a new certificate would restart anything (unknown before the workloads are listed: yes)', async () => {
+    const { api, manager } = setup(0);
+    expect(manager.restartsWorkloads('ns', 'a', { mode: 'auto' })).toBe(true);
+    manager.workloadUpserted('deployment', api.put('deployment', 'web', ['a']));
+    manager.workloadsSynced();
+    expect(manager.restartsWorkloads('ns', 'a', { mode: 'auto' })).toBe(true);
+    expect(manager.restartsWorkloads('ns', 'b', { mode: 'auto' })).toBe(false);
+    expect(manager.restartsWorkloads('ns', 'a', { mode: 'none' })).toBe(false);
+    expect(
+      manager.restartsWorkloads('ns', 'b', { mode: 'list', targets: [{ kind: 'deployment', name: 'web' }] }),
+    ).toBe(true);
+    expect(
+      manager.restartsWorkloads('ns', 'b', { mode: 'list', targets: [{ kind: 'statefulset', name: 'web' }] }),
+    ).toBe(false);
     await manager.stop();
   });
 });

@@ -1,0 +1,288 @@
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { issueLeaf, makeCA, makeSigningKey, type TestCA } from './certs.ts';
+import { freePort, httpsGet, waitFor } from './net.ts';
+import { isAlive, type Peer, startPeer } from './processes.ts';
+
+export interface ControlPlaneBinaries {
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+}
+
+export interface ControlPlane {
+  apiServerUrl: string;
+  etcdUrl: string;
+  kubeconfigPath: string;
+  /** Cluster CA: signs the API server's serving cert, client certs and approved CSRs. */
+  caPem: string;
+  peers: Peer[];
+  startedInMs: number;
+  stop(): Promise<void>;
+  /** Stops and restarts kube-apiserver on the same port (for "API server goes away" tests). */
+  restartApiServer(): Promise<void>;
+  /** Stops and restarts etcd on the same ports and data directory (the chaos suite). */
+  restartEtcd(): Promise<void>;
+}
+
+export function kubeconfigYaml(
+  server: string,
+  caPem: string,
+  user: { certPem: string; keyPem: string },
+): string {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  return JSON.stringify(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
+      users: [
+        {
+          name: 'admin',
+          user: { 'client-certificate-data': b64(user.certPem), 'client-key-data': b64(user.keyPem) },
+        },
+      ],
+      contexts: [{ name: 'test', context: { cluster: 'test', user: 'admin' } }],
+      'current-context': 'test',
+    },
+    null,
+    2,
+  );
+}
+
+export interface ControlPlaneOptions {
+  /** Told about each step as it starts ("starting etcd", ...), for a progress line. */
+  onStep?: (step: string) => void;
+}
+
+/**
+ * etcd → kube-apiserver (RBAC, SA token signing) → kube-controller-manager (CSR signing), on
+ * loopback, everything (data, certificates, logs) under `dir`. Used by the test harness and by
+ * `cert-rotator demo`.
+ */
+export async function startControlPlane(
+  bins: ControlPlaneBinaries,
+  dir: string,
+  options: ControlPlaneOptions = {},
+): Promise<ControlPlane> {
+  const step = options.onStep ?? (() => undefined);
+  const t0 = Date.now();
+  const logDir = join(dir, 'logs');
+  const pki = join(dir, 'pki');
+  await mkdir(pki, { recursive: true });
+  for (const [what, bin] of Object.entries(bins)) {
+    if (!existsSync(bin)) throw new Error(`${what} binary not found at ${bin}: run npm run provision`);
+  }
+
+  step('generating the cluster CA and certificates');
+  const ca: TestCA = await makeCA('cert-rotator-test-ca');
+  const serving = await issueLeaf(ca, {
+    commonName: 'kube-apiserver',
+    dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
+    ipAddresses: ['127.0.0.1', '10.96.0.1'],
+    usage: 'server',
+  });
+  const admin = await issueLeaf(ca, {
+    commonName: 'admin',
+    organizations: ['system:masters'],
+    usage: 'client',
+  });
+  const sa = await makeSigningKey();
+  const files = {
+    ca: join(pki, 'ca.crt'),
+    caKey: join(pki, 'ca.key'),
+    servingCert: join(pki, 'apiserver.crt'),
+    servingKey: join(pki, 'apiserver.key'),
+    saKey: join(pki, 'sa.key'),
+    saPub: join(pki, 'sa.pub'),
+  };
+  await Promise.all([
+    writeFile(files.ca, ca.certPem),
+    writeFile(files.caKey, ca.keyPem, { mode: 0o600 }),
+    writeFile(files.servingCert, serving.certPem),
+    writeFile(files.servingKey, serving.keyPem, { mode: 0o600 }),
+    writeFile(files.saKey, sa.privatePem, { mode: 0o600 }),
+    writeFile(files.saPub, sa.publicPem),
+  ]);
+
+  const peers: Peer[] = [];
+  let launched: Launched;
+  try {
+    launched = await launch(bins, dir, { ca, admin, files, logDir, peers, step });
+  } catch (err) {
+    // A half-started control plane is stopped, not left to the exit handler.
+    for (const p of [...peers].reverse()) await p.stop();
+    throw err;
+  }
+  const { apiServerUrl, etcdUrl, kubeconfigPath, startApi, startEtcd } = launched;
+  let api = launched.api;
+  let etcd = launched.etcd;
+  return {
+    apiServerUrl,
+    etcdUrl,
+    kubeconfigPath,
+    caPem: ca.certPem,
+    peers,
+    startedInMs: Date.now() - t0,
+    async stop() {
+      // Reverse start order: controllers first, etcd last.
+      for (const p of [...peers].reverse()) await p.stop();
+    },
+    async restartApiServer() {
+      await api.stop();
+      const idx = peers.indexOf(api);
+      api = await startApi();
+      peers[idx] = api;
+    },
+    async restartEtcd() {
+      await etcd.stop();
+      const idx = peers.indexOf(etcd);
+      // A loaded machine may not have released the old member's ports or data-dir lock yet.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          etcd = await startEtcd();
+          break;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 1_000 * attempt));
+        }
+      }
+      peers[idx] = etcd;
+    },
+  };
+}
+
+interface Launched {
+  apiServerUrl: string;
+  etcdUrl: string;
+  kubeconfigPath: string;
+  api: Peer;
+  startApi(): Promise<Peer>;
+  etcd: Peer;
+  startEtcd(): Promise<Peer>;
+}
+
+async function launch(
+  bins: ControlPlaneBinaries,
+  dir: string,
+  ctx: {
+    ca: TestCA;
+    admin: { certPem: string; keyPem: string };
+    files: Record<'ca' | 'caKey' | 'servingCert' | 'servingKey' | 'saKey' | 'saPub', string>;
+    logDir: string;
+    peers: Peer[];
+    step: (what: string) => void;
+  },
+): Promise<Launched> {
+  const { ca, admin, files, logDir, peers, step } = ctx;
+  const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+  step('starting etcd');
+  const etcdArgs = [
+    `--data-dir=${join(dir, 'etcd')}`,
+    `--listen-client-urls=${etcdUrl}`,
+    `--advertise-client-urls=${etcdUrl}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+    '--unsafe-no-fsync',
+    '--log-level=warn',
+  ];
+  const startEtcd = async (): Promise<Peer> => {
+    const peer = await startPeer('etcd', bins.etcd, etcdArgs, { logDir });
+    try {
+      await waitFor('etcd /health', async () => {
+        if (!isAlive(peer.pid)) throw new Error(`etcd exited; see ${peer.logFile}`);
+        const res = await fetch(`${etcdUrl}/health`);
+        return res.ok;
+      });
+    } catch (err) {
+      await peer.stop();
+      throw err;
+    }
+    return peer;
+  };
+  const etcd = await startEtcd();
+  peers.push(etcd);
+
+  const apiServerUrl = `https://127.0.0.1:${apiPort}`;
+  const apiArgs = [
+    `--etcd-servers=${etcdUrl}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${apiPort}`,
+    `--tls-cert-file=${files.servingCert}`,
+    `--tls-private-key-file=${files.servingKey}`,
+    `--client-ca-file=${files.ca}`,
+    `--cert-dir=${join(dir, 'apiserver-certs')}`,
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${files.saPub}`,
+    `--service-account-signing-key-file=${files.saKey}`,
+    '--authorization-mode=RBAC',
+    '--service-cluster-ip-range=10.96.0.0/24',
+    '--endpoint-reconciler-type=none',
+    '--allow-privileged=true',
+    '--profiling=false',
+    '--v=1',
+  ];
+  const startApi = async () => {
+    const api = await startPeer('kube-apiserver', bins.kubeApiserver, apiArgs, { logDir });
+    await waitFor(
+      'kube-apiserver /readyz',
+      async () => {
+        if (!isAlive(api.pid)) throw new Error(`kube-apiserver exited; see ${api.logFile}`);
+        const res = await httpsGet(`${apiServerUrl}/readyz`, {
+          ca: ca.certPem,
+          cert: admin.certPem,
+          key: admin.keyPem,
+        });
+        return res.status === 200;
+      },
+      { timeoutMs: 90_000, intervalMs: 200 },
+    );
+    return api;
+  };
+  step('starting kube-apiserver');
+  const api = await startApi();
+  peers.push(api);
+
+  const kubeconfigPath = join(dir, 'admin.kubeconfig');
+  await writeFile(kubeconfigPath, kubeconfigYaml(apiServerUrl, ca.certPem, admin), { mode: 0o600 });
+
+  step('starting kube-controller-manager');
+  const kcm = await startPeer(
+    'kube-controller-manager',
+    bins.kubeControllerManager,
+    [
+      `--kubeconfig=${kubeconfigPath}`,
+      `--cluster-signing-cert-file=${files.ca}`,
+      `--cluster-signing-key-file=${files.caKey}`,
+      `--root-ca-file=${files.ca}`,
+      `--service-account-private-key-file=${files.saKey}`,
+      '--use-service-account-credentials=false',
+      '--leader-elect=false',
+      '--secure-port=0',
+      '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner',
+      '--v=1',
+    ],
+    { logDir },
+  );
+  peers.push(kcm);
+  // The service-account controller creating "default" in namespace default proves kcm is working.
+  await waitFor(
+    'kube-controller-manager to create the default ServiceAccount',
+    async () => {
+      if (!isAlive(kcm.pid)) throw new Error(`kube-controller-manager exited; see ${kcm.logFile}`);
+      const res = await httpsGet(`${apiServerUrl}/api/v1/namespaces/default/serviceaccounts/default`, {
+        ca: ca.certPem,
+        cert: admin.certPem,
+        key: admin.keyPem,
+      });
+      return res.status === 200;
+    },
+    { timeoutMs: 90_000, intervalMs: 200 },
+  );
+
+  return { apiServerUrl, etcdUrl, kubeconfigPath, api, startApi, etcd, startEtcd };
+}
