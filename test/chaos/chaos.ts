@@ -16,6 +16,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import {
@@ -125,6 +126,8 @@ interface Replica {
   killedByUs: boolean;
 }
 const replicas: Replica[] = [];
+/** Every replica process started, for their logs when a run fails. */
+const everyReplica: Replica[] = [];
 let stopping = false;
 const counters = {
   kills: 0,
@@ -158,6 +161,7 @@ async function main(): Promise<void> {
     });
     const r: Replica = { slot, proc, startedAt: Date.now(), killedByUs: false };
     replicas[slot] = r;
+    everyReplica.push(r);
     void proc.exited.then(async (code) => {
       if (stopping) return;
       if (!r.killedByUs) {
@@ -729,6 +733,11 @@ async function shutdown(): Promise<void> {
   await Promise.all(replicas.map((r) => r?.proc.kill()));
   await plane.stop();
   // Logs of a failed run are kept for a look at the peers and replicas.
+  if (exitCode !== 0 || flags.keep) {
+    everyReplica.forEach((r, i) => {
+      writeFileSync(join(dir, `replica-${r.slot}-${i}.log`), r.proc.output());
+    });
+  }
   if (!flags.keep && exitCode === 0) await rm(dir, { recursive: true, force: true });
   else say(`kept ${dir}`);
 }
