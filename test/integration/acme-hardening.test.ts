@@ -45,7 +45,6 @@ async function startTamperingProxy(target: URL, caPem: string, tls: { certPem: s
           path: req.url,
           headers: req.headers,
           ca: caPem,
-          servername: target.hostname,
         },
         (upRes) => {
           const body: Buffer[] = [];
