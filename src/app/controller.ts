@@ -160,11 +160,12 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       },
     });
   }
-  const { server, port } = await startHttpServer(
-    opts.metricsAddress ?? config.metrics.address,
-    metrics,
-    controller,
-  );
+  const { server, port } = await startHttpServer(opts.metricsAddress ?? config.metrics.address, metrics, {
+    // Ready once the first list is processed; a leader also needs its lease. A standby is ready
+    // (it serves metrics and must not block a rolling update); a leader whose last renew is older
+    // than renewDeadline is not (it is about to step down).
+    ready: () => controller.ready() && elector?.state() !== 'lapsed',
+  });
   controller.start();
   rollouts.start();
   signer?.start();

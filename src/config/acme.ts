@@ -202,3 +202,31 @@ function normalizeHostPort(text: string): string | undefined {
   if (port < 1 || port > 65535) return undefined;
   return `${host}:${port}`;
 }
+
+/**
+ * Key algorithms ACME CAs issue for (RFC 8555 leaves it to the CA; Let's Encrypt, Pebble and the
+ * public ACME CAs take RSA and ECDSA P-256/P-384, none takes Ed25519 for TLS certificates).
+ * A Secret that would send another key to an acme issuer is refused at once, before any order,
+ * instead of failing at finalize after the challenges were solved.
+ */
+const ACME_KEY_ALGORITHMS: ReadonlySet<string> = new Set([
+  'ecdsa-p256',
+  'ecdsa-p384',
+  'rsa-2048',
+  'rsa-3072',
+  'rsa-4096',
+]);
+
+/**
+ * Why `issuer` cannot issue for a key of `algorithm` (undefined = it can). `source` says where the
+ * algorithm came from, for the message: the annotation, the current key, or the config default.
+ */
+export function issuerKeyAlgorithmProblem(
+  issuer: { kind: string; name: string },
+  algorithm: string,
+  source: 'annotation' | 'current key' | 'defaults.keyAlgorithm',
+): string | undefined {
+  if (issuer.kind !== 'acme' || ACME_KEY_ALGORITHMS.has(algorithm)) return undefined;
+  const from = source === 'annotation' ? '' : ` (from the ${source})`;
+  return `${algorithm}${from} is not a key algorithm ACME issuer "${issuer.name}" can order a certificate for; use one of ${[...ACME_KEY_ALGORITHMS].join(', ')}`;
+}

@@ -1,5 +1,7 @@
+import { issuerKeyAlgorithmProblem } from '../config/acme.ts';
 import { issuerAllows } from '../config/glob.ts';
 import { type Config, findIssuer, type IssuerConfig } from '../config/schema.ts';
+import { Annotation } from '../names.ts';
 import type { Identity } from '../pki/index.ts';
 import {
   computeRenewalTime,
@@ -63,6 +65,9 @@ export function evaluate(
       errors: [{ annotation: 'cert-rotator.io/issuer', message: 'no issuer named or configured' }],
     };
   }
+  const keyProblem = keyAlgorithmProblem(issuer, policy, record);
+  if (keyProblem)
+    return { kind: 'invalid', errors: [{ annotation: Annotation.keyAlgorithm, message: keyProblem }] };
   // The whole identity (CN, DNS, IP, URI) is checked, including what is copied from tls.crt.
   const identity = targetIdentity(policy, record.cert);
   const permission = issuerAllows(issuer, record.namespace, identity);
@@ -88,4 +93,16 @@ export function evaluate(
     decision,
     ...(renewalTime !== undefined ? { renewalTime } : {}),
   };
+}
+
+/** The key the next issuance would use, checked against what the issuer can issue for. */
+function keyAlgorithmProblem(
+  issuer: IssuerConfig,
+  policy: SecretPolicy,
+  record: SecretRecord,
+): string | undefined {
+  if (policy.keyAlgorithm) return issuerKeyAlgorithmProblem(issuer, policy.keyAlgorithm, 'annotation');
+  const current = record.cert?.keyAlgorithm;
+  if (current && current !== 'unknown') return issuerKeyAlgorithmProblem(issuer, current, 'current key');
+  return issuerKeyAlgorithmProblem(issuer, policy.fallbackKeyAlgorithm, 'defaults.keyAlgorithm');
 }

@@ -22,6 +22,8 @@ export interface ControlPlane {
   stop(): Promise<void>;
   /** Stops and restarts kube-apiserver on the same port (for "API server goes away" tests). */
   restartApiServer(): Promise<void>;
+  /** Stops and restarts etcd on the same ports and data directory (the chaos suite). */
+  restartEtcd(): Promise<void>;
 }
 
 export function kubeconfigYaml(
@@ -126,8 +128,9 @@ export async function startControlPlane(
     for (const p of [...peers].reverse()) await p.stop();
     throw err;
   }
-  const { apiServerUrl, etcdUrl, kubeconfigPath, startApi } = launched;
+  const { apiServerUrl, etcdUrl, kubeconfigPath, startApi, startEtcd } = launched;
   let api = launched.api;
+  let etcd = launched.etcd;
   return {
     apiServerUrl,
     etcdUrl,
@@ -145,6 +148,21 @@ export async function startControlPlane(
       api = await startApi();
       peers[idx] = api;
     },
+    async restartEtcd() {
+      await etcd.stop();
+      const idx = peers.indexOf(etcd);
+      // A loaded machine may not have released the old member's ports or data-dir lock yet.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          etcd = await startEtcd();
+          break;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 1_000 * attempt));
+        }
+      }
+      peers[idx] = etcd;
+    },
   };
 }
 
@@ -154,6 +172,8 @@ interface Launched {
   kubeconfigPath: string;
   api: Peer;
   startApi(): Promise<Peer>;
+  etcd: Peer;
+  startEtcd(): Promise<Peer>;
 }
 
 async function launch(
@@ -173,26 +193,32 @@ async function launch(
   const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   step('starting etcd');
-  const etcd = await startPeer(
-    'etcd',
-    bins.etcd,
-    [
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
-      '--unsafe-no-fsync',
-      '--log-level=warn',
-    ],
-    { logDir },
-  );
+  const etcdArgs = [
+    `--data-dir=${join(dir, 'etcd')}`,
+    `--listen-client-urls=${etcdUrl}`,
+    `--advertise-client-urls=${etcdUrl}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+    '--unsafe-no-fsync',
+    '--log-level=warn',
+  ];
+  const startEtcd = async (): Promise<Peer> => {
+    const peer = await startPeer('etcd', bins.etcd, etcdArgs, { logDir });
+    try {
+      await waitFor('etcd /health', async () => {
+        if (!isAlive(peer.pid)) throw new Error(`etcd exited; see ${peer.logFile}`);
+        const res = await fetch(`${etcdUrl}/health`);
+        return res.ok;
+      });
+    } catch (err) {
+      await peer.stop();
+      throw err;
+    }
+    return peer;
+  };
+  const etcd = await startEtcd();
   peers.push(etcd);
-  await waitFor('etcd /health', async () => {
-    const res = await fetch(`${etcdUrl}/health`);
-    return res.ok;
-  });
 
   const apiServerUrl = `https://127.0.0.1:${apiPort}`;
   const apiArgs = [
@@ -274,5 +300,5 @@ async function launch(
     );
   }
 
-  return { apiServerUrl, etcdUrl, kubeconfigPath, api, startApi };
+  return { apiServerUrl, etcdUrl, kubeconfigPath, api, startApi, etcd, startEtcd };
 }

@@ -40,7 +40,26 @@ export interface Http01Route {
   ingressClassName?: string;
   ingressAnnotations?: Record<string, string>;
 }
-const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'cert-rotator' };
+/** See the ACME port's `OwnedBy`: the managed Secret that owns an object, and our marker label. */
+export interface OwnedBy {
+  owner: string;
+  label: string;
+}
+
+/**
+ * An object found under a name cert-rotator computes (a route, a pending-order Secret) that is
+ * not cert-rotator's: left alone, and the issuance fails with this message.
+ */
+export class ForeignObjectError extends Error {
+  readonly code = 'NOT_OURS';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForeignObjectError';
+  }
+}
+
+const MANAGED_BY_KEY = 'app.kubernetes.io/managed-by';
+const MANAGED_BY = { [MANAGED_BY_KEY]: 'cert-rotator' };
 /** Label on routing objects, so stray ones can be found and removed. */
 export const HTTP01_LABEL = 'cert-rotator.io/acme-http01';
 
@@ -64,9 +83,40 @@ export class KubeAcmeResources {
     this.discovery = clients.discovery;
   }
 
-  async readSecret(namespace: string, name: string): Promise<StoredSecret | undefined> {
+  /**
+   * Throws ForeignObjectError unless `meta` carries our labels and an owner reference to the
+   * managed Secret (by uid, so a namesake created after the owner was deleted does not count).
+   */
+  private async assertOurs(
+    what: string,
+    namespace: string,
+    meta: k8s.V1ObjectMeta | undefined,
+    ownedBy: OwnedBy,
+  ): Promise<void> {
+    const labels = meta?.labels ?? {};
+    const refs = meta?.ownerReferences ?? [];
+    const labelled = labels[MANAGED_BY_KEY] === 'cert-rotator' && labels[ownedBy.label] === 'true';
+    const named = refs.filter(
+      (r) => r.kind === 'Secret' && r.apiVersion === 'v1' && r.name === ownedBy.owner,
+    );
+    if (labelled && named.length > 0) {
+      const owner = await this.ownerRef(namespace, ownedBy.owner);
+      if (owner && named.some((r) => r.uid === owner.uid)) return;
+    }
+    const missing = [
+      ...(labelled ? [] : [`labels ${MANAGED_BY_KEY}=cert-rotator and ${ownedBy.label}=true`]),
+      ...(named.length > 0 && labelled ? ['an owner reference matching the uid of'] : []),
+      ...(named.length === 0 ? ['an owner reference to'] : []),
+    ];
+    throw new ForeignObjectError(
+      `${what} ${namespace}/${meta?.name ?? '?'} exists but is not cert-rotator's (it lacks ${missing.join(' and ')} Secret ${ownedBy.owner}); it was left untouched: rename or remove it, or use another Secret name`,
+    );
+  }
+
+  async readSecret(namespace: string, name: string, ownedBy?: OwnedBy): Promise<StoredSecret | undefined> {
     try {
       const s = await this.core.readNamespacedSecret({ namespace, name });
+      if (ownedBy) await this.assertOurs('Secret', namespace, s.metadata, ownedBy);
       return {
         resourceVersion: s.metadata?.resourceVersion ?? '',
         data: decodeSecretData(s.data),
@@ -124,8 +174,10 @@ export class KubeAcmeResources {
     resourceVersion: string,
     data: Record<string, string>,
     annotations?: Record<string, string>,
+    ownedBy?: OwnedBy,
   ): Promise<boolean> {
     const current = await this.core.readNamespacedSecret({ namespace, name });
+    if (ownedBy) await this.assertOurs('Secret', namespace, current.metadata, ownedBy);
     if (current.metadata?.resourceVersion !== resourceVersion) return false;
     try {
       await this.core.replaceNamespacedSecret({
@@ -150,8 +202,44 @@ export class KubeAcmeResources {
     }
   }
 
-  async deleteSecret(namespace: string, name: string): Promise<void> {
-    await ignore404(this.core.deleteNamespacedSecret({ namespace, name }));
+  async deleteSecret(namespace: string, name: string, ownedBy?: OwnedBy): Promise<void> {
+    if (!ownedBy) {
+      await ignore404(this.core.deleteNamespacedSecret({ namespace, name }));
+      return;
+    }
+    await this.deleteIfOurs(
+      'Secret',
+      namespace,
+      ownedBy,
+      () => this.core.readNamespacedSecret({ namespace, name }),
+      (body) => this.core.deleteNamespacedSecret({ namespace, name, body }),
+    );
+  }
+
+  /**
+   * Reads, checks ownership, deletes with a uid + resourceVersion precondition (so what is
+   * deleted is exactly what was checked). Absent is fine.
+   */
+  private async deleteIfOurs(
+    what: string,
+    namespace: string,
+    ownedBy: OwnedBy,
+    read: () => Promise<{ metadata?: k8s.V1ObjectMeta }>,
+    del: (body: k8s.V1DeleteOptions) => Promise<unknown>,
+  ): Promise<void> {
+    let meta: k8s.V1ObjectMeta | undefined;
+    try {
+      meta = (await read()).metadata;
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    await this.assertOurs(what, namespace, meta, ownedBy);
+    const preconditions: k8s.V1Preconditions = {
+      ...(meta?.uid ? { uid: meta.uid } : {}),
+      ...(meta?.resourceVersion ? { resourceVersion: meta.resourceVersion } : {}),
+    };
+    await ignore404(del({ preconditions }));
   }
 
   async createHttp01Route(route: Http01Route): Promise<void> {
@@ -162,8 +250,9 @@ export class KubeAcmeResources {
       labels: { ...MANAGED_BY, [HTTP01_LABEL]: 'true', ...extra },
       ...(owner ? { ownerReferences: [owner] } : {}),
     });
-    // Leftovers of an interrupted issuance for the same Secret are replaced.
-    await this.deleteHttp01Route(namespace, name);
+    // Leftovers of an interrupted issuance for the same Secret are replaced; objects of that name
+    // that are not ours make this throw before anything is created or deleted.
+    await this.deleteHttp01Route(namespace, name, route.owner);
     await this.core.createNamespacedService({
       namespace,
       fieldManager: FIELD_MANAGER,
@@ -216,9 +305,47 @@ export class KubeAcmeResources {
     });
   }
 
-  async deleteHttp01Route(namespace: string, name: string): Promise<void> {
-    await ignore404(this.networking.deleteNamespacedIngress({ namespace, name }));
-    await ignore404(this.discovery.deleteNamespacedEndpointSlice({ namespace, name }));
-    await ignore404(this.core.deleteNamespacedService({ namespace, name }));
+  async deleteHttp01Route(namespace: string, name: string, owner: { name: string }): Promise<void> {
+    const ownedBy = { owner: owner.name, label: HTTP01_LABEL };
+    const steps: Array<
+      [string, () => Promise<{ metadata?: k8s.V1ObjectMeta }>, (b: k8s.V1DeleteOptions) => Promise<unknown>]
+    > = [
+      [
+        'Ingress',
+        () => this.networking.readNamespacedIngress({ namespace, name }),
+        (body) => this.networking.deleteNamespacedIngress({ namespace, name, body }),
+      ],
+      [
+        'EndpointSlice',
+        () => this.discovery.readNamespacedEndpointSlice({ namespace, name }),
+        (body) => this.discovery.deleteNamespacedEndpointSlice({ namespace, name, body }),
+      ],
+      [
+        'Service',
+        () => this.core.readNamespacedService({ namespace, name }),
+        (body) => this.core.deleteNamespacedService({ namespace, name, body }),
+      ],
+    ];
+    // Check all three first: one foreign object stops the whole route from being touched.
+    const found: Array<{
+      what: string;
+      meta: k8s.V1ObjectMeta | undefined;
+      del: (b: k8s.V1DeleteOptions) => Promise<unknown>;
+    }> = [];
+    for (const [what, read, del] of steps) {
+      try {
+        found.push({ what, meta: (await read()).metadata, del });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    for (const f of found) await this.assertOurs(f.what, namespace, f.meta, ownedBy);
+    for (const f of found) {
+      const preconditions: k8s.V1Preconditions = {
+        ...(f.meta?.uid ? { uid: f.meta.uid } : {}),
+        ...(f.meta?.resourceVersion ? { resourceVersion: f.meta.resourceVersion } : {}),
+      };
+      await ignore404(f.del({ preconditions }));
+    }
   }
 }

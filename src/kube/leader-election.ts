@@ -1,4 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
+import { Observable } from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type CoordinationV1Api, describeApiError, httpStatus } from './client.ts';
@@ -20,6 +21,21 @@ export interface LeaderElectionOptions {
   onStoppedLeading(): void;
 }
 
+/** Per-call options that bind one API request to an AbortSignal (client-node's middleware hook). */
+function withSignal(signal: AbortSignal): k8s.ConfigurationOptions {
+  const middleware: k8s.ObservableMiddleware = {
+    pre: (ctx) => {
+      ctx.setSignal(signal);
+      return new Observable(Promise.resolve(ctx));
+    },
+    post: (res) => new Observable(Promise.resolve(res)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+}
+
+/** Where a replica stands: `lapsed` = it led, but its last successful renew is too old to trust. */
+export type LeaderState = 'candidate' | 'leading' | 'lapsed';
+
 interface Observed {
   holder: string;
   renewTime: string;
@@ -37,6 +53,13 @@ export function microTime(ms: number): string {
  * candidate's own clock (so clocks of different nodes need not agree); the leader renews every
  * retryPeriod and steps down when it could not renew for renewDeadline. `release()` hands the
  * lease over at once instead of making the successor wait for it to expire.
+ *
+ * One leader, always: every API call is aborted once the renew deadline passes (a renew that
+ * hangs on a dead connection must not keep a leader leading), and `isLeader()` is computed at the
+ * moment of asking from the start time of the last successful renew, so it turns false after
+ * renewDeadline even while a call is still outstanding. Since renewDeadline < leaseDuration and
+ * the others count leaseDuration from when they saw that renew, the old leader has stopped
+ * claiming leadership before anyone else may take the lease.
  */
 export class LeaderElector {
   private readonly api: CoordinationV1Api;
@@ -55,8 +78,14 @@ export class LeaderElector {
     this.clock = options.clock ?? systemClock;
   }
 
+  /** True only while the last successful renew started less than renewDeadline ago. */
   isLeader(): boolean {
-    return this.leading;
+    return this.state() === 'leading';
+  }
+
+  state(): LeaderState {
+    if (!this.leading) return 'candidate';
+    return this.clock.now() - this.lastRenew < this.o.renewDeadlineMs ? 'leading' : 'lapsed';
   }
 
   start(): void {
@@ -68,17 +97,45 @@ export class LeaderElector {
     this.timer = this.clock.setTimeout(() => void this.tick(), ms);
   }
 
+  /**
+   * An AbortSignal that fires after `ms` on this elector's clock (so a test clock drives it too).
+   * `dispose` clears the timer once the attempt is over.
+   */
+  private deadline(ms: number): { signal: AbortSignal; dispose(): void } {
+    const ac = new AbortController();
+    const t = this.clock.setTimeout(
+      () => ac.abort(new Error(`lease call exceeded the renew deadline (${ms} ms)`)),
+      Math.max(0, ms),
+    );
+    return { signal: ac.signal, dispose: () => this.clock.clearTimeout(t) };
+  }
+
   private async tick(): Promise<void> {
     if (this.stopped) return;
     let ok = false;
+    // The time the renewTime we send is taken at: validity is counted from here, not from the
+    // answer, so a slow answer never extends the leader's own view of its lease.
+    const attemptStart = this.clock.now();
+    // A leader's attempt may last only until its leadership would lapse; a candidate's, renewDeadline.
+    const budget = this.leading
+      ? Math.min(this.o.renewDeadlineMs, this.lastRenew + this.o.renewDeadlineMs - attemptStart)
+      : this.o.renewDeadlineMs;
+    const bound = this.deadline(budget);
     try {
-      ok = await this.tryAcquireOrRenew();
+      ok = await this.tryAcquireOrRenew(attemptStart, bound.signal);
     } catch (err) {
-      this.o.log.warn({ lease: this.leaseName(), error: describeApiError(err) }, 'lease update failed');
+      const why = bound.signal.aborted ? `no answer within ${budget} ms` : describeApiError(err);
+      this.o.log.warn({ lease: this.leaseName(), error: why }, 'lease update failed');
+    } finally {
+      bound.dispose();
     }
+    // stop() ran while this attempt was in flight: it has released (or given up) the lease.
+    if (this.stopped) return;
     const now = this.clock.now();
+    // An answer that took longer than renewDeadline proves nothing about now: not a renew.
+    if (ok && now - attemptStart >= this.o.renewDeadlineMs) ok = false;
     if (ok) {
-      this.lastRenew = now;
+      this.lastRenew = attemptStart;
       if (!this.leading) {
         this.leading = true;
         this.o.log.info({ lease: this.leaseName(), identity: this.o.identity }, 'became leader');
@@ -116,21 +173,24 @@ export class LeaderElector {
     };
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
-    const now = this.clock.now();
+  private async tryAcquireOrRenew(now: number, signal: AbortSignal): Promise<boolean> {
+    const opts = withSignal(signal);
     let lease: k8s.V1Lease;
     try {
-      lease = await this.api.readNamespacedLease({ namespace: this.o.namespace, name: this.o.name });
+      lease = await this.api.readNamespacedLease({ namespace: this.o.namespace, name: this.o.name }, opts);
     } catch (err) {
       if (httpStatus(err) !== 404) throw err;
       try {
-        await this.api.createNamespacedLease({
-          namespace: this.o.namespace,
-          body: {
-            metadata: { name: this.o.name, namespace: this.o.namespace },
-            spec: this.spec(undefined, now),
+        await this.api.createNamespacedLease(
+          {
+            namespace: this.o.namespace,
+            body: {
+              metadata: { name: this.o.name, namespace: this.o.namespace },
+              spec: this.spec(undefined, now),
+            },
           },
-        });
+          opts,
+        );
         return true;
       } catch (createErr) {
         if (httpStatus(createErr) === 409) return false; // another candidate created it first
@@ -155,11 +215,10 @@ export class LeaderElector {
     const heldByOther = record.holder !== '' && record.holder !== this.o.identity;
     if (heldByOther && this.observedAt + record.durationMs > now) return false;
     try {
-      await this.api.replaceNamespacedLease({
-        namespace: this.o.namespace,
-        name: this.o.name,
-        body: { ...lease, spec: this.spec(spec, now) },
-      });
+      await this.api.replaceNamespacedLease(
+        { namespace: this.o.namespace, name: this.o.name, body: { ...lease, spec: this.spec(spec, now) } },
+        opts,
+      );
     } catch (err) {
       if (httpStatus(err) === 409) return false;
       throw err;
@@ -173,30 +232,44 @@ export class LeaderElector {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     if (!this.leading) return;
     this.leading = false;
+    // Shutdown must not hang on a dead API server either: the lease then simply expires.
+    const bound = this.deadline(this.o.renewDeadlineMs);
+    const opts = withSignal(bound.signal);
     try {
-      const lease = await this.api.readNamespacedLease({ namespace: this.o.namespace, name: this.o.name });
+      const lease = await this.api.readNamespacedLease(
+        { namespace: this.o.namespace, name: this.o.name },
+        opts,
+      );
       if (lease.spec?.holderIdentity !== this.o.identity) return;
       const now = microTime(this.clock.now());
-      await this.api.replaceNamespacedLease({
-        namespace: this.o.namespace,
-        name: this.o.name,
-        body: {
-          ...lease,
-          spec: {
-            ...lease.spec,
-            holderIdentity: '',
-            leaseDurationSeconds: 1,
-            renewTime: now as unknown as Date,
-            acquireTime: now as unknown as Date,
+      await this.api.replaceNamespacedLease(
+        {
+          namespace: this.o.namespace,
+          name: this.o.name,
+          body: {
+            ...lease,
+            spec: {
+              ...lease.spec,
+              holderIdentity: '',
+              leaseDurationSeconds: 1,
+              renewTime: now as unknown as Date,
+              acquireTime: now as unknown as Date,
+            },
           },
         },
-      });
+        opts,
+      );
       this.o.log.info({ lease: this.leaseName() }, 'lease released');
     } catch (err) {
       this.o.log.warn(
-        { lease: this.leaseName(), error: describeApiError(err) },
+        {
+          lease: this.leaseName(),
+          error: bound.signal.aborted ? 'no answer within the renew deadline' : describeApiError(err),
+        },
         'could not release the lease',
       );
+    } finally {
+      bound.dispose();
     }
   }
 }

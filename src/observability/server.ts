@@ -3,7 +3,11 @@ import { requireListenAddress } from '../listen-address.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface HealthSource {
-  /** Ready once the first list has been processed (and, on the leader, the lease is held). */
+  /**
+   * Ready once the first list has been processed and, on the leader, the lease is held. A
+   * standby replica (not leading) is ready once it has listed: it serves metrics, and a rolling
+   * update must be able to proceed while only one replica leads.
+   */
   ready(): boolean;
 }
 

@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from '../clock.ts';
+import { Backoff } from '../kube/backoff.ts';
 import { describeApiError } from '../kube/client.ts';
 import { type Result, WorkQueue } from '../kube/workqueue.ts';
 import { PodTemplateAnnotation, type RestartKind, RolloutResult } from '../names.ts';
@@ -102,6 +103,9 @@ export class RolloutManager implements CertificateListener {
     this.#report = new RolloutReporter(deps, this.#clock, deps.secretEventDelayMs);
     this.#queue = new WorkQueue<string>({
       clock: this.#clock,
+      // A failed restart patch is an API blip, not a CA refusing: seconds, not the renewal
+      // backoff's 5-minute base (the chaos suite saw pods keep an old certificate for ~8 min).
+      backoff: new Backoff<string>({ baseMs: 1_000, capMs: 5 * 60_000 }),
       onError: (err, key, retryInMs) => {
         this.#report.count(kindOf(key), RolloutResult.failure);
         this.#log.warn(

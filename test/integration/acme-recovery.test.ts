@@ -160,11 +160,27 @@ describe('ACME crash safety, fallback and order cap against Pebble (real)', () =
 
   it('stale pending state (another issuer) is deleted and a new order placed', async () => {
     running();
-    // Left behind by something else; ownerless here so it can exist before its Secret.
+    // Left behind by cert-rotator for another issuer: our labels and an owner reference to the
+    // managed Secret (a companion without them is somebody else's and is never touched). The
+    // managed Secret exists first, not yet opted in, so the companion can name it as owner.
+    const old = await makeLeaf({ dnsNames: ['stale.example.test'], fromMs: -DAY, toMs: 60_000 });
+    const owner = await core.createNamespacedSecret({
+      namespace: ns(),
+      body: tlsSecret('stale-web', old, { [`${A}issuer`]: 'crash' }),
+    });
     await core.createNamespacedSecret({
       namespace: ns(),
       body: {
-        metadata: { name: 'stale-web-cert-rotator-pending' },
+        metadata: {
+          name: 'stale-web-cert-rotator-pending',
+          labels: {
+            'app.kubernetes.io/managed-by': 'cert-rotator',
+            'cert-rotator.io/acme-pending-order': 'true',
+          },
+          ownerReferences: [
+            { apiVersion: 'v1', kind: 'Secret', name: 'stale-web', uid: owner.metadata?.uid ?? '' },
+          ],
+        },
         type: 'Opaque',
         stringData: {
           'tls.key': 'not a key',
@@ -176,7 +192,11 @@ describe('ACME crash safety, fallback and order cap against Pebble (real)', () =
         },
       },
     });
-    await expiring('stale-web', 'crash', ['stale.example.test']);
+    owner.metadata = {
+      ...owner.metadata,
+      annotations: { ...owner.metadata?.annotations, [`${A}enabled`]: 'true' },
+    };
+    await core.replaceNamespacedSecret({ namespace: ns(), name: 'stale-web', body: owner });
     const s = await waitFor('stale-web to be renewed', async () => {
       const x = await core.readNamespacedSecret({ namespace: ns(), name: 'stale-web' });
       return x.metadata?.annotations?.[`${A}revision`] === '1' ? x : undefined;

@@ -41,12 +41,15 @@ const WATCH_RULES = [
   },
 ];
 
-/** What acme issuers add with acme.enabled (src/kube/acme-resources.ts: create and delete only). */
+/**
+ * What acme issuers add with acme.enabled (src/kube/acme-resources.ts): create and delete, and get
+ * on the routing objects, which are read and checked to be ours before they are deleted.
+ */
 const ACME_RULES = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'delete'] },
-  { apiGroups: [''], resources: ['services'], verbs: ['create', 'delete'] },
-  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['create', 'delete'] },
-  { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['create', 'delete'] },
+  { apiGroups: [''], resources: ['services'], verbs: ['get', 'create', 'delete'] },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'create', 'delete'] },
+  { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['get', 'create', 'delete'] },
 ];
 
 interface HelmResult {

@@ -99,19 +99,20 @@ Rules for the namespaces the controller watches. Each line is a call the code ma
   resources: [deployments, statefulsets, daemonsets]
   verbs: [get, list, watch, patch]
 {{- if (default (dict) .Values.acme).enabled }}
-{{- /* acme issuers: pending-order (and account) Secrets, HTTP-01 routing objects (src/kube/acme-resources.ts). */}}
+{{- /* acme issuers: pending-order (and account) Secrets, HTTP-01 routing objects (src/kube/acme-resources.ts).
+       get: an object under a computed name is read and checked to be ours before it is deleted. */}}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create, delete]
 - apiGroups: [""]
   resources: [services]
-  verbs: [create, delete]
+  verbs: [get, create, delete]
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
-  verbs: [create, delete]
+  verbs: [get, create, delete]
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
-  verbs: [create, delete]
+  verbs: [get, create, delete]
 {{- end }}
 {{- if (include "cert-rotator.csr" . | fromJson).requester }}
 {{- /* kubernetesCSR issuers: the companion Secret holding a pending CSR's key (src/issuers/kubernetes-csr/pending.ts). */}}

@@ -21,12 +21,47 @@ interface Work {
   solver: AcmeSolverConfig;
 }
 
+/** RFC 8555 §8.1: a token is base64url with at least 128 bits of entropy (22 characters). */
+const TOKEN = /^[A-Za-z0-9_-]{22,256}$/;
+
+/**
+ * What the CA says about an authorization becomes Ingress hosts and paths, DNS owner names and
+ * TXT records: it must be one of the names we ordered (a wildcard's authorization names the base
+ * domain with `wildcard: true`), as a DNS identifier, or the issuance stops here.
+ */
+function checkIdentifier(authz: acme.Authorization, ordered: readonly string[]): string {
+  const id = authz.identifier as { type?: unknown; value?: unknown } | undefined;
+  const value = typeof id?.value === 'string' ? id.value.toLowerCase() : undefined;
+  const wanted = authz.wildcard === true ? `*.${value}` : value;
+  if (id?.type !== 'dns' || value === undefined || wanted === undefined || !ordered.includes(wanted)) {
+    const shown = JSON.stringify(authz.identifier ?? null).slice(0, 120);
+    throw new IssuerError(
+      'CA_INVALID',
+      `the CA sent an authorization for ${shown}${authz.wildcard ? ' (wildcard)' : ''}, which is not a name this order asked for (${ordered.join(', ')}); nothing was presented`,
+      true,
+    );
+  }
+  return value;
+}
+
+function checkToken(token: unknown, name: string): string {
+  if (typeof token !== 'string' || !TOKEN.test(token)) {
+    throw new IssuerError(
+      'CA_INVALID',
+      `the CA sent a challenge token for ${name} that is not base64url (${JSON.stringify(token)?.slice(0, 60)}); nothing was presented`,
+      true,
+    );
+  }
+  return token;
+}
+
 /** Presents every pending authorization's challenge, asks the CA to validate, waits, cleans up. */
 export async function authorize(
   ctx: AcmeContext,
   conn: AcmeConnection,
   input: IssueInput,
   order: acme.Order,
+  ordered: readonly string[],
   deadline: number,
 ): Promise<void> {
   const authzs = await Promise.all(
@@ -35,13 +70,16 @@ export async function authorize(
       return { ...(res.data as acme.Authorization), url };
     }),
   );
+  const wanted = ordered.map((n) => n.toLowerCase());
+  // Every authorization is checked before anything is presented for any of them.
+  for (const authz of authzs) checkIdentifier(authz, wanted);
   const work: Work[] = [];
   for (const authz of authzs) {
     if (authz.status === 'valid') continue;
     if (authz.status !== 'pending') {
       throw new Error(`authorization for ${authz.identifier.value} is ${authz.status}`);
     }
-    const name = authz.identifier.value;
+    const name = checkIdentifier(authz, wanted);
     const wildcard = authz.wildcard === true;
     const solver = chooseSolver(ctx.config.solvers, name, wildcard);
     if (!solver) {
@@ -54,6 +92,7 @@ export async function authorize(
     const type = solver.kind === 'http01' ? 'http-01' : 'dns-01';
     const challenge = authz.challenges.find((c) => c.type === type) as Work['challenge'] | undefined;
     if (!challenge) throw new Error(`the CA offers no ${type} challenge for ${name}`);
+    checkToken(challenge.token, name);
     const keyAuthorization = await conn.client.getChallengeKeyAuthorization(
       challenge as unknown as Parameters<acme.Client['getChallengeKeyAuthorization']>[0],
     );
@@ -67,7 +106,7 @@ export async function authorize(
     await Promise.all(work.map((w) => conn.post('challenge', w.challenge.url, {}, [200])));
     await Promise.all(
       work.map((w) =>
-        poll(conn, 'authorization', w.authz.url, deadline, (a: acme.Authorization) =>
+        poll(conn, 'authorization', w.authz.url, deadline, ctx.clock, (a: acme.Authorization) =>
           a.status === 'valid' ? 'done' : a.status === 'pending' ? 'pending' : 'failed',
         ).catch((err) => {
           throw challengeFailure(w, err);
@@ -112,7 +151,9 @@ async function present(
     const podIP = first.podIP ?? ctx.deps.podIP;
     if (first.ingress !== false && podIP) {
       const routeName = http01RouteName(input.secretName);
-      cleanups.push(() => ctx.deps.kube.deleteHttp01Route(input.namespace, routeName));
+      cleanups.push(() =>
+        ctx.deps.kube.deleteHttp01Route(input.namespace, routeName, { name: input.secretName }),
+      );
       await ctx.deps.kube.createHttp01Route({
         namespace: input.namespace,
         name: routeName,

@@ -2,6 +2,7 @@
  * What the parts of one ACME issuer share: its name and settings, its dependencies, and the
  * per-issuer helpers the order, challenge and ARI steps use.
  */
+import type { Clock } from '../../clock.ts';
 import type { AcmeIssuerConfig } from '../../config/schema.ts';
 import type { Dns01Presenter } from './dns01.ts';
 import type { PendingOrders } from './pending.ts';
@@ -23,6 +24,8 @@ export interface AcmeIssuerDeps {
   /** Bound on one issuance, polling and DNS propagation included. */
   issueTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** Deadlines, polling waits and order timestamps (tests drive it); default the system clock. */
+  clock?: Clock;
 }
 
 export interface AcmeContext {
@@ -30,6 +33,7 @@ export interface AcmeContext {
   readonly config: AcmeIssuerConfig;
   readonly deps: AcmeIssuerDeps;
   readonly log: AcmeLog;
+  readonly clock: Clock;
   readonly dns: Dns01Presenter;
   readonly pending: PendingOrders;
   /** certIDs the CA's renewalInfo answered for: safe to name in `replaces`. */

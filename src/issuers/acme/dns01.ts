@@ -3,6 +3,7 @@
  * UPDATE to the zone found from the SOA, checked on the zone's primary (the configured server)
  * before the CA is asked to validate, and the exact record is deleted afterwards.
  */
+import type { Clock } from '../../clock.ts';
 import type { Rfc2136Config } from '../../config/schema.ts';
 import { DnsClient, parseServer } from './dns/client.ts';
 import type { TsigKey } from './dns/tsig.ts';
@@ -26,9 +27,11 @@ export function challengeName(name: string): string {
 
 export class Dns01Presenter {
   private readonly kube: AcmeKube;
+  private readonly clock: Clock;
 
-  constructor(kube: AcmeKube) {
+  constructor(kube: AcmeKube, clock: Clock) {
     this.kube = kube;
+    this.clock = clock;
   }
 
   private async tsigKey(cfg: Rfc2136Config): Promise<TsigKey | undefined> {
@@ -92,7 +95,7 @@ export class Dns01Presenter {
       }
       for (const g of added) {
         for (const r of g.recs)
-          await waitForTxt(g.client, challengeName(r.name), r.keyAuthorization, deadline);
+          await waitForTxt(g.client, challengeName(r.name), r.keyAuthorization, deadline, this.clock);
       }
     } catch (err) {
       await cleanup().catch(() => undefined);
@@ -102,15 +105,21 @@ export class Dns01Presenter {
   }
 }
 
-async function waitForTxt(client: DnsClient, name: string, value: string, deadline: number): Promise<void> {
+async function waitForTxt(
+  client: DnsClient,
+  name: string,
+  value: string,
+  deadline: number,
+  clock: Clock,
+): Promise<void> {
   for (;;) {
     const values = await client.txt(name);
     if (values.includes(value)) return;
-    if (Date.now() + PROPAGATION_POLL_MS > deadline) {
+    if (clock.now() + PROPAGATION_POLL_MS > deadline) {
       throw new Error(
         `TXT ${name} is not served by ${client.server.host}:${client.server.port} yet (seen: ${values.join(', ') || 'none'})`,
       );
     }
-    await new Promise((r) => setTimeout(r, PROPAGATION_POLL_MS));
+    await new Promise<void>((r) => clock.setTimeout(r, PROPAGATION_POLL_MS));
   }
 }

@@ -4,6 +4,7 @@
  * Errors become IssuerErrors that name the issuer, the Secret, the failing challenge and the CA's
  * problem detail; "come back later" carries `retryAfterMs` for the controller to reschedule.
  */
+import { systemClock } from '../../clock.ts';
 import type { AcmeIssuerConfig } from '../../config/schema.ts';
 import {
   type IssueInput,
@@ -20,6 +21,7 @@ import { Dns01Presenter } from './dns01.ts';
 import { placeOrder } from './order.ts';
 import { OrderBudget } from './order-budget.ts';
 import { PendingOrders } from './pending.ts';
+import { NOT_OURS } from './ports.ts';
 import { resumePendingOrder } from './resume.ts';
 import { AcmeRetryLater } from './transport.ts';
 
@@ -46,12 +48,14 @@ export class AcmeIssuer implements Issuer {
     this.deps = deps;
     this.log = deps.log ?? quiet;
     this.budget = new OrderBudget(config.maxOrdersPerHour);
+    const clock = deps.clock ?? systemClock;
     this.ctx = {
       name,
       config,
       deps,
       log: this.log,
-      dns: new Dns01Presenter(deps.kube),
+      clock,
+      dns: new Dns01Presenter(deps.kube, clock),
       pending: new PendingOrders(deps.kube),
       knownCertIds: new Set<string>(),
     };
@@ -112,10 +116,10 @@ export class AcmeIssuer implements Issuer {
     try {
       const names = identifiers(input);
       const conn = await this.connect();
-      const deadline = Date.now() + (this.deps.issueTimeoutMs ?? DEFAULT_ISSUE_TIMEOUT_MS);
+      const deadline = this.ctx.clock.now() + (this.deps.issueTimeoutMs ?? DEFAULT_ISSUE_TIMEOUT_MS);
       const resumed = await resumePendingOrder(this.ctx, conn, input, names, deadline);
       if (resumed) return resumed;
-      const now = Date.now();
+      const now = this.ctx.clock.now();
       const budgetKey = `${input.namespace}/${input.secretName}`;
       const allowed = this.budget.take(budgetKey, now, input.recentOrders);
       orders = this.budget.orders(budgetKey);
@@ -149,6 +153,10 @@ function toIssuerError(where: string, err: unknown): IssuerError {
     const e = new IssuerError(err.code, `${where}: ${err.message}`, err.retryable);
     if (err.retryAfterMs !== undefined) e.retryAfterMs = err.retryAfterMs;
     return e;
+  }
+  if (err instanceof Error && (err as { code?: unknown }).code === NOT_OURS) {
+    // Somebody else's object under a name we compute: reported, retried with backoff, untouched.
+    return new IssuerError('ISSUE_FAILED', `${where}: ${err.message}`, true);
   }
   if (err instanceof AcmeRetryLater) {
     const e = new IssuerError('CA_UNAVAILABLE', `${where}: ${err.message}`, true);

@@ -4,6 +4,7 @@
  * Secret's key, download the chain.
  */
 import type * as acme from 'acme-client';
+import type { Clock } from '../../clock.ts';
 import { crashPoint } from '../../fault-injection.ts';
 import { certificatesFromPem, toPem } from '../../pki/index.ts';
 import type { IssueInput, IssueResult } from '../types.ts';
@@ -44,9 +45,9 @@ export async function placeOrder(
   const orderUrl = created.headers.location;
   if (!orderUrl) throw new Error('newOrder returned no order URL');
   let order = created.data as acme.Order;
-  if (order.status === 'pending') await authorize(ctx, conn, input, order, deadline);
+  if (order.status === 'pending') await authorize(ctx, conn, input, order, names, deadline);
 
-  order = await poll(conn, 'order', orderUrl, deadline, (o: acme.Order) =>
+  order = await poll(conn, 'order', orderUrl, deadline, ctx.clock, (o: acme.Order) =>
     o.status === 'ready' || o.status === 'valid' ? 'done' : o.status === 'invalid' ? 'failed' : 'pending',
   );
   let persisted = false;
@@ -58,11 +59,11 @@ export async function placeOrder(
       issuer: ctx.name,
       server: ctx.config.server,
       names: [...names].sort(),
-      created: Date.now(),
+      created: ctx.clock.now(),
     });
     persisted = true;
     try {
-      order = await finalize(conn, orderUrl, order, input.keyPem, names, deadline);
+      order = await finalize(conn, orderUrl, order, input.keyPem, names, deadline, ctx.clock);
     } catch (err) {
       // An order that became invalid cannot be resumed; anything else (timeout) may be.
       if (err instanceof PollFailed || err instanceof AcmeProblem) {
@@ -85,16 +86,22 @@ export async function finalize(
   keyPem: string,
   names: string[],
   deadline: number,
+  clock: Clock,
 ): Promise<acme.Order> {
   const csr = await createCsrPem(keyPem, names);
   const fin = await conn.post('finalize', order.finalize, { csr: csrToB64u(csr) }, [200]);
   crashPoint('finalize');
   const finalized = fin.data as acme.Order;
-  return finalized.status === 'valid' ? finalized : await waitValid(conn, orderUrl, deadline);
+  return finalized.status === 'valid' ? finalized : await waitValid(conn, orderUrl, deadline, clock);
 }
 
-export function waitValid(conn: AcmeConnection, orderUrl: string, deadline: number): Promise<acme.Order> {
-  return poll(conn, 'order', orderUrl, deadline, (o: acme.Order) =>
+export function waitValid(
+  conn: AcmeConnection,
+  orderUrl: string,
+  deadline: number,
+  clock: Clock,
+): Promise<acme.Order> {
+  return poll(conn, 'order', orderUrl, deadline, clock, (o: acme.Order) =>
     o.status === 'valid' ? 'done' : o.status === 'invalid' ? 'failed' : 'pending',
   );
 }

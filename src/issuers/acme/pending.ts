@@ -6,7 +6,7 @@
  * Secret holds the result, and pending state that no longer fits is deleted.
  */
 import { createHash } from 'node:crypto';
-import type { AcmeKube } from './ports.ts';
+import type { AcmeKube, OwnedBy } from './ports.ts';
 
 export const PENDING_SUFFIX = '-cert-rotator-pending';
 /** Label on companion Secrets, so they can be found (`kubectl get secret -l ...`). */
@@ -34,6 +34,11 @@ export function pendingSecretName(secretName: string): string {
   return `${secretName.slice(0, 253 - PENDING_SUFFIX.length - 11)}-${hash}${PENDING_SUFFIX}`;
 }
 
+/** A companion Secret is ours only with our labels and an owner reference to the managed Secret. */
+function ownedBy(secretName: string): OwnedBy {
+  return { owner: secretName, label: PENDING_LABEL };
+}
+
 export class PendingOrders {
   private readonly kube: AcmeKube;
 
@@ -42,7 +47,7 @@ export class PendingOrders {
   }
 
   async load(namespace: string, secretName: string): Promise<PendingOrder | 'unreadable' | undefined> {
-    const s = await this.kube.readSecret(namespace, pendingSecretName(secretName));
+    const s = await this.kube.readSecret(namespace, pendingSecretName(secretName), ownedBy(secretName));
     if (!s) return undefined;
     const d = s.data;
     const created = Date.parse(d.created ?? '');
@@ -80,10 +85,17 @@ export class PendingOrders {
       });
       if (created) return;
       // A leftover of an earlier attempt: replace it.
-      const existing = await this.kube.readSecret(namespace, name);
+      const existing = await this.kube.readSecret(namespace, name, ownedBy(secretName));
       if (
         existing &&
-        (await this.kube.updateSecret(namespace, name, existing.resourceVersion, data, annotations))
+        (await this.kube.updateSecret(
+          namespace,
+          name,
+          existing.resourceVersion,
+          data,
+          annotations,
+          ownedBy(secretName),
+        ))
       )
         return;
     }
@@ -91,6 +103,6 @@ export class PendingOrders {
   }
 
   async delete(namespace: string, secretName: string): Promise<void> {
-    await this.kube.deleteSecret(namespace, pendingSecretName(secretName));
+    await this.kube.deleteSecret(namespace, pendingSecretName(secretName), ownedBy(secretName));
   }
 }

@@ -2,6 +2,7 @@
  * Polling an ACME object (order, authorization) until it settles: quick first polls, then
  * doubling, honouring the CA's Retry-After once the first polls are done, bounded by a deadline.
  */
+import type { Clock } from '../../clock.ts';
 import type { AcmeConnection } from './client.ts';
 import { parseRetryAfter, problemDetail } from './transport.ts';
 
@@ -17,6 +18,7 @@ export async function poll<T>(
   action: string,
   url: string,
   deadline: number,
+  clock: Clock,
   state: (body: T) => 'done' | 'pending' | 'failed',
 ): Promise<T> {
   let delay = FIRST_POLL_MS;
@@ -26,13 +28,13 @@ export async function poll<T>(
     const s = state(body);
     if (s === 'done') return body;
     if (s === 'failed') throw new PollFailed(action, url, body);
-    const retryAfter = parseRetryAfter(res.headers['retry-after']);
+    const retryAfter = parseRetryAfter(res.headers['retry-after'], clock.now());
     const wait =
       polls >= POLLS_BEFORE_RETRY_AFTER && retryAfter !== undefined
         ? Math.max(delay, Math.min(retryAfter, MAX_POLL_RETRY_AFTER_MS))
         : delay;
-    if (Date.now() + wait > deadline) throw new Error(`timed out waiting for ${action} ${url}`);
-    await new Promise((r) => setTimeout(r, wait));
+    if (clock.now() + wait > deadline) throw new Error(`timed out waiting for ${action} ${url}`);
+    await new Promise<void>((r) => clock.setTimeout(r, wait));
     delay = Math.min(MAX_POLL_MS, delay * 2);
   }
 }

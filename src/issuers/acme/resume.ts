@@ -34,7 +34,7 @@ export async function resumePendingOrder(
   if (saved === 'unreadable') return drop('companion Secret is incomplete');
   if (saved.issuer !== ctx.name || saved.server !== ctx.config.server) return drop('other issuer');
   if (saved.names.join(',') !== [...names].sort().join(',')) return drop('names changed');
-  if (Date.now() - saved.created > PENDING_MAX_AGE_MS) return drop('older than 24h');
+  if (ctx.clock.now() - saved.created > PENDING_MAX_AGE_MS) return drop('older than 24h');
   let spki: string;
   try {
     spki = inspectPrivateKey(saved.keyPem).spkiSha256;
@@ -49,9 +49,9 @@ export async function resumePendingOrder(
     throw err;
   }
   if (order.status === 'ready') {
-    order = await finalize(conn, saved.orderUrl, order, saved.keyPem, names, deadline);
+    order = await finalize(conn, saved.orderUrl, order, saved.keyPem, names, deadline, ctx.clock);
   } else if (order.status === 'processing') {
-    order = await waitValid(conn, saved.orderUrl, deadline);
+    order = await waitValid(conn, saved.orderUrl, deadline, ctx.clock);
   } else if (order.status !== 'valid') {
     return drop(`order is ${order.status}`);
   }

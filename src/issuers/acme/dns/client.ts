@@ -1,7 +1,8 @@
 /** A DNS client for one server: queries and RFC2136 UPDATEs over UDP (TCP when truncated). */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { isIPv6, Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { isIP, isIPv6, Socket } from 'node:net';
 import { signMessage, type TsigKey, verifyResponse } from './tsig.ts';
 import {
   type DecodedMessage,
@@ -10,6 +11,7 @@ import {
   isTruncated,
   normalizeName,
   Opcode,
+  type Question,
   type ResourceRecord,
   RRClass,
   RRType,
@@ -56,15 +58,16 @@ export class DnsClient {
 
   async query(name: string, type: number): Promise<DecodedMessage> {
     const id = randomInt(0, 65536);
+    const question = { name, type, class: RRClass.IN };
     const msg = encodeMessage({
       id,
       flags: 0,
-      questions: [{ name, type, class: RRClass.IN }],
+      questions: [question],
       answers: [],
       authority: [],
       additional: [],
     });
-    return await this.exchange(msg, id);
+    return await this.exchange(msg, id, question);
   }
 
   /** TXT strings of `name` as this server answers them (empty when none). */
@@ -100,16 +103,17 @@ export class DnsClient {
   /** Sends an UPDATE for `zone` (no prerequisites); throws with the server's rcode on refusal. */
   async update(zone: string, updates: ResourceRecord[], key?: TsigKey): Promise<void> {
     const id = randomInt(0, 65536);
+    const zoneSection = { name: zone, type: RRType.SOA, class: RRClass.IN };
     const msg = encodeMessage({
       id,
       flags: Opcode.UPDATE << 11,
-      questions: [{ name: zone, type: RRType.SOA, class: RRClass.IN }],
+      questions: [zoneSection],
       answers: [],
       authority: updates,
       additional: [],
     });
     const signed = key ? signMessage(msg, key) : undefined;
-    const res = await this.exchange(signed?.signed ?? msg, id);
+    const res = await this.exchange(signed?.signed ?? msg, id, zoneSection);
     const rcode = rcodeName(rcodeOf(res.flags));
     if (key && signed) {
       try {
@@ -126,12 +130,19 @@ export class DnsClient {
     }
   }
 
-  private async exchange(msg: Uint8Array, id: number): Promise<DecodedMessage> {
+  /** The server's address as datagrams from it carry it (a host name is resolved once). */
+  private async address(): Promise<string> {
+    if (isIP(this.server.host)) return this.server.host;
+    return (await lookup(this.server.host)).address;
+  }
+
+  private async exchange(msg: Uint8Array, id: number, question: Question): Promise<DecodedMessage> {
     let lastError: unknown;
+    const address = await this.address();
     for (let attempt = 0; attempt < this.tries; attempt++) {
       try {
-        const res = await this.udp(msg, id);
-        return isTruncated(res.flags) ? await this.tcp(msg, id) : res;
+        const res = await this.udp(msg, id, address, question);
+        return isTruncated(res.flags) ? await this.tcp(msg, id, address, question) : res;
       } catch (err) {
         lastError = err;
       }
@@ -139,9 +150,9 @@ export class DnsClient {
     throw lastError instanceof Error ? lastError : new Error(String(lastError));
   }
 
-  private udp(msg: Uint8Array, id: number): Promise<DecodedMessage> {
+  private udp(msg: Uint8Array, id: number, address: string, question: Question): Promise<DecodedMessage> {
     return new Promise((resolve, reject) => {
-      const socket = createSocket(isIPv6(this.server.host) ? 'udp6' : 'udp4');
+      const socket = createSocket(isIPv6(address) ? 'udp6' : 'udp4');
       const done = (err: Error | undefined, res?: DecodedMessage) => {
         clearTimeout(timer);
         socket.close();
@@ -153,21 +164,25 @@ export class DnsClient {
         this.timeoutMs,
       );
       socket.on('error', (err) => done(err));
-      socket.on('message', (buf) => {
+      socket.on('message', (buf, from) => {
+        // Only the server we asked may answer (a datagram from any other address or port is
+        // somebody guessing), and only to the question we asked.
+        if (from.address !== address || from.port !== this.server.port) return;
         try {
           const res = decodeMessage(new Uint8Array(buf));
-          if (res.id === id && (res.flags & 0x8000) !== 0) done(undefined, res);
+          if (res.id === id && (res.flags & 0x8000) !== 0 && answersQuestion(res, question))
+            done(undefined, res);
         } catch {
           // Not an answer to us (or garbage): keep waiting until the timeout.
         }
       });
-      socket.send(msg, this.server.port, this.server.host, (err) => {
+      socket.send(msg, this.server.port, address, (err) => {
         if (err) done(err);
       });
     });
   }
 
-  private tcp(msg: Uint8Array, id: number): Promise<DecodedMessage> {
+  private tcp(msg: Uint8Array, id: number, address: string, question: Question): Promise<DecodedMessage> {
     return new Promise((resolve, reject) => {
       const socket = new Socket();
       let buf = Buffer.alloc(0);
@@ -190,16 +205,30 @@ export class DnsClient {
         try {
           const res = decodeMessage(new Uint8Array(buf.subarray(2, 2 + len)));
           if (res.id !== id) done(new Error('DNS answer over TCP has the wrong id'));
+          else if (!answersQuestion(res, question))
+            done(new Error(`DNS answer over TCP from ${this.describe()} is for another question`));
           else done(undefined, res);
         } catch (err) {
           done(err as Error);
         }
       });
-      socket.connect(this.server.port, this.server.host, () => {
+      socket.connect(this.server.port, address, () => {
         const head = Buffer.alloc(2);
         head.writeUInt16BE(msg.length, 0);
         socket.write(Buffer.concat([head, msg]));
       });
     });
   }
+}
+
+/** The answer repeats exactly the one question asked (RFC 1035 §4.1.2; RFC 2136 §3.8 for UPDATE). */
+function answersQuestion(res: DecodedMessage, q: Question): boolean {
+  const echoed = res.questions[0];
+  return (
+    res.questions.length === 1 &&
+    echoed !== undefined &&
+    normalizeName(echoed.name) === normalizeName(q.name) &&
+    echoed.type === q.type &&
+    echoed.class === q.class
+  );
 }
