@@ -1,8 +1,8 @@
 import type * as k8s from '@kubernetes/client-node';
-import { Observable } from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type CoordinationV1Api, describeApiError, httpStatus } from './client.ts';
+import type { CallOptions } from './http/api.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -21,16 +21,9 @@ export interface LeaderElectionOptions {
   onStoppedLeading(): void;
 }
 
-/** Per-call options that bind one API request to an AbortSignal (client-node's middleware hook). */
-function withSignal(signal: AbortSignal): k8s.ConfigurationOptions {
-  const middleware: k8s.ObservableMiddleware = {
-    pre: (ctx) => {
-      ctx.setSignal(signal);
-      return new Observable(Promise.resolve(ctx));
-    },
-    post: (res) => new Observable(Promise.resolve(res)),
-  };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+/** Per-call options that bind one API request to an AbortSignal (the light client's `signal`). */
+function withSignal(signal: AbortSignal): CallOptions {
+  return { signal };
 }
 
 /** Where a replica stands: `lapsed` = it led, but its last successful renew is too old to trust. */

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.ts';
+import { type CoordinationV1Api, makeClients } from '../../src/kube/client.ts';
 import { LeaderElector } from '../../src/kube/leader-election.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { testEnv, useNamespace } from '../testenv/kube.ts';
@@ -10,7 +11,7 @@ import { hostPortOf, startTcpProxy, type TcpProxy } from '../testenv/tcp-proxy.t
 
 const ns = useNamespace(import.meta.url);
 let proxy: TcpProxy;
-let api: k8s.CoordinationV1Api;
+let api: CoordinationV1Api;
 
 /** A clock the test moves by hand: timers fire only when `advance` passes them. */
 function manualClock(start: number): Clock & { advance(ms: number): void } {
@@ -47,7 +48,8 @@ beforeAll(async () => {
   for (const c of doc.clusters) c.cluster.server = `https://${proxy.address}`;
   const kc = new k8s.KubeConfig();
   kc.loadFromString(JSON.stringify(doc));
-  api = kc.makeApiClient(k8s.CoordinationV1Api);
+  // The product's own client: its per-call AbortSignal is what the elector's deadline uses.
+  api = makeClients(kc).coordination;
 });
 
 afterAll(async () => {
