@@ -16,7 +16,7 @@ import { type CertificateListener, describeChange, fingerprintOf } from './liste
 import type { EventSink, SecretApi } from './ports.ts';
 import { type Current, readCurrent } from './read.ts';
 import { recordFromSecret, type SecretRecord, secretKey } from './record.ts';
-import { issue, RenewFailure, type RenewOutput } from './renew.ts';
+import { issue, RenewFailure, type RenewOutput, RenewPending } from './renew.ts';
 import { Reporter } from './report.ts';
 import { RetryStates } from './retry.ts';
 import { LookSchedule } from './schedule.ts';
@@ -45,6 +45,10 @@ export interface ControllerDeps {
   /** Jitter of the short retry after an API error; injectable for tests. */
   random?: () => number;
 }
+
+/** Bounds on an issuer's "look again" hint, whatever it says. */
+const MIN_PENDING_RELOOK_MS = 1_000;
+const MAX_PENDING_RELOOK_MS = 10 * 60_000;
 
 /**
  * The Secret reconciler. Watch events update a compact record per Secret and its one due time
@@ -239,7 +243,7 @@ export class SecretController {
     const now = this.clock.now();
     try {
       let current = await readCurrent(this.api, cached); // read
-      this.retry.reachedApi(key);
+      this.retry.reachedApi(key, now);
       if (!current) return; // deleted: its watch event cleans up
       const step = decide(this.context, key, current, now); // decide
       if (step.kind !== 'renew') return await this.settle(key, current, step);
@@ -250,6 +254,7 @@ export class SecretController {
       try {
         output = verifyIssued(step.input, await issue(step.input)); // issue, verify
       } catch (err) {
+        if (err instanceof RenewPending) return this.stillPending(key, current, step.choice.name, err);
         return await this.failed(key, current, step.choice.name, RenewFailure.from(err));
       }
       const { renewBefore } = step.ev.policy;
@@ -371,6 +376,18 @@ export class SecretController {
       written.ok ? written.resourceVersion : current.record.resourceVersion,
       now + retry.delayMs,
     );
+  }
+
+  /**
+   * The issuer gave its worker back while waiting on someone else (a CSR not approved yet): the
+   * Secret stays `Issuing`, no failure is counted, no Event; the next look resumes the attempt.
+   */
+  private stillPending(key: string, current: Current, issuer: string, pending: RenewPending): undefined {
+    const now = this.clock.now();
+    const afterMs = Math.min(MAX_PENDING_RELOOK_MS, Math.max(MIN_PENDING_RELOOK_MS, pending.retryAfterMs));
+    const at = this.retry.pending(key, now, afterMs);
+    this.log.info({ secret: key, issuer, retryInMs: afterMs }, pending.message);
+    this.lookAgain(key, current.secret.metadata?.resourceVersion ?? current.record.resourceVersion, at);
   }
 
   /** Schedules the next look, decided on `resourceVersion` (which the watch may not have shown yet). */

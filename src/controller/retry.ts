@@ -144,6 +144,18 @@ export class RetryStates {
     return { delayMs, failures: e.failures };
   }
 
+  /**
+   * The issuer is still waiting (a CSR not approved yet): no attempt before `now + afterMs`,
+   * neither a failure counted nor the backoff grown. Dropped by the next reconcile that reaches
+   * the API server (that reconcile is the look again), unless failures are recorded.
+   */
+  pending(key: string, now: number, afterMs: number): number {
+    const e = this.#entry(key);
+    const at = now + afterMs;
+    e.renewalNotBefore = Math.max(e.renewalNotBefore, at);
+    return at;
+  }
+
   /** Records an unexpected error; returns the wait before the next reconcile. */
   transientError(key: string, now: number): number {
     const e = this.#entry(key);
@@ -153,13 +165,16 @@ export class RetryStates {
     return delay;
   }
 
-  /** A reconcile got through to the API server: the short retry starts over. */
-  reachedApi(key: string): void {
+  /**
+   * A reconcile got through to the API server: the short retry starts over. A pending attempt's
+   * look-again time (no failures) is kept until it has passed.
+   */
+  reachedApi(key: string, now = Number.POSITIVE_INFINITY): void {
     const e = this.#entries.get(key);
     if (!e) return;
     e.transientErrors = 0;
     e.transientNotBefore = 0;
-    if (e.failures === 0) this.#entries.delete(key);
+    if (e.failures === 0 && e.renewalNotBefore <= now) this.#entries.delete(key);
   }
 
   /** A renewal succeeded: both cases start over. */
