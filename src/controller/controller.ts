@@ -77,6 +77,8 @@ export class SecretController {
    * version. Kept beside the records, never in them, and dropped at the Secret's next watch event.
    */
   private readonly ahead = new Map<string, { at: number | undefined }>();
+  /** Secrets whose last attempt ended pending (a CSR not approved yet): woken by `wakePending`. */
+  private readonly pending = new Set<string>();
   private resyncTimer: unknown;
   private running: Promise<void> | undefined;
   private synced = false;
@@ -167,6 +169,7 @@ export class SecretController {
     this.written.delete(key);
     this.deps.listener?.secretRemoved(namespace, name);
     this.records.delete(key);
+    this.pending.delete(key);
     this.reported.delete(key);
     this.ahead.delete(key);
     this.retry.forget(key);
@@ -178,6 +181,21 @@ export class SecretController {
   /** When the controller will next look at a Secret (undefined: not scheduled, or queued now). */
   nextLookAt(key: string): number | undefined {
     return this.schedule.dueAt(key);
+  }
+
+  /**
+   * What a pending attempt waits for has happened (its CSR was issued, denied or failed): look
+   * at the Secrets in `namespace` whose name `matches` now instead of at the look-again time.
+   */
+  wakePending(namespace: string, matches: (name: string) => boolean): void {
+    for (const key of this.pending) {
+      const record = this.records.get(key);
+      if (!record || record.namespace !== namespace || !matches(record.name)) continue;
+      this.pending.delete(key);
+      this.retry.pendingOver(key);
+      this.ahead.delete(key);
+      this.plan(key);
+    }
   }
 
   /** Plans every known Secret again (on gaining leadership, and on resync). */
@@ -325,6 +343,7 @@ export class SecretController {
       return undefined;
     }
     this.retry.succeeded(key);
+    this.pending.delete(key);
     this.reported.delete(key);
     await output
       .afterWrite?.()
@@ -360,6 +379,7 @@ export class SecretController {
     failure: RenewFailure,
   ): Promise<undefined> {
     const now = this.clock.now();
+    this.pending.delete(key);
     const retry = this.retry.renewalFailed(key, current.record.uid, now, failure.retryAfterMs);
     await this.report.failed(current.record, issuer, failure, retry);
     const written = await writeFailure(this.api, current.secret, {
@@ -386,6 +406,7 @@ export class SecretController {
     const now = this.clock.now();
     const afterMs = Math.min(MAX_PENDING_RELOOK_MS, Math.max(MIN_PENDING_RELOOK_MS, pending.retryAfterMs));
     const at = this.retry.pending(key, now, afterMs);
+    this.pending.add(key);
     this.log.info({ secret: key, issuer, retryInMs: afterMs }, pending.message);
     this.lookAgain(key, current.secret.metadata?.resourceVersion ?? current.record.resourceVersion, at);
   }

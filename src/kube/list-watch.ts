@@ -13,6 +13,7 @@ export interface StreamSpec<Tag> {
   /** e.g. `/api/v1/namespaces/a/secrets` or `/apis/apps/v1/deployments`. */
   path: string;
   fieldSelector?: string;
+  labelSelector?: string;
   /** Passed back to the handlers (e.g. the workload kind). */
   tag: Tag;
 }
@@ -137,6 +138,7 @@ export class ListWatch<T extends KubeObject, Tag> {
     do {
       const page = await getJson<RawList<T>>(this.config, s.path, {
         fieldSelector: s.fieldSelector,
+        labelSelector: s.labelSelector,
         limit: this.options.pageSize ?? 500,
         continue: cont,
       });
@@ -177,6 +179,7 @@ export class ListWatch<T extends KubeObject, Tag> {
             s.path,
             {
               fieldSelector: s.fieldSelector,
+              labelSelector: s.labelSelector,
               resourceVersion: s.resourceVersion,
               allowWatchBookmarks: true,
               timeoutSeconds: this.options.watchTimeoutSeconds ?? 300,

@@ -41,7 +41,7 @@ const MAX_LABEL = 63;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 /** A label value for a Secret name: the name when it fits, else a hash of it (uid decides anyway). */
-function labelValue(value: string): string {
+export function labelValue(value: string): string {
   return value.length <= MAX_LABEL && LABEL_VALUE.test(value)
     ? value
     : createHash('sha256').update(value).digest('hex').slice(0, 40);

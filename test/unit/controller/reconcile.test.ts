@@ -379,6 +379,44 @@ describe('an issuer that is still waiting (a CSR not approved yet)', () => {
     expect(t.events.reasons()).toEqual(['RenewalFailed', 'Renewed']);
   });
 
+  it('is looked at again at once when its CSR is answered (wakePending), not only at the hint', async () => {
+    const t = setup();
+    const main = issuer(t.issuers, 'main');
+    main.kind = 'kubernetesCSR';
+    main.pendingMs = 60_000;
+    const pair = await leaf('w.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('w', pair, { [`${A}enabled`]: 'true' })));
+    t.controller.upsert(t.api.put(tls('other', pair, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/w`);
+    expect(t.controller.nextLookAt(`${NS}/w`)).toBe(t.clock.now() + 60_000);
+    // Another namespace, or another Secret's CSR: nothing changes.
+    t.controller.wakePending('elsewhere', () => true);
+    t.controller.wakePending(NS, (name) => name === 'nope');
+    expect(t.controller.nextLookAt(`${NS}/w`)).toBe(t.clock.now() + 60_000);
+    t.controller.wakePending(NS, (name) => name === 'w');
+    expect(t.controller.nextLookAt(`${NS}/w`)).toBeUndefined(); // queued now
+    main.pendingMs = undefined;
+    t.clock.advance(100);
+    await t.controller.reconcile(`${NS}/w`);
+    expect(main.calls).toBe(2);
+    expect(t.api.get('w').metadata?.annotations?.[`${A}revision`]).toBe('1');
+  });
+
+  it('a wake never cuts a failure backoff short', async () => {
+    const t = setup();
+    const main = issuer(t.issuers, 'main');
+    main.kind = 'kubernetesCSR';
+    main.failing = 'CSR denied';
+    const pair = await leaf('d.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('d', pair, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/d`);
+    const due = t.controller.nextLookAt(`${NS}/d`);
+    t.controller.wakePending(NS, () => true);
+    expect(t.controller.nextLookAt(`${NS}/d`)).toBe(due);
+    await t.controller.reconcile(`${NS}/d`);
+    expect(main.calls).toBe(1);
+  });
+
   it('bounds the hint: at least 1 s, at most 10 min', async () => {
     const t = setup();
     const main = issuer(t.issuers, 'main');
