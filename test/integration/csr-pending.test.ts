@@ -206,6 +206,39 @@ describe('a CSR waiting for approval does not hold a worker', () => {
     });
   });
 
+  it('denied by a person after the hold: RenewalFailed naming the reason, one CSR, nothing written', async () => {
+    await core.createNamespacedSecret({
+      namespace: ns(),
+      body: emptyTlsSecret('refused', { [`${A}issuer`]: 'manual', [`${A}common-name`]: 'pending-refused' }),
+    });
+    const csrName = await waitFor('the CSR of refused', () => created.get('refused')?.[0], {
+      timeoutMs: 30_000,
+    });
+    await waitFor('a look at the pending CSR', () => pendingLooks('refused') >= 1 || undefined, {
+      timeoutMs: 30_000,
+    });
+    const csr = await certs.readCertificateSigningRequest({ name: csrName });
+    csr.status = {
+      ...(csr.status ?? {}),
+      conditions: [{ type: 'Denied', status: 'True', reason: 'NotThisOne', message: 'denied by the test' }],
+    };
+    await certs.replaceCertificateSigningRequestApproval({ name: csrName, body: csr });
+    const event = await waitFor(
+      'the RenewalFailed event',
+      async () => (await eventsFor(core, ns(), 'refused')).find((e) => e.reason === 'RenewalFailed'),
+      { timeoutMs: 60_000 },
+    );
+    expect(event.message).toContain(
+      `CSR ${csrName} for signer kubernetes.io/kube-apiserver-client was denied`,
+    );
+    expect(event.message).toContain('NotThisOne: denied by the test');
+    const failed = await secret('refused');
+    expect(failed.metadata?.annotations?.[`${A}state`]).toBe('Failed');
+    expect(failed.metadata?.annotations?.[`${A}failures`]).toBe('1');
+    expect(failed.metadata?.annotations?.[`${A}revision`]).toBeUndefined();
+    expect(created.get('refused')).toEqual([csrName]);
+  });
+
   it('approvalTimeout counts from the CSR creation, across looks: then RenewalFailed, CSR deleted, backoff', async () => {
     await core.createNamespacedSecret({
       namespace: ns(),
