@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { CommandEntry } from './app/command.ts';
 import { StartupError } from './app/startup-error.ts';
+import { SIDECAR_USAGE } from './sidecar/usage.ts';
 
 /**
  * The commands, each loaded only when picked: a small command (the sidecar in every pod) never
@@ -39,6 +40,10 @@ const COMMANDS: Record<string, CommandEntry> = {
                              cert-rotator.io/renew-requested-at) and wait for the new revision.
 `,
     load: () => import('./app/renew.ts'),
+  },
+  sidecar: {
+    usage: SIDECAR_USAGE,
+    load: () => import('./app/sidecar-command.ts'),
   },
 };
 

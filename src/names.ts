@@ -172,5 +172,11 @@ export const RolloutResult = {
 } as const;
 export type RolloutResultValue = (typeof RolloutResult)[keyof typeof RolloutResult];
 
+/** Environment variables cert-rotator reads (besides Kubernetes' KUBERNETES_SERVICE_HOST/PORT). */
+export const EnvVar = {
+  /** Directory of the in-cluster ServiceAccount's `token` and `ca.crt` (default: the kubelet's mount). */
+  serviceAccountDir: 'CERT_ROTATOR_SERVICEACCOUNT_DIR',
+} as const;
+
 /** fieldManager of every write cert-rotator makes. */
 export const FIELD_MANAGER = 'cert-rotator';

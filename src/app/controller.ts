@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { buildIssuers, CAIssuer, closeHttp01Listeners } from '../issuers/index.ts';
@@ -11,6 +10,7 @@ import {
   decodeSecretData,
   describeApiError,
   isNotFound,
+  type KubeTransport,
   loadKubeConfig,
   makeClients,
 } from '../kube/client.ts';
@@ -63,9 +63,9 @@ export interface RunningController {
 export async function startController(opts: ControllerOptions): Promise<RunningController> {
   const config = await readConfigFile(opts.configPath);
   const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
-  let kc: k8s.KubeConfig;
+  let kc: KubeTransport;
   try {
-    kc = loadKubeConfig(opts.kubeconfigPath);
+    kc = loadKubeConfig(opts.kubeconfigPath, config.kubeAPI);
   } catch (err) {
     throw new StartupError(err instanceof Error ? err.message : String(err));
   }

@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { labelValue } from '../issuers/kubernetes-csr/issuer.ts';
 import { describeApiError } from '../kube/client.ts';
 import { CSR_PATH } from '../kube/csr-api.ts';
+import type { KubeTransport } from '../kube/http/transport.ts';
 import { ListWatch } from '../kube/list-watch.ts';
 import { CsrLink } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -27,13 +28,13 @@ function settled(csr: k8s.V1CertificateSigningRequest): boolean {
 /** The watch, when a kubernetesCSR issuer is configured; undefined otherwise. */
 export function csrWaker(
   config: Config,
-  kubeConfig: k8s.KubeConfig,
+  transport: KubeTransport,
   controller: PendingWaker,
   log: Logger,
 ): ListWatch<k8s.V1CertificateSigningRequest, undefined> | undefined {
   if (!config.issuers.some((i) => i.kind === 'kubernetesCSR')) return undefined;
   return new ListWatch<k8s.V1CertificateSigningRequest, undefined>(
-    kubeConfig,
+    transport,
     [{ path: CSR_PATH, labelSelector: CsrLink.secretNamespace, tag: undefined }],
     {
       upsert: (csr) => {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type * as k8s from '@kubernetes/client-node';
 import { loadConfig } from '../config/load.ts';
-import { describeApiError, loadKubeConfig, makeClients } from '../kube/client.ts';
+import { type CoreV1Api, describeApiError, loadKubeConfig, makeClients } from '../kube/client.ts';
 import { annotateSecret, readSecret } from '../kube/secret-annotate.ts';
 import { Annotation, SecretKey, StatusAnnotation, TLS_SECRET_TYPE } from '../names.ts';
 import { certificatesFromPem, readCertificateSummary } from '../pki/index.ts';
@@ -71,7 +71,7 @@ export async function run(argv: string[]): Promise<number> {
       throw err;
     }
   }
-  let core: k8s.CoreV1Api;
+  let core: CoreV1Api;
   try {
     core = makeClients(loadKubeConfig(values.kubeconfig)).core;
   } catch (err) {

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { describeApiError, httpStatus, loadKubeConfig } from '../kube/client.ts';
+import { describeApiError, httpStatus, type KubeTransport, loadKubeConfig } from '../kube/client.ts';
 import { listTlsSecrets } from '../kube/secret-list.ts';
 import { PolicyInputError, parseDuration } from '../policy/renewal.ts';
 import { scanPaths } from './scan-files.ts';
@@ -22,7 +22,10 @@ export interface ScanClusterOptions {
 }
 
 /** One row per TLS Secret of the cluster (or of one namespace), in the order listed. */
-export async function scanCluster(kc: k8s.KubeConfig, options: ScanClusterOptions): Promise<ScanRow[]> {
+export async function scanCluster(
+  kc: KubeTransport | k8s.KubeConfig,
+  options: ScanClusterOptions,
+): Promise<ScanRow[]> {
   const rows: ScanRow[] = [];
   await listTlsSecrets(kc, {
     ...(options.namespace ? { namespace: options.namespace } : {}),
@@ -116,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
     rows = await scanPaths(positionals, now);
   } else {
     let config: Config;
-    let kc: k8s.KubeConfig;
+    let kc: KubeTransport;
     try {
       config = values.config ? await readConfig(values.config) : loadConfig('');
       kc = loadKubeConfig(values.kubeconfig);

@@ -35,6 +35,7 @@ const TOP_KEYS = [
   'leaderElection',
   'rollout',
   'renewalBackoff',
+  'kubeAPI',
 ];
 
 export function loadConfig(yamlText: string): Config {
@@ -88,6 +89,11 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     parseDuration(CONFIG_DEFAULTS.rolloutDebounce);
 
   const renewalBackoff = readRenewalBackoff(r, root.renewalBackoff);
+  const kubeMap = r.optionalMapping(root.kubeAPI, 'kubeAPI', ['qps', 'burst']) ?? {};
+  const kubeAPI = {
+    qps: r.integer(kubeMap, 'qps', 'kubeAPI', 0, 100_000) ?? CONFIG_DEFAULTS.kubeApiQps,
+    burst: r.integer(kubeMap, 'burst', 'kubeAPI', 1, 100_000) ?? CONFIG_DEFAULTS.kubeApiBurst,
+  };
 
   if (!defaults) return undefined;
   return {
@@ -100,6 +106,7 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     leaderElection,
     rollout: { debounceMs },
     renewalBackoff,
+    kubeAPI,
   };
 }
 

@@ -172,6 +172,8 @@ export interface Config {
   metrics: { address: string };
   leaderElection: LeaderElectionConfig;
   rollout: { debounceMs: number };
+  /** Client-side rate limit of API requests, as client-go's QPS and Burst (qps 0 = unlimited). */
+  kubeAPI: { qps: number; burst: number };
   /** Per-Secret backoff between failed renewals: first delay and cap (grows ×3, jittered). */
   renewalBackoff: { baseMs: number; capMs: number };
 }
@@ -200,6 +202,8 @@ export const CONFIG_DEFAULTS = {
   minCertificateDuration: '1h',
   fallbackAfter: 3,
   acmeMaxOrdersPerHour: 5,
+  kubeApiQps: 300,
+  kubeApiBurst: 600,
   renewalBackoffBase: '5m',
   renewalBackoffCap: '32h',
 } as const;

@@ -52,6 +52,11 @@ export function kubeconfigYaml(
 export interface ControlPlaneOptions {
   /** Told about each step as it starts ("starting etcd", ...), for a progress line. */
   onStep?: (step: string) => void;
+  /**
+   * false: no kube-controller-manager (benchmarks of other controllers: it adds API traffic of
+   * its own and would create a ReplicaSet per Deployment). Default true.
+   */
+  controllerManager?: boolean;
 }
 
 /**
@@ -107,7 +112,15 @@ export async function startControlPlane(
   const peers: Peer[] = [];
   let launched: Launched;
   try {
-    launched = await launch(bins, dir, { ca, admin, files, logDir, peers, step });
+    launched = await launch(bins, dir, {
+      ca,
+      admin,
+      files,
+      logDir,
+      peers,
+      step,
+      controllerManager: options.controllerManager !== false,
+    });
   } catch (err) {
     // A half-started control plane is stopped, not left to the exit handler.
     for (const p of [...peers].reverse()) await p.stop();
@@ -153,6 +166,7 @@ async function launch(
     logDir: string;
     peers: Peer[];
     step: (what: string) => void;
+    controllerManager: boolean;
   },
 ): Promise<Launched> {
   const { ca, admin, files, logDir, peers, step } = ctx;
@@ -224,39 +238,41 @@ async function launch(
   const kubeconfigPath = join(dir, 'admin.kubeconfig');
   await writeFile(kubeconfigPath, kubeconfigYaml(apiServerUrl, ca.certPem, admin), { mode: 0o600 });
 
-  step('starting kube-controller-manager');
-  const kcm = await startPeer(
-    'kube-controller-manager',
-    bins.kubeControllerManager,
-    [
-      `--kubeconfig=${kubeconfigPath}`,
-      `--cluster-signing-cert-file=${files.ca}`,
-      `--cluster-signing-key-file=${files.caKey}`,
-      `--root-ca-file=${files.ca}`,
-      `--service-account-private-key-file=${files.saKey}`,
-      '--use-service-account-credentials=false',
-      '--leader-elect=false',
-      '--secure-port=0',
-      '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner',
-      '--v=1',
-    ],
-    { logDir },
-  );
-  peers.push(kcm);
-  // The service-account controller creating "default" in namespace default proves kcm is working.
-  await waitFor(
-    'kube-controller-manager to create the default ServiceAccount',
-    async () => {
-      if (!isAlive(kcm.pid)) throw new Error(`kube-controller-manager exited; see ${kcm.logFile}`);
-      const res = await httpsGet(`${apiServerUrl}/api/v1/namespaces/default/serviceaccounts/default`, {
-        ca: ca.certPem,
-        cert: admin.certPem,
-        key: admin.keyPem,
-      });
-      return res.status === 200;
-    },
-    { timeoutMs: 90_000, intervalMs: 200 },
-  );
+  if (ctx.controllerManager) {
+    step('starting kube-controller-manager');
+    const kcm = await startPeer(
+      'kube-controller-manager',
+      bins.kubeControllerManager,
+      [
+        `--kubeconfig=${kubeconfigPath}`,
+        `--cluster-signing-cert-file=${files.ca}`,
+        `--cluster-signing-key-file=${files.caKey}`,
+        `--root-ca-file=${files.ca}`,
+        `--service-account-private-key-file=${files.saKey}`,
+        '--use-service-account-credentials=false',
+        '--leader-elect=false',
+        '--secure-port=0',
+        '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner',
+        '--v=1',
+      ],
+      { logDir },
+    );
+    peers.push(kcm);
+    // The service-account controller creating "default" in namespace default proves kcm is working.
+    await waitFor(
+      'kube-controller-manager to create the default ServiceAccount',
+      async () => {
+        if (!isAlive(kcm.pid)) throw new Error(`kube-controller-manager exited; see ${kcm.logFile}`);
+        const res = await httpsGet(`${apiServerUrl}/api/v1/namespaces/default/serviceaccounts/default`, {
+          ca: ca.certPem,
+          cert: admin.certPem,
+          key: admin.keyPem,
+        });
+        return res.status === 200;
+      },
+      { timeoutMs: 90_000, intervalMs: 200 },
+    );
+  }
 
   return { apiServerUrl, etcdUrl, kubeconfigPath, api, startApi };
 }

@@ -3,9 +3,20 @@
  * pending orders, and the short-lived Service + EndpointSlice + Ingress that route HTTP-01
  * challenge paths in the managed Secret's namespace to the controller's solver listener.
  */
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../names.ts';
-import { decodeSecretData, encodeSecretData, httpStatus, isNotFound } from './client.ts';
+import {
+  type CoreV1Api,
+  type DiscoveryV1Api,
+  decodeSecretData,
+  encodeSecretData,
+  httpStatus,
+  isNotFound,
+  type KubeClients,
+  makeClients,
+  type NetworkingV1Api,
+} from './client.ts';
+import type { KubeTransport } from './http/transport.ts';
 
 /*
  * This adapter satisfies the ACME issuer's `AcmeKube` port structurally: kube/ never imports an
@@ -42,14 +53,15 @@ async function ignore404(p: Promise<unknown>): Promise<void> {
 }
 
 export class KubeAcmeResources {
-  private readonly core: k8s.CoreV1Api;
-  private readonly networking: k8s.NetworkingV1Api;
-  private readonly discovery: k8s.DiscoveryV1Api;
+  private readonly core: CoreV1Api;
+  private readonly networking: NetworkingV1Api;
+  private readonly discovery: DiscoveryV1Api;
 
-  constructor(config: k8s.KubeConfig) {
-    this.core = config.makeApiClient(k8s.CoreV1Api);
-    this.networking = config.makeApiClient(k8s.NetworkingV1Api);
-    this.discovery = config.makeApiClient(k8s.DiscoveryV1Api);
+  constructor(config: KubeTransport | KubeClients) {
+    const clients = 'core' in config ? config : makeClients(config);
+    this.core = clients.core;
+    this.networking = clients.networking;
+    this.discovery = clients.discovery;
   }
 
   async readSecret(namespace: string, name: string): Promise<StoredSecret | undefined> {

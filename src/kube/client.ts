@@ -1,36 +1,78 @@
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
+import {
+  type AppsV1Api,
+  appsV1Api,
+  type CertificatesV1Api,
+  type CoordinationV1Api,
+  type CoreV1Api,
+  certificatesV1Api,
+  coordinationV1Api,
+  coreV1Api,
+  type DiscoveryV1Api,
+  discoveryV1Api,
+  type NetworkingV1Api,
+  networkingV1Api,
+} from './http/api.ts';
+import { endpointFromClientNode, isClientNodeConfig } from './http/client-node-config.ts';
+import { defaultTransport, type KubeconfigOptions } from './http/kubeconfig.ts';
+import { HttpTransport, type KubeTransport } from './http/transport.ts';
 
-/** The handful of API clients the controller uses, built from one KubeConfig. */
+/**
+ * The API clients the project uses, on one light transport (src/kube/http/): the method names
+ * and request objects of client-node's CoreV1Api, AppsV1Api... with plain JSON results, so
+ * @kubernetes/client-node is never loaded on the in-cluster path.
+ */
 export interface KubeClients {
-  config: k8s.KubeConfig;
-  core: k8s.CoreV1Api;
-  apps: k8s.AppsV1Api;
-  coordination: k8s.CoordinationV1Api;
-  certificates: k8s.CertificatesV1Api;
+  /** The transport (the name is kept from when this was client-node's KubeConfig). */
+  config: KubeTransport;
+  transport: KubeTransport;
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  coordination: CoordinationV1Api;
+  certificates: CertificatesV1Api;
+  networking: NetworkingV1Api;
+  discovery: DiscoveryV1Api;
 }
+
+export type {
+  AppsV1Api,
+  CertificatesV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeTransport,
+  NetworkingV1Api,
+};
 
 /**
  * Kubeconfig from `path`, else $KUBECONFIG / ~/.kube/config, else the in-cluster service account
- * (the loader's default order).
+ * (client-go's loading order), as a transport with the given client QPS/burst.
  */
-export function loadKubeConfig(path?: string): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) {
-    throw new Error('no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, or run in a pod');
-  }
-  return kc;
+export function loadKubeConfig(path?: string, options: KubeconfigOptions = {}): HttpTransport {
+  return defaultTransport(path, options);
 }
 
-export function makeClients(config: k8s.KubeConfig): KubeClients {
+/**
+ * Clients on a transport. A client-node KubeConfig is accepted too (tests build those) and
+ * wrapped in a transport that authenticates through it.
+ */
+export function makeClients(config: KubeTransport | k8s.KubeConfig): KubeClients {
+  const transport = asTransport(config);
   return {
-    config,
-    core: config.makeApiClient(k8s.CoreV1Api),
-    apps: config.makeApiClient(k8s.AppsV1Api),
-    coordination: config.makeApiClient(k8s.CoordinationV1Api),
-    certificates: config.makeApiClient(k8s.CertificatesV1Api),
+    config: transport,
+    transport,
+    core: coreV1Api(transport),
+    apps: appsV1Api(transport),
+    coordination: coordinationV1Api(transport),
+    certificates: certificatesV1Api(transport),
+    networking: networkingV1Api(transport),
+    discovery: discoveryV1Api(transport),
   };
+}
+
+/** A transport as is; a client-node KubeConfig (tests) wrapped in one that authenticates through it. */
+export function asTransport(config: KubeTransport | k8s.KubeConfig): KubeTransport {
+  return isClientNodeConfig(config) ? new HttpTransport(endpointFromClientNode(config)) : config;
 }
 
 /** HTTP status of a failed API call, or undefined for a transport error. */

@@ -3,9 +3,16 @@
  * plain values (PEM text, ms timestamps). It satisfies the `kubernetesCSR` issuer's port and
  * the signer's port structurally: kube/ never imports an issuer or a reconciler.
  */
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../names.ts';
-import { describeApiError, httpStatus } from './client.ts';
+import {
+  type CertificatesV1Api,
+  type CoreV1Api,
+  describeApiError,
+  httpStatus,
+  type KubeTransport,
+  makeClients,
+} from './client.ts';
 
 export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 /** Consecutive watch failures (API server unreachable) before a wait gives up. */
@@ -118,9 +125,9 @@ export function csrView(raw: RawCsr): CsrView {
 }
 
 export class KubeCsrApi {
-  private readonly config: k8s.KubeConfig;
-  private readonly api: k8s.CertificatesV1Api;
-  private readonly core: k8s.CoreV1Api;
+  private readonly transport: KubeTransport;
+  private readonly api: CertificatesV1Api;
+  private readonly core: CoreV1Api;
   /** Counts every API request made (for the "requests per renewal" figure and debugging). */
   requests = 0;
   /**
@@ -151,10 +158,11 @@ export class KubeCsrApi {
     return await this.call(`read CSR ${name}`, () => this.api.readCertificateSigningRequest({ name }));
   }
 
-  constructor(config: k8s.KubeConfig) {
-    this.config = config;
-    this.api = config.makeApiClient(k8s.CertificatesV1Api);
-    this.core = config.makeApiClient(k8s.CoreV1Api);
+  constructor(config: KubeTransport | k8s.KubeConfig) {
+    const clients = makeClients(config);
+    this.transport = clients.transport;
+    this.api = clients.certificates;
+    this.core = clients.core;
   }
 
   private async call<T>(what: string, p: () => Promise<T>): Promise<T> {
@@ -340,32 +348,32 @@ export class KubeCsrApi {
   ): Promise<CsrWaitOutcome> {
     let rv = fromResourceVersion;
     let errors = 0;
-    const watcher = new k8s.Watch(this.config);
     for (;;) {
       const left = deadline - Date.now();
       if (left <= 0) return { kind: 'timeout' };
       const outcome = await new Promise<CsrWaitOutcome | 'reopen' | 'relist' | Error>((resolve) => {
         let settled = false;
-        let abort: AbortController | undefined;
+        const abort = new AbortController();
         const finish = (v: CsrWaitOutcome | 'reopen' | 'relist' | Error) => {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
-          abort?.abort();
+          abort.abort();
           resolve(v);
         };
         const timer = setTimeout(() => finish({ kind: 'timeout' }), left);
         this.requests++;
-        watcher
+        this.transport
           .watch(
             CSR_PATH,
             {
               fieldSelector: `metadata.name=${name}`,
               resourceVersion: rv,
-              allowWatchBookmarks: true,
-              timeoutSeconds: Math.max(1, Math.min(300, Math.ceil(left / 1000))),
+              allowWatchBookmarks: 'true',
+              timeoutSeconds: String(Math.max(1, Math.min(300, Math.ceil(left / 1000)))),
             },
-            (phase: string, obj: RawCsr & { code?: number; message?: string }) => {
+            (phase, raw) => {
+              const obj = raw as RawCsr & { code?: number; message?: string };
               if (phase === 'ERROR') {
                 finish(
                   obj.code === 410 ? 'relist' : new Error(`watch of CSR ${name}: ${obj.message ?? obj.code}`),
@@ -381,15 +389,12 @@ export class KubeCsrApi {
               const view = csrView(obj);
               if (done(view)) finish({ kind: 'changed', csr: view });
             },
-            (err: unknown) =>
-              finish(err && !isAbort(err) ? (httpStatus(err) === 410 ? 'relist' : asError(err)) : 'reopen'),
+            abort.signal,
           )
+          // Resolves when the server ends the watch (or it was aborted after finishing).
           .then(
-            (a) => {
-              abort = a;
-              if (settled) a.abort();
-            },
-            (err: unknown) => finish(asError(err)),
+            () => finish('reopen'),
+            (err: unknown) => finish(httpStatus(err) === 410 ? 'relist' : asError(err)),
           );
       });
       if (outcome === 'reopen') continue;
@@ -468,11 +473,14 @@ export class KubeCsrApi {
   /** The user name this client authenticates as (SelfSubjectReview); undefined if not allowed. */
   async selfUsername(): Promise<string | undefined> {
     try {
-      const auth = this.config.makeApiClient(k8s.AuthenticationV1Api);
       const review = await this.call('SelfSubjectReview', () =>
-        auth.createSelfSubjectReview({
-          body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
-        }),
+        this.transport.request<k8s.V1SelfSubjectReview>(
+          'POST',
+          '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+          {
+            body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+          },
+        ),
       );
       return review.status?.userInfo?.username;
     } catch {
@@ -492,10 +500,6 @@ export class KubeCsrApi {
       throw err;
     }
   }
-}
-
-function isAbort(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'AbortError' || /aborted/i.test(err.message));
 }
 
 function asError(err: unknown): Error {

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
-import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../observability/logger.ts';
-import { describeApiError, httpStatus } from './client.ts';
+import { type CoreV1Api, describeApiError, httpStatus } from './client.ts';
+import { PatchType } from './http/api.ts';
 
 export interface ObjectRef {
   apiVersion: string;
@@ -37,12 +37,12 @@ interface Recent {
  * written is logged, and the next one is tried afresh rather than suppressed.
  */
 export class EventRecorder {
-  private readonly core: k8s.CoreV1Api;
+  private readonly core: CoreV1Api;
   private readonly log: Logger;
   private readonly recent = new Map<string, Recent>();
   private readonly instance = hostname();
 
-  constructor(core: k8s.CoreV1Api, log: Logger) {
+  constructor(core: CoreV1Api, log: Logger) {
     this.core = core;
     this.log = log;
   }
@@ -107,7 +107,7 @@ export class EventRecorder {
           name: last.name,
           body: { count: last.count + 1, message, lastTimestamp: ts },
         },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        { contentType: PatchType.merge },
       );
     } catch (err) {
       if (httpStatus(err) === 404) return false;

@@ -1,7 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.ts';
 import type { Logger } from '../observability/logger.ts';
-import { describeApiError, httpStatus } from './client.ts';
+import { type CoordinationV1Api, describeApiError, httpStatus } from './client.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -39,7 +39,7 @@ export function microTime(ms: number): string {
  * lease over at once instead of making the successor wait for it to expire.
  */
 export class LeaderElector {
-  private readonly api: k8s.CoordinationV1Api;
+  private readonly api: CoordinationV1Api;
   private readonly o: LeaderElectionOptions;
   private readonly clock: Clock;
   private observed: Observed | undefined;
@@ -49,7 +49,7 @@ export class LeaderElector {
   private timer: unknown;
   private stopped = false;
 
-  constructor(api: k8s.CoordinationV1Api, options: LeaderElectionOptions) {
+  constructor(api: CoordinationV1Api, options: LeaderElectionOptions) {
     this.api = api;
     this.o = options;
     this.clock = options.clock ?? systemClock;

@@ -1,7 +1,7 @@
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.ts';
 import { httpStatus } from './client.ts';
-import { getJson } from './raw-get.ts';
+import type { KubeTransport } from './http/transport.ts';
 
 /** What a list or watch delivers: any object with metadata. Not retained by ListWatch. */
 export interface KubeObject {
@@ -62,7 +62,7 @@ interface RawList<T> {
  * resourceVersions, never objects.
  */
 export class ListWatch<T extends KubeObject, Tag> {
-  private readonly config: k8s.KubeConfig;
+  private readonly transport: KubeTransport;
   private readonly handlers: ListWatchHandlers<T, Tag>;
   private readonly options: ListWatchOptions;
   private readonly clock: Clock;
@@ -72,12 +72,12 @@ export class ListWatch<T extends KubeObject, Tag> {
   private stopped = false;
 
   constructor(
-    config: k8s.KubeConfig,
+    transport: KubeTransport,
     streams: StreamSpec<Tag>[],
     handlers: ListWatchHandlers<T, Tag>,
     options: ListWatchOptions = {},
   ) {
-    this.config = config;
+    this.transport = transport;
     this.handlers = handlers;
     this.options = options;
     this.clock = options.clock ?? systemClock;
@@ -136,11 +136,13 @@ export class ListWatch<T extends KubeObject, Tag> {
     let cont: string | undefined;
     let rv = '';
     do {
-      const page = await getJson<RawList<T>>(this.config, s.path, {
-        fieldSelector: s.fieldSelector,
-        labelSelector: s.labelSelector,
-        limit: this.options.pageSize ?? 500,
-        continue: cont,
+      const page = await this.transport.request<RawList<T>>('GET', s.path, {
+        query: {
+          ...(s.fieldSelector ? { fieldSelector: s.fieldSelector } : {}),
+          ...(s.labelSelector ? { labelSelector: s.labelSelector } : {}),
+          limit: String(this.options.pageSize ?? 500),
+          ...(cont ? { continue: cont } : {}),
+        },
       });
       for (const item of page.items) {
         const key = keyOf(item);
@@ -163,59 +165,52 @@ export class ListWatch<T extends KubeObject, Tag> {
 
   /** Resolves when stopped; throws to request a relist after backoff. */
   private async watch(s: Stream<Tag>): Promise<void> {
-    const watcher = new k8s.Watch(this.config);
     for (;;) {
       if (this.stopped) return;
-      const outcome = await new Promise<'reopen' | 'relist'>((resolve, reject) => {
-        let settled = false;
-        const finish = (v: 'reopen' | 'relist' | Error) => {
-          if (settled) return;
-          settled = true;
-          if (v instanceof Error) reject(v);
-          else resolve(v);
-        };
-        watcher
-          .watch(
-            s.path,
-            {
-              fieldSelector: s.fieldSelector,
-              labelSelector: s.labelSelector,
-              resourceVersion: s.resourceVersion,
-              allowWatchBookmarks: true,
-              timeoutSeconds: this.options.watchTimeoutSeconds ?? 300,
-            },
-            (phase: string, obj: T & { code?: number; message?: string }) => {
-              if (phase === 'ERROR') {
-                s.abort?.abort();
-                finish(obj.code === 410 ? 'relist' : new Error(`watch error: ${obj.message ?? obj.code}`));
-                return;
-              }
-              const rv = obj.metadata?.resourceVersion;
-              if (rv) s.resourceVersion = rv;
-              if (phase === 'BOOKMARK') return;
-              const key = keyOf(obj);
-              if (phase === 'DELETED') {
-                s.known.delete(key);
-                this.handlers.remove(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '', s.tag);
-              } else {
-                s.known.set(key, rv ?? '');
-                this.handlers.upsert(obj, s.tag);
-              }
-            },
-            (err: unknown) => {
-              if (this.stopped) return finish('reopen');
-              if (err && !isAbort(err)) {
-                finish(
-                  httpStatus(err) === 410 ? 'relist' : err instanceof Error ? err : new Error(String(err)),
-                );
-              } else finish('reopen');
-            },
-          )
-          .then((abort) => {
-            s.abort = abort;
-            if (this.stopped) abort.abort();
-          }, finish);
-      });
+      const abort = new AbortController();
+      s.abort = abort;
+      let outcome: 'reopen' | 'relist' = 'reopen';
+      let failure: Error | undefined;
+      try {
+        await this.transport.watch(
+          s.path,
+          {
+            ...(s.fieldSelector ? { fieldSelector: s.fieldSelector } : {}),
+            ...(s.labelSelector ? { labelSelector: s.labelSelector } : {}),
+            resourceVersion: s.resourceVersion,
+            allowWatchBookmarks: 'true',
+            timeoutSeconds: String(this.options.watchTimeoutSeconds ?? 300),
+          },
+          (phase, raw) => {
+            if (abort.signal.aborted) return;
+            const obj = raw as T & { code?: number; message?: string };
+            if (phase === 'ERROR') {
+              if (obj.code === 410) outcome = 'relist';
+              else failure = new Error(`watch error: ${obj.message ?? obj.code}`);
+              abort.abort();
+              return;
+            }
+            const rv = obj.metadata?.resourceVersion;
+            if (rv) s.resourceVersion = rv;
+            if (phase === 'BOOKMARK') return;
+            const key = keyOf(obj);
+            if (phase === 'DELETED') {
+              s.known.delete(key);
+              this.handlers.remove(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '', s.tag);
+            } else {
+              s.known.set(key, rv ?? '');
+              this.handlers.upsert(obj, s.tag);
+            }
+          },
+          abort.signal,
+        );
+      } catch (err) {
+        if (this.stopped) return;
+        if (httpStatus(err) === 410) outcome = 'relist';
+        else throw err instanceof Error ? err : new Error(String(err));
+      }
+      if (this.stopped) return;
+      if (failure) throw failure;
       if (outcome === 'relist') await this.list(s);
       // 'reopen': the server closed the watch (timeout); continue from the last resourceVersion.
       s.failures = 0;
@@ -232,8 +227,4 @@ export function collectionPath(prefix: string, resource: string, namespace?: str
 
 function keyOf(o: KubeObject): string {
   return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
-}
-
-function isAbort(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'AbortError' || /aborted/i.test(err.message));
 }

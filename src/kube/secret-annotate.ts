@@ -1,10 +1,11 @@
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../names.ts';
-import { httpStatus } from './client.ts';
+import { type CoreV1Api, httpStatus } from './client.ts';
+import { PatchType } from './http/api.ts';
 
 /** A Secret, or undefined when there is none by that name. */
 export async function readSecret(
-  core: k8s.CoreV1Api,
+  core: CoreV1Api,
   namespace: string,
   name: string,
 ): Promise<k8s.V1Secret | undefined> {
@@ -21,7 +22,7 @@ export async function readSecret(
  * touched). With `resourceVersion`, the patch fails with 409 if the Secret changed since.
  */
 export async function annotateSecret(
-  core: k8s.CoreV1Api,
+  core: CoreV1Api,
   namespace: string,
   name: string,
   annotations: Record<string, string>,
@@ -34,6 +35,6 @@ export async function annotateSecret(
       body: { metadata: { annotations, ...(resourceVersion ? { resourceVersion } : {}) } },
       fieldManager: FIELD_MANAGER,
     },
-    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    { contentType: PatchType.merge },
   );
 }

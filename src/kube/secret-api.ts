@@ -1,12 +1,12 @@
 import type * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../names.ts';
-import { httpStatus, isNotFound } from './client.ts';
+import { type CoreV1Api, httpStatus, isNotFound } from './client.ts';
 
 /**
  * The Secret reconciler's port (src/controller/ports.ts `SecretApi`) over CoreV1Api. Declared
  * structurally: kube/ does not import the controller.
  */
-export function kubeSecretApi(core: k8s.CoreV1Api) {
+export function kubeSecretApi(core: CoreV1Api) {
   return {
     async read(namespace: string, name: string): Promise<k8s.V1Secret | undefined> {
       try {

@@ -1,8 +1,8 @@
 import type * as k8s from '@kubernetes/client-node';
 import { TLS_SECRET_TYPE } from '../names.ts';
-import { httpStatus } from './client.ts';
+import { asTransport, httpStatus } from './client.ts';
+import type { KubeTransport } from './http/transport.ts';
 import { collectionPath } from './list-watch.ts';
-import { getJson } from './raw-get.ts';
 
 /** One page of a LIST as JSON on the wire. */
 interface RawList<T> {
@@ -28,17 +28,23 @@ export interface ListTlsSecretsOptions {
  * Every `kubernetes.io/tls` Secret, listed the way the controller lists them: in pages, filtered by
  * type on the server, read as plain JSON. Needs only `list` on Secrets.
  */
-export async function listTlsSecrets(config: k8s.KubeConfig, options: ListTlsSecretsOptions): Promise<void> {
+export async function listTlsSecrets(
+  config: KubeTransport | k8s.KubeConfig,
+  options: ListTlsSecretsOptions,
+): Promise<void> {
+  const transport = asTransport(config);
   const path = collectionPath('/api/v1', 'secrets', options.namespace);
   let cont: string | undefined;
   let restarted = false;
   for (;;) {
     let page: RawList<k8s.V1Secret>;
     try {
-      page = await getJson<RawList<k8s.V1Secret>>(config, path, {
-        fieldSelector: `type=${TLS_SECRET_TYPE}`,
-        limit: options.pageSize ?? 500,
-        continue: cont,
+      page = await transport.request<RawList<k8s.V1Secret>>('GET', path, {
+        query: {
+          fieldSelector: `type=${TLS_SECRET_TYPE}`,
+          limit: String(options.pageSize ?? 500),
+          ...(cont ? { continue: cont } : {}),
+        },
       });
     } catch (err) {
       // Once: a second expiry means the list cannot finish in etcd's compaction interval.

@@ -1,6 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Clock } from '../clock.ts';
 import { TLS_SECRET_TYPE } from '../names.ts';
+import type { KubeTransport } from './http/transport.ts';
 import { collectionPath, ListWatch } from './list-watch.ts';
 
 export interface SecretWatchHandlers {
@@ -26,7 +27,7 @@ export interface SecretWatchOptions {
 export class SecretWatch {
   private readonly inner: ListWatch<k8s.V1Secret, undefined>;
 
-  constructor(config: k8s.KubeConfig, handlers: SecretWatchHandlers, options: SecretWatchOptions) {
+  constructor(config: KubeTransport, handlers: SecretWatchHandlers, options: SecretWatchOptions) {
     const nss = options.namespaces.length > 0 ? options.namespaces : [undefined];
     this.inner = new ListWatch<k8s.V1Secret, undefined>(
       config,

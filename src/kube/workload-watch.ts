@@ -1,7 +1,9 @@
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import type { Clock } from '../clock.ts';
 import { FIELD_MANAGER, type RestartKind } from '../names.ts';
-import { httpStatus } from './client.ts';
+import { type AppsV1Api, httpStatus } from './client.ts';
+import { PatchType } from './http/api.ts';
+import type { KubeTransport } from './http/transport.ts';
 import { collectionPath, ListWatch } from './list-watch.ts';
 
 /** A Deployment, StatefulSet or DaemonSet as a list or watch delivers it (not retained here). */
@@ -33,7 +35,7 @@ const RESOURCE: Record<RestartKind, string> = {
 export class WorkloadWatch {
   private readonly inner: ListWatch<WorkloadObject, RestartKind>;
 
-  constructor(config: k8s.KubeConfig, handlers: WorkloadWatchHandlers, options: WorkloadWatchOptions) {
+  constructor(config: KubeTransport, handlers: WorkloadWatchHandlers, options: WorkloadWatchOptions) {
     const nss = options.namespaces.length > 0 ? options.namespaces : [undefined];
     const streams = (Object.keys(RESOURCE) as RestartKind[]).flatMap((kind) =>
       nss.map((ns) => ({ path: collectionPath('/apis/apps/v1', RESOURCE[kind], ns), tag: kind })),
@@ -69,7 +71,7 @@ export type PatchOutcome =
  * `resourceVersion` (a stale view gets 409, never a blind write). Other errors throw.
  */
 export async function patchPodTemplateAnnotations(
-  apps: k8s.AppsV1Api,
+  apps: AppsV1Api,
   target: { kind: RestartKind; namespace: string; name: string; resourceVersion?: string },
   annotations: Record<string, string>,
 ): Promise<PatchOutcome> {
@@ -78,7 +80,7 @@ export async function patchPodTemplateAnnotations(
     spec: { template: { metadata: { annotations } } },
   };
   const req = { namespace: target.namespace, name: target.name, body, fieldManager: FIELD_MANAGER };
-  const options = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
+  const options = { contentType: PatchType.strategicMerge };
   try {
     let result: WorkloadObject;
     switch (target.kind) {

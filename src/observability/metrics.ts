@@ -1,6 +1,14 @@
-import { Counter, collectDefaultMetrics, Histogram, type Metric as PromMetric, Registry } from 'prom-client';
 import { type Clock, systemClock } from '../clock.ts';
 import { METRIC_PREFIX, Metric } from '../names.ts';
+import {
+  type Collectable,
+  Counter,
+  collectDefaultMetrics,
+  escapeLabel,
+  Histogram,
+  Registry,
+  scrapeTimeFamily,
+} from './prom.ts';
 
 /** The controller's metrics, on a registry of their own (never prom-client's global one). */
 export class Metrics {
@@ -120,28 +128,16 @@ function certificateFamily(
   series: () => Iterable<CertificateSeries>,
   value: (c: CertificateSeries, now: number) => number | undefined,
   clock: Clock,
-): PromMetric<string> {
-  const get = async () => {
+): Collectable {
+  return scrapeTimeFamily(name, help, 'gauge', (emit) => {
     const now = clock.now();
-    const values: Array<{ labels: Record<string, string>; value: number }> = [];
     for (const c of series()) {
       const v = value(c, now);
       if (v === undefined) continue;
-      values.push({
-        labels: { namespace: c.namespace, secret: c.secret, issuer: c.issuer, managed: String(c.managed) },
-        value: v,
-      });
+      emit(
+        `{namespace="${escapeLabel(c.namespace)}",secret="${escapeLabel(c.secret)}",issuer="${escapeLabel(c.issuer)}",managed="${c.managed}"}`,
+        v,
+      );
     }
-    return { name, help, type: 'gauge', aggregator: 'sum', values };
-  };
-  // prom-client's registry needs only name, help, type and get() of a metric; the Metric class
-  // type also lists label/reset helpers that a scrape-time family has no use for.
-  return {
-    name,
-    help,
-    type: 'gauge',
-    aggregator: 'sum',
-    get,
-    reset: () => undefined,
-  } as unknown as PromMetric<string>;
+  });
 }

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { requireListenAddress } from '../listen-address.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -6,6 +6,10 @@ export interface HealthSource {
   /** Ready once the first list has been processed (and, on the leader, the lease is held). */
   ready(): boolean;
 }
+
+// Not `import ... from 'node:http'`: that reads the module's lazy WebSocket getters and loads
+// Node's internal undici, +13 MiB of RSS for nothing (docs/operations.md, "Memory").
+const { createServer } = process.getBuiltinModule('node:http');
 
 /** `/metrics`, `/healthz`, `/readyz` on one listener. */
 export function startHttpServer(

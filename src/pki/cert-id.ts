@@ -1,7 +1,6 @@
-// @peculiar/x509 resolves its algorithm registry through tsyringe, which needs the Reflect polyfill.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { PkiError } from './errors.ts';
+import { x509 as loadX509 } from './x509-lazy.ts';
 
 /**
  * The ACME Renewal Information certificate identifier (RFC 9773 §4.1):
@@ -9,7 +8,8 @@ import { PkiError } from './errors.ts';
  * octets). Undefined when the certificate has no AKI keyIdentifier (ARI cannot name it).
  */
 export function acmeCertId(der: Uint8Array): string | undefined {
-  let cert: x509.X509Certificate;
+  const x509 = loadX509();
+  let cert: X509.X509Certificate;
   try {
     cert = new x509.X509Certificate(Buffer.from(der));
   } catch (err) {

@@ -8,17 +8,17 @@ import { PkiError } from './errors.ts';
 import { canonicalIp } from './ip.ts';
 import { loadPrivateKey } from './keys.ts';
 import { type Identity, sanDer } from './sign.ts';
+import { x509 as loadX509 } from './x509-lazy.ts';
 
 const crypto = webcrypto;
 
-let loaded: Promise<typeof X509> | undefined;
 /**
  * @peculiar/x509 (and the Reflect polyfill its registry needs) is loaded on first use: a process
- * that never makes or reads a CSR (most of them) does not pay for it.
+ * that never makes or reads a CSR (most of them) does not pay for it. The same copy as the
+ * signer's (x509-lazy.ts): an ESM import here and a require there would load it twice.
  */
 function x509Module(): Promise<typeof X509> {
-  loaded ??= import('reflect-metadata').then(() => import('@peculiar/x509'));
-  return loaded;
+  return Promise.resolve(loadX509());
 }
 
 function toArrayBuffer(u: Uint8Array): ArrayBuffer {

@@ -1,12 +1,11 @@
-// @peculiar/x509 resolves its algorithm registry through tsyringe, which needs the Reflect polyfill.
-import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { type CertSummary, certificateParts, keyAlgorithmOfSpki, readCertificateSummary } from './der.ts';
 import { PkiError } from './errors.ts';
 import { parseIp } from './ip.ts';
 import { type KeyAlgorithm, type LoadedPrivateKey, loadPrivateKey, spkiMatchesKey } from './keys.ts';
 import { certificatesFromPem, toPem } from './pem.ts';
+import { x509 as loadX509 } from './x509-lazy.ts';
 
 /** The names a certificate is for. */
 export interface Identity {
@@ -153,6 +152,7 @@ interface Issuer {
 }
 
 function loadIssuer(issuer: { certPem: string; keyPem: string }): Issuer {
+  const x509 = loadX509();
   const certs = certificatesFromPem(issuer.certPem);
   const caDer = certs[0]!;
   const summary = readCertificateSummary(caDer);
@@ -199,6 +199,7 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
     throw new PkiError('INVALID_IDENTITY', 'identity has no commonName and no subject alternative names');
   }
 
+  const x509 = loadX509();
   const subjectKey = req.subjectKeyPem !== undefined ? loadPrivateKey(req.subjectKeyPem) : undefined;
   const spkiDer = subjectKey?.spki ?? req.subjectSpki;
   if (spkiDer === undefined) throw new PkiError('KEY_MALFORMED', 'no subject key or public key given');
@@ -235,7 +236,7 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
     : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
 
   try {
-    const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(isCA, undefined, true)];
+    const extensions: X509.Extension[] = [new x509.BasicConstraintsExtension(isCA, undefined, true)];
     if (usage !== 0) extensions.push(new x509.KeyUsagesExtension(usage, true));
     if (!isCA && extendedUsages.length > 0) {
       extensions.push(new x509.ExtendedKeyUsageExtension(extendedUsages));

@@ -26,75 +26,14 @@ export {
   windowDecision,
 } from './windows.ts';
 
-const SECOND = 1000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
-/** Upper bound for any duration a user writes: 10 years of 365 days. */
-export const MAX_DURATION_MS = 3650 * DAY;
+import { DAY, parseDuration } from './duration.ts';
 
-export interface DurationOptions {
-  /** Accept "0" / "0s" (e.g. a debounce that may be switched off). Default false. */
-  allowZero?: boolean;
-  /** Largest accepted value in ms. Default and hard limit: 10 years. */
-  maxMs?: number;
-}
-
-const DURATION_UNIT_MS: Record<string, number> = { d: DAY, h: HOUR, m: MINUTE, s: SECOND, ms: 1 };
-const DURATION_WHOLE = /^(?:\d+(?:\.\d+)?(?:ms|d|h|m|s))+$/;
-const DURATION_PART = /(\d+(?:\.\d+)?)(ms|d|h|m|s)/g;
-
-/**
- * Parses a Go-style duration (`720h`, `1h30m`, `90s`, `45m`, `1.5h`) extended with days (`30d`).
- * Returns milliseconds. Throws PolicyInputError for garbage, negatives, zero (unless allowed) and
- * anything over 10 years.
- */
-export function parseDuration(text: string, options: DurationOptions = {}): number {
-  const maxMs = Math.min(options.maxMs ?? MAX_DURATION_MS, MAX_DURATION_MS);
-  const trimmed = text.trim();
-  const example = 'use a number and a unit (d, h, m, s, ms), e.g. 720h, 30d, 1h30m, 90s';
-  if (trimmed.startsWith('-')) throw new PolicyInputError(`"${text}" is negative; ${example}`);
-  if (trimmed === '0') {
-    if (options.allowZero) return 0;
-    throw new PolicyInputError(`"${text}" must be greater than zero`);
-  }
-  if (trimmed.length === 0 || trimmed.length > 64 || !DURATION_WHOLE.test(trimmed)) {
-    throw new PolicyInputError(`"${truncate(text)}" is not a duration; ${example}`);
-  }
-  let total = 0;
-  for (const match of trimmed.matchAll(DURATION_PART)) {
-    total += Number(match[1]) * (DURATION_UNIT_MS[match[2] ?? ''] ?? Number.NaN);
-  }
-  total = Math.round(total);
-  if (!Number.isFinite(total))
-    throw new PolicyInputError(`"${truncate(text)}" is not a duration; ${example}`);
-  if (total === 0 && !options.allowZero) throw new PolicyInputError(`"${text}" must be greater than zero`);
-  if (total > maxMs) {
-    throw new PolicyInputError(`"${text}" is too long; the maximum is ${formatDuration(maxMs)}`);
-  }
-  return total;
-}
-
-/** Formats ms the way parseDuration reads it, largest units first (e.g. 90000 → "1m30s"). */
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0s';
-  let rest = ms;
-  let out = '';
-  for (const [unit, size] of [
-    ['d', DAY],
-    ['h', HOUR],
-    ['m', MINUTE],
-    ['s', SECOND],
-    ['ms', 1],
-  ] as const) {
-    const n = Math.floor(rest / size);
-    if (n > 0) {
-      out += `${n}${unit}`;
-      rest -= n * size;
-    }
-  }
-  return out;
-}
+export {
+  type DurationOptions,
+  formatDuration,
+  MAX_DURATION_MS,
+  parseDuration,
+} from './duration.ts';
 
 /** How long before notAfter to renew: a fixed duration, or a fraction of the lifetime. */
 export type RenewBefore = { kind: 'duration'; ms: number } | { kind: 'percent'; fraction: number };

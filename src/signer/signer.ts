@@ -10,7 +10,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { CsrApproveConfig, CsrSignerConfig, IssuerConfig } from '../config/schema.ts';
 import type { CAIssuer } from '../issuers/ca.ts';
 import { Backoff } from '../kube/backoff.ts';
-import { describeApiError } from '../kube/client.ts';
+import { describeApiError, type KubeTransport } from '../kube/client.ts';
 import { CSR_PATH, type CsrView, csrView, type KubeCsrApi } from '../kube/csr-api.ts';
 import { ListWatch } from '../kube/list-watch.ts';
 import { type Result, WorkQueue } from '../kube/workqueue.ts';
@@ -28,7 +28,7 @@ export interface SignerEntry {
 }
 
 export interface CsrSignerDeps {
-  kubeConfig: k8s.KubeConfig;
+  kubeConfig: KubeTransport;
   api: KubeCsrApi;
   entries: SignerEntry[];
   log: Logger;

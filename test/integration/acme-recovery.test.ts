@@ -243,15 +243,15 @@ describe('ACME crash safety, fallback and order cap against Pebble (real)', () =
       l.secret === `${ns()}/cap-restart-web` && /reached the cap/.test(String(l.msg));
     await first.waitForLog('the cap to be reached', capped, 60_000);
     expect(await orderCount(capPebble)).toBe(before + 2);
-    const s = await core.readNamespacedSecret({ namespace: ns(), name: 'cap-restart-web' });
+    // The log line comes before the failure's status write: wait for the write, then check it.
+    // The cap's wait (the next allowed order, ~1 h) is recorded too: a new process keeps to it.
+    const s = await waitFor('the cap failure recorded on the Secret', async () => {
+      const read = await core.readNamespacedSecret({ namespace: ns(), name: 'cap-restart-web' });
+      const next = Date.parse(read.metadata?.annotations?.['status.cert-rotator.io/next-attempt-time'] ?? '');
+      return next - Date.now() > 50 * 60_000 ? read : undefined;
+    });
     const recorded = s.metadata?.annotations?.['status.cert-rotator.io/acme-orders']?.split(',') ?? [];
     expect(recorded).toHaveLength(2);
-
-    // The cap's wait (the next allowed order, ~1 h) is recorded too: a new process keeps to it.
-    const nextAttempt = Date.parse(
-      s.metadata?.annotations?.['status.cert-rotator.io/next-attempt-time'] ?? '',
-    );
-    expect(nextAttempt - Date.now()).toBeGreaterThan(50 * 60_000);
 
     // A new process knows only what the Secret says. Without the recorded wait (as an older
     // version wrote it), it tries after the short backoff: the order times alone must stop the order.

@@ -537,8 +537,13 @@ describe('rollouts against the real API server and kube-controller-manager', () 
     await waitForRevision('urgent-tls', '1');
     const urgent = await waitForHash('deployment', 'urgent');
     expect(urgent.metadata?.generation).toBe(2);
-    const line = restartLogs(controller, `deployment/${ns()}/urgent`)[0];
-    expect(line?.window).toMatch(/emergency/);
+    // The log line follows the patch: wait for it rather than race the controller's output.
+    const line = await controller.waitForLog(
+      'the urgent restart log line',
+      (l) => l.msg === 'workload restarted' && l.workload === `deployment/${ns()}/urgent`,
+      30_000,
+    );
+    expect(line.window).toMatch(/emergency/);
     const w = await readWorkload('deployment', 'windowed');
     expect(hashOf(w)).toBeUndefined();
     expect(w.metadata?.generation).toBe(g);

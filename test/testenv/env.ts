@@ -170,12 +170,14 @@ export async function startTestEnv(runDir?: string): Promise<TestEnv> {
  */
 export async function startOwnControlPlane(
   prefix: string,
+  opts: { controllerManager?: boolean } = {},
 ): Promise<{ plane: ControlPlane; kubeConfig: k8s.KubeConfig; dir: string }> {
   const dir = await makeRunDir(prefix);
   const bins = binaries();
   const plane = await startControlPlane(
     { etcd: bins.etcd, kubeApiserver: bins.kubeApiserver, kubeControllerManager: bins.kubeControllerManager },
     join(dir, 'cluster'),
+    opts,
   );
   const kubeConfig = new k8s.KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfigPath);

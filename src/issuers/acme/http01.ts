@@ -5,8 +5,12 @@
  * listener (see docs/acme.md); they are created per issuance and removed afterwards.
  */
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { requireListenAddress } from '../../listen-address.ts';
+
+// Not imported: an ESM import of node:http loads Node's internal undici (+13 MiB RSS) through its
+// lazy WebSocket getters, and this module is loaded by every controller (docs/operations.md).
+const { createServer } = process.getBuiltinModule('node:http');
 
 export const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 export const DEFAULT_HTTP01_ADDRESS = ':8089';
