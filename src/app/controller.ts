@@ -20,6 +20,7 @@ import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { startHttpServer } from '../observability/server.ts';
+import { csrWaker } from './csr-wake.ts';
 import { StartupError } from './startup-error.ts';
 
 export { StartupError } from './startup-error.ts';
@@ -114,6 +115,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     metrics,
     ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
   });
+  // A renewal waiting for a person's approval is looked at again as soon as its CSR is answered.
+  const waker = csrWaker(config, kc, controller, log);
   // cert-rotator as a CSR signer (and approver) for ca issuers with a `signer` key.
   const signerEntries: SignerEntry[] = [];
   for (const ic of config.issuers) {
@@ -167,6 +170,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     ready: () => controller.ready() && elector?.state() !== 'lapsed',
   });
   controller.start();
+  waker?.start();
   rollouts.start();
   signer?.start();
   elector?.start();
@@ -185,6 +189,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     log,
     async stop() {
       await controller.stop();
+      waker?.stop();
       await signer?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();

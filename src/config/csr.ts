@@ -92,6 +92,7 @@ export function readKubernetesCsr(
     'expirationSeconds',
     'usages',
     'approvalTimeout',
+    'approvalHold',
     'caBundle',
     'caBundleFrom',
   ]);
@@ -128,6 +129,9 @@ export function readKubernetesCsr(
   const approvalTimeoutMs =
     r.parsed(csr, 'approvalTimeout', path, (t) => durationAtLeast(t, '5s')) ??
     parseDuration(CONFIG_DEFAULTS.csrApprovalTimeout);
+  const approvalHoldMs =
+    r.parsed(csr, 'approvalHold', path, (t) => durationAtLeast(t, '1s')) ??
+    parseDuration(CONFIG_DEFAULTS.csrApprovalHold);
   const caBundle = r.string(csr, 'caBundle', path);
   if (caBundle !== undefined) {
     try {
@@ -169,6 +173,7 @@ export function readKubernetesCsr(
     autoApprove,
     usages: effectiveUsages,
     approvalTimeoutMs,
+    approvalHoldMs,
     ...(expirationSeconds !== undefined ? { expirationSeconds } : {}),
     ...(caBundle !== undefined ? { caBundle } : {}),
     ...(caBundleFrom ? { caBundleFrom } : {}),

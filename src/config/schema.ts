@@ -83,6 +83,11 @@ export interface KubernetesCSRIssuerConfig {
   usages: string[];
   /** A CSR neither issued nor refused after this long is deleted and the renewal fails. */
   approvalTimeoutMs: number;
+  /**
+   * How long one attempt waits on a CSR it has just created (or approved) before it frees its
+   * worker and the controller looks again later (the CSR is resumed, not created again).
+   */
+  approvalHoldMs: number;
   /** PEM written to ca.crt (and the chain verified against). */
   caBundle?: string;
   caBundleFrom?: { configMap: { namespace: string; name: string; key: string } };
@@ -192,6 +197,7 @@ export const CONFIG_DEFAULTS = {
   http01Address: ':8089',
   minExpirationSeconds: 600,
   csrApprovalTimeout: '15m',
+  csrApprovalHold: '20s',
   signerMaxDuration: '24h',
   minCertificateDuration: '1h',
   fallbackAfter: 3,

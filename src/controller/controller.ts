@@ -16,7 +16,7 @@ import { type CertificateListener, describeChange, fingerprintOf } from './liste
 import type { EventSink, SecretApi } from './ports.ts';
 import { type Current, readCurrent } from './read.ts';
 import { recordFromSecret, type SecretRecord, secretKey } from './record.ts';
-import { issue, RenewFailure, type RenewOutput } from './renew.ts';
+import { issue, RenewFailure, type RenewOutput, RenewPending } from './renew.ts';
 import { Reporter } from './report.ts';
 import { RetryStates } from './retry.ts';
 import { LookSchedule } from './schedule.ts';
@@ -46,6 +46,10 @@ export interface ControllerDeps {
   random?: () => number;
 }
 
+/** Bounds on an issuer's "look again" hint, whatever it says. */
+const MIN_PENDING_RELOOK_MS = 1_000;
+const MAX_PENDING_RELOOK_MS = 10 * 60_000;
+
 /**
  * The Secret reconciler. Watch events update a compact record per Secret and its one due time
  * ("when to look next": renewal time, window, retry); a Secret whose time has come goes through
@@ -73,6 +77,8 @@ export class SecretController {
    * version. Kept beside the records, never in them, and dropped at the Secret's next watch event.
    */
   private readonly ahead = new Map<string, { at: number | undefined }>();
+  /** Secrets whose last attempt ended pending (a CSR not approved yet): woken by `wakePending`. */
+  private readonly pending = new Set<string>();
   private resyncTimer: unknown;
   private running: Promise<void> | undefined;
   private synced = false;
@@ -163,6 +169,7 @@ export class SecretController {
     this.written.delete(key);
     this.deps.listener?.secretRemoved(namespace, name);
     this.records.delete(key);
+    this.pending.delete(key);
     this.reported.delete(key);
     this.ahead.delete(key);
     this.retry.forget(key);
@@ -174,6 +181,21 @@ export class SecretController {
   /** When the controller will next look at a Secret (undefined: not scheduled, or queued now). */
   nextLookAt(key: string): number | undefined {
     return this.schedule.dueAt(key);
+  }
+
+  /**
+   * What a pending attempt waits for has happened (its CSR was issued, denied or failed): look
+   * at the Secrets in `namespace` whose name `matches` now instead of at the look-again time.
+   */
+  wakePending(namespace: string, matches: (name: string) => boolean): void {
+    for (const key of this.pending) {
+      const record = this.records.get(key);
+      if (!record || record.namespace !== namespace || !matches(record.name)) continue;
+      this.pending.delete(key);
+      this.retry.pendingOver(key);
+      this.ahead.delete(key);
+      this.plan(key);
+    }
   }
 
   /** Plans every known Secret again (on gaining leadership, and on resync). */
@@ -239,7 +261,7 @@ export class SecretController {
     const now = this.clock.now();
     try {
       let current = await readCurrent(this.api, cached); // read
-      this.retry.reachedApi(key);
+      this.retry.reachedApi(key, now);
       if (!current) return; // deleted: its watch event cleans up
       const step = decide(this.context, key, current, now); // decide
       if (step.kind !== 'renew') return await this.settle(key, current, step);
@@ -250,6 +272,7 @@ export class SecretController {
       try {
         output = verifyIssued(step.input, await issue(step.input)); // issue, verify
       } catch (err) {
+        if (err instanceof RenewPending) return this.stillPending(key, current, step.choice.name, err);
         return await this.failed(key, current, step.choice.name, RenewFailure.from(err));
       }
       const { renewBefore } = step.ev.policy;
@@ -320,6 +343,7 @@ export class SecretController {
       return undefined;
     }
     this.retry.succeeded(key);
+    this.pending.delete(key);
     this.reported.delete(key);
     await output
       .afterWrite?.()
@@ -355,6 +379,7 @@ export class SecretController {
     failure: RenewFailure,
   ): Promise<undefined> {
     const now = this.clock.now();
+    this.pending.delete(key);
     const retry = this.retry.renewalFailed(key, current.record.uid, now, failure.retryAfterMs);
     await this.report.failed(current.record, issuer, failure, retry);
     const written = await writeFailure(this.api, current.secret, {
@@ -371,6 +396,19 @@ export class SecretController {
       written.ok ? written.resourceVersion : current.record.resourceVersion,
       now + retry.delayMs,
     );
+  }
+
+  /**
+   * The issuer gave its worker back while waiting on someone else (a CSR not approved yet): the
+   * Secret stays `Issuing`, no failure is counted, no Event; the next look resumes the attempt.
+   */
+  private stillPending(key: string, current: Current, issuer: string, pending: RenewPending): undefined {
+    const now = this.clock.now();
+    const afterMs = Math.min(MAX_PENDING_RELOOK_MS, Math.max(MIN_PENDING_RELOOK_MS, pending.retryAfterMs));
+    const at = this.retry.pending(key, now, afterMs);
+    this.pending.add(key);
+    this.log.info({ secret: key, issuer, retryInMs: afterMs }, pending.message);
+    this.lookAgain(key, current.secret.metadata?.resourceVersion ?? current.record.resourceVersion, at);
   }
 
   /** Schedules the next look, decided on `resourceVersion` (which the watch may not have shown yet). */

@@ -38,6 +38,19 @@ export class RenewFailure extends Error {
   }
 }
 
+/**
+ * Not a failure: the issuer is waiting on someone else (a CSR nobody has approved yet) and gave
+ * its worker back. The controller keeps `state: Issuing` and looks again after `retryAfterMs`.
+ */
+export class RenewPending extends Error {
+  readonly retryAfterMs: number;
+  constructor(message: string, retryAfterMs: number) {
+    super(message);
+    this.name = 'RenewPending';
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
 export interface RenewInput {
   namespace: string;
   name: string;
@@ -166,6 +179,9 @@ export async function issue(input: RenewInput): Promise<Issued> {
       ...(input.recentOrders ? { recentOrders: input.recentOrders } : {}),
     });
   } catch (err) {
+    if (err instanceof IssuerError && err.code === 'PENDING') {
+      throw new RenewPending(err.message, err.retryAfterMs ?? 0);
+    }
     const failure = new RenewFailure('ISSUER_FAILED', err instanceof Error ? err.message : String(err));
     if (err instanceof IssuerError && err.retryAfterMs !== undefined) failure.retryAfterMs = err.retryAfterMs;
     if (err instanceof IssuerError && err.recentOrders) failure.recentOrders = err.recentOrders;

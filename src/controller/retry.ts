@@ -32,6 +32,8 @@ export interface RetryEntry {
   lastFailureAt: number;
   /** No renewal attempt before this time. */
   renewalNotBefore: number;
+  /** A pending attempt (a CSR not approved yet): look again at this time; 0 when none. */
+  pendingUntil: number;
   /** Consecutive unexpected errors since the last reconcile that got through. */
   transientErrors: number;
   /** No reconcile before this time. */
@@ -115,12 +117,13 @@ export class RetryStates {
   /** No reconcile of `key` is useful before this time (0: any time). */
   notBefore(key: string): number {
     const e = this.#entries.get(key);
-    return e ? Math.max(e.renewalNotBefore, e.transientNotBefore) : 0;
+    return e ? Math.max(e.renewalNotBefore, e.pendingUntil, e.transientNotBefore) : 0;
   }
 
   /** May a renewal of `key` be attempted at `now`? */
   renewalAllowed(key: string, now: number): boolean {
-    return (this.#entries.get(key)?.renewalNotBefore ?? 0) <= now;
+    const e = this.#entries.get(key);
+    return e === undefined || Math.max(e.renewalNotBefore, e.pendingUntil) <= now;
   }
 
   /**
@@ -136,12 +139,30 @@ export class RetryStates {
     const e = this.#entry(key);
     e.failures++;
     e.lastFailureAt = now;
+    e.pendingUntil = 0;
     const delayMs = Math.max(
       renewalDelayMs(this.#backoff, e.failures, (n) => seededUnit(seed, n)),
       retryAfterMs,
     );
     e.renewalNotBefore = now + delayMs;
     return { delayMs, failures: e.failures };
+  }
+
+  /**
+   * The issuer is still waiting (a CSR not approved yet): no attempt before `now + afterMs`,
+   * neither a failure counted nor the backoff grown. Dropped by the next reconcile that reaches
+   * the API server (that reconcile is the look again), unless failures are recorded.
+   */
+  pending(key: string, now: number, afterMs: number): number {
+    const e = this.#entry(key);
+    e.pendingUntil = now + afterMs;
+    return e.pendingUntil;
+  }
+
+  /** What the pending attempt waited for has happened (the CSR was issued or refused): look now. */
+  pendingOver(key: string): void {
+    const e = this.#entries.get(key);
+    if (e) e.pendingUntil = 0;
   }
 
   /** Records an unexpected error; returns the wait before the next reconcile. */
@@ -153,13 +174,16 @@ export class RetryStates {
     return delay;
   }
 
-  /** A reconcile got through to the API server: the short retry starts over. */
-  reachedApi(key: string): void {
+  /**
+   * A reconcile got through to the API server: the short retry starts over. A pending attempt's
+   * look-again time (no failures) is kept until it has passed.
+   */
+  reachedApi(key: string, now = Number.POSITIVE_INFINITY): void {
     const e = this.#entries.get(key);
     if (!e) return;
     e.transientErrors = 0;
     e.transientNotBefore = 0;
-    if (e.failures === 0) this.#entries.delete(key);
+    if (e.failures === 0 && e.pendingUntil <= now) this.#entries.delete(key);
   }
 
   /** A renewal succeeded: both cases start over. */
@@ -208,7 +232,14 @@ export class RetryStates {
   #entry(key: string): RetryEntry {
     let e = this.#entries.get(key);
     if (!e) {
-      e = { failures: 0, lastFailureAt: 0, renewalNotBefore: 0, transientErrors: 0, transientNotBefore: 0 };
+      e = {
+        failures: 0,
+        lastFailureAt: 0,
+        renewalNotBefore: 0,
+        pendingUntil: 0,
+        transientErrors: 0,
+        transientNotBefore: 0,
+      };
       this.#entries.set(key, e);
     }
     return e;

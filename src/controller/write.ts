@@ -3,6 +3,7 @@
  * resourceVersion that was read: all of it or nothing, and never over someone else's write.
  */
 import type * as k8s from '@kubernetes/client-node';
+import { CertState, StatusAnnotation } from '../names.ts';
 import type { SecretApi } from './ports.ts';
 import type { RenewOutput } from './renew.ts';
 import { failedSecret, issuingSecret, renewedSecret } from './secret-body.ts';
@@ -24,6 +25,8 @@ export async function markIssuing(
   issuerKind: string,
 ): Promise<k8s.V1Secret | undefined> {
   if (!SLOW_ISSUERS.has(issuerKind)) return fresh;
+  // A look again at a pending attempt (a CSR not approved yet): already marked.
+  if (fresh.metadata?.annotations?.[StatusAnnotation.state] === CertState.issuing) return fresh;
   const body = issuingSecret(fresh);
   const result = await api.replace(body);
   if (!result.ok) return undefined;

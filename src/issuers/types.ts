@@ -64,7 +64,11 @@ export interface SuggestionInput {
   notAfter: number;
 }
 
-export type IssuerErrorCode = 'CA_UNAVAILABLE' | 'CA_INVALID' | 'ISSUE_FAILED';
+/**
+ * `PENDING`: not a failure — the issuer is waiting on someone else (a CSR not approved yet) and
+ * frees its worker; the controller looks again after `retryAfterMs` without counting a failure.
+ */
+export type IssuerErrorCode = 'CA_UNAVAILABLE' | 'CA_INVALID' | 'ISSUE_FAILED' | 'PENDING';
 
 /** A failure to issue that names what is wrong and whether retrying can help. */
 export class IssuerError extends Error {

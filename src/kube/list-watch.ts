@@ -13,6 +13,7 @@ export interface StreamSpec<Tag> {
   /** e.g. `/api/v1/namespaces/a/secrets` or `/apis/apps/v1/deployments`. */
   path: string;
   fieldSelector?: string;
+  labelSelector?: string;
   /** Passed back to the handlers (e.g. the workload kind). */
   tag: Tag;
 }
@@ -138,6 +139,7 @@ export class ListWatch<T extends KubeObject, Tag> {
       const page = await this.transport.request<RawList<T>>('GET', s.path, {
         query: {
           ...(s.fieldSelector ? { fieldSelector: s.fieldSelector } : {}),
+          ...(s.labelSelector ? { labelSelector: s.labelSelector } : {}),
           limit: String(this.options.pageSize ?? 500),
           ...(cont ? { continue: cont } : {}),
         },
@@ -174,6 +176,7 @@ export class ListWatch<T extends KubeObject, Tag> {
           s.path,
           {
             ...(s.fieldSelector ? { fieldSelector: s.fieldSelector } : {}),
+            ...(s.labelSelector ? { labelSelector: s.labelSelector } : {}),
             resourceVersion: s.resourceVersion,
             allowWatchBookmarks: 'true',
             timeoutSeconds: String(this.options.watchTimeoutSeconds ?? 300),

@@ -20,7 +20,7 @@ import {
 import { formatDuration } from '../../policy/renewal.ts';
 import { type IssueInput, type IssueResult, type Issuer, IssuerError } from '../types.ts';
 import { PendingCsrKeys } from './pending.ts';
-import type { CompanionSecrets, CsrRequesterKube, CsrView } from './ports.ts';
+import type { CompanionSecrets, CsrRequesterKube, CsrView, CsrWaitOutcome } from './ports.ts';
 
 export type CsrResultValue = (typeof CsrResult)[keyof typeof CsrResult];
 
@@ -41,7 +41,7 @@ const MAX_LABEL = 63;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 /** A label value for a Secret name: the name when it fits, else a hash of it (uid decides anyway). */
-function labelValue(value: string): string {
+export function labelValue(value: string): string {
   return value.length <= MAX_LABEL && LABEL_VALUE.test(value)
     ? value
     : createHash('sha256').update(value).digest('hex').slice(0, 40);
@@ -49,6 +49,20 @@ function labelValue(value: string): string {
 
 function condition(csr: CsrView, type: string) {
   return csr.conditions.find((c) => c.type === type && c.status === 'True');
+}
+
+/** Shortest and longest wait before looking again at a CSR that is still pending. */
+export const RELOOK_MIN_MS = 5_000;
+export const RELOOK_MAX_MS = 60_000;
+
+/**
+ * When to look again at a CSR that is `ageMs` old and still pending: a quarter of its age, from
+ * 5 s up to 1 min (a person who approves at once is seen within seconds, one who takes an hour
+ * costs one look a minute), never past the approvalTimeout deadline.
+ */
+export function relookAfterMs(ageMs: number, untilDeadlineMs: number): number {
+  const hint = Math.min(RELOOK_MAX_MS, Math.max(RELOOK_MIN_MS, Math.round(ageMs / 4)));
+  return Math.max(0, Math.min(hint, untilDeadlineMs));
 }
 
 /** The CSR has reached an outcome: a certificate, or Denied / Failed. */
@@ -100,6 +114,7 @@ export class KubernetesCsrIssuer implements Issuer {
 
     let keyPem = input.keyPem;
     let csr = await this.resume(input, labels, secretUid);
+    const resumed = csr !== undefined;
     if (csr) {
       keyPem = csr.keyPem;
     } else {
@@ -130,7 +145,7 @@ export class KubernetesCsrIssuer implements Issuer {
       );
       csr = { view: created, keyPem };
     }
-    return await this.complete(input, csr.view, keyPem, caPem);
+    return await this.complete(input, csr.view, keyPem, caPem, !resumed);
   }
 
   /**
@@ -189,6 +204,7 @@ export class KubernetesCsrIssuer implements Issuer {
     created: CsrView,
     keyPem: string,
     caPem: string | undefined,
+    createdNow: boolean,
   ): Promise<IssueResult> {
     const { namespace, secretName } = input;
     const kube = this.deps.kube;
@@ -199,7 +215,11 @@ export class KubernetesCsrIssuer implements Issuer {
       await this.pending.delete(namespace, secretName);
     };
     let csr = created;
+    // Only an attempt that has just created (or approved) the CSR holds its worker for a signer
+    // to answer; a later look checks the CSR as listed and frees the worker at once.
+    let holdFrom = createdNow ? Date.now() : undefined;
     if (this.config.autoApprove && !condition(csr, 'Approved') && !settled(csr)) {
+      holdFrom = Date.now();
       try {
         await kube.decide(
           csr.name,
@@ -217,8 +237,26 @@ export class KubernetesCsrIssuer implements Issuer {
       }
     }
     if (!settled(csr)) {
+      // approvalTimeout counts from the CSR's creation, however many attempts looked at it.
       const deadline = csr.created + this.config.approvalTimeoutMs;
-      const outcome = await kube.waitFor(csr.name, csr.uid, csr.resourceVersion, deadline, settled);
+      const holdUntil = Math.min(deadline, (holdFrom ?? 0) + this.config.approvalHoldMs);
+      const outcome: CsrWaitOutcome =
+        holdUntil > Date.now()
+          ? await kube.waitFor(csr.name, csr.uid, csr.resourceVersion, holdUntil, settled)
+          : { kind: 'timeout' };
+      const now = Date.now();
+      if (outcome.kind === 'timeout' && now < deadline) {
+        // Still pending: free the worker; the next attempt resumes this CSR from the companion.
+        const approved = this.config.autoApprove || !!condition(csr, 'Approved');
+        const after = relookAfterMs(now - csr.created, deadline - now);
+        const e = new IssuerError(
+          'PENDING',
+          `${label} is ${approved ? 'approved but not signed yet' : 'not approved yet'}; looking again in ${Math.ceil(after / 1000)}s (approvalTimeout ${formatDuration(this.config.approvalTimeoutMs)} from its creation)`,
+          true,
+        );
+        e.retryAfterMs = after;
+        throw e;
+      }
       if (outcome.kind === 'timeout') {
         await cleanUp();
         this.deps.onResult?.(CsrResult.timeout);

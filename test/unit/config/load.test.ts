@@ -98,6 +98,7 @@ describe('loadConfig', () => {
           expirationSeconds: 2592000,
           usages: ['digital signature', 'server auth'],
           approvalTimeoutMs: 15 * 60_000,
+          approvalHoldMs: 20_000,
         },
         allowedNamespaces: ['*'],
         durationMs: 30 * D,
@@ -379,15 +380,23 @@ issuers:
     const config = loadConfig(`
 issuers:
   - name: kcm-client
-    kubernetesCSR: { signerName: kubernetes.io/kube-apiserver-client, autoApprove: true, approvalTimeout: 30s }
+    kubernetesCSR: { signerName: kubernetes.io/kube-apiserver-client, autoApprove: true, approvalTimeout: 30s, approvalHold: 5s }
     allowedCommonNames: ["app-*"]
 `);
     expect(config.issuers[0]).toMatchObject({
       kubernetesCSR: {
         usages: ['digital signature', 'key encipherment', 'client auth'],
         approvalTimeoutMs: 30_000,
+        approvalHoldMs: 5_000,
       },
     });
+    expect(
+      issues(`
+issuers:
+  - name: held
+    kubernetesCSR: { signerName: example.com/serving, approvalHold: 0s }
+`).join('\n'),
+    ).toMatch(/approvalHold/);
     const problems = issues(`
 issuers:
   - name: kubelet

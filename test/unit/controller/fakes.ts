@@ -111,6 +111,8 @@ export class FakeIssuer implements Issuer {
   failing: string | undefined;
   /** With `failing`: the CA's Retry-After. */
   retryAfterMs: number | undefined;
+  /** While set: "still pending, look again after this many ms" (a CSR nobody approved yet). */
+  pendingMs: number | undefined;
   /** Runs at the start of each issue() call (to look at the world mid-issuance). */
   during: (() => void) | undefined;
   constructor(name: string) {
@@ -119,6 +121,11 @@ export class FakeIssuer implements Issuer {
   async issue(input: Parameters<Issuer['issue']>[0]) {
     this.calls++;
     this.during?.();
+    if (this.pendingMs !== undefined) {
+      const err = new IssuerError('PENDING', 'CSR x for signer y is not approved yet', true);
+      err.retryAfterMs = this.pendingMs;
+      throw err;
+    }
     if (this.failing) {
       const err = new IssuerError('CA_UNAVAILABLE', this.failing, true);
       if (this.retryAfterMs !== undefined) err.retryAfterMs = this.retryAfterMs;

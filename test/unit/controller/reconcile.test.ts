@@ -299,3 +299,136 @@ describe('races', () => {
     expect(second.nextLookAt(`${NS}/busy`)).toBe(now + 7_200_000);
   });
 });
+
+describe('an issuer that is still waiting (a CSR not approved yet)', () => {
+  it('keeps state Issuing, counts no failure, records no Event, and looks again after the hint', async () => {
+    const t = setup();
+    const main = issuer(t.issuers, 'main');
+    main.kind = 'kubernetesCSR';
+    main.pendingMs = 7_000;
+    const start = t.clock.now();
+    const pair = await leaf('p.example.com', -DAY, MIN, start);
+    t.controller.upsert(t.api.put(tls('p', pair, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/p`);
+    expect(main.calls).toBe(1);
+    const marked = t.api.get('p');
+    expect(marked.metadata?.annotations?.[`${A}state`]).toBe('Issuing');
+    expect(marked.metadata?.annotations?.[`${A}failures`]).toBeUndefined();
+    expect(marked.metadata?.annotations?.[`${S}last-failure-time`]).toBeUndefined();
+    expect(marked.metadata?.annotations?.[`${A}last-error`]).toBeUndefined();
+    expect(decodedCert(marked)).toBe(pair.certPem);
+    expect(t.events.reasons()).toEqual([]);
+    expect(t.controller.nextLookAt(`${NS}/p`)).toBe(start + 7_000);
+
+    // The watch event of the Issuing write does not bring the look forward.
+    t.controller.upsert(marked);
+    expect(t.controller.nextLookAt(`${NS}/p`)).toBe(start + 7_000);
+    await t.controller.reconcile(`${NS}/p`);
+    expect(main.calls).toBe(1);
+
+    // Looked at again: still pending — no second Issuing write, still no Event.
+    t.clock.advance(7_000);
+    await t.controller.reconcile(`${NS}/p`);
+    expect(main.calls).toBe(2);
+    expect(t.api.replaced).toHaveLength(1);
+    expect(t.events.reasons()).toEqual([]);
+    expect(t.controller.nextLookAt(`${NS}/p`)).toBe(start + 14_000);
+
+    // Issued at the next look: written from the main issuer (no fallback), Ready, one Event.
+    main.pendingMs = undefined;
+    t.clock.advance(7_000);
+    await t.controller.reconcile(`${NS}/p`);
+    expect(main.calls).toBe(3);
+    expect(issuer(t.issuers, 'spare').calls).toBe(0);
+    const renewed = t.api.get('p');
+    expect(renewed.metadata?.annotations?.[`${A}state`]).toBe('Ready');
+    expect(renewed.metadata?.annotations?.[`${A}revision`]).toBe('1');
+    expect(decodedCert(renewed)).not.toBe(pair.certPem);
+    expect(t.events.reasons()).toEqual(['Renewed']);
+  });
+
+  it('neither grows the backoff nor reaches fallbackAfter, however often it waits', async () => {
+    const t = setup();
+    const main = issuer(t.issuers, 'main');
+    main.kind = 'kubernetesCSR';
+    main.failing = 'CSR denied';
+    const pair = await leaf('q.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('q', pair, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/q`);
+    expect(t.api.get('q').metadata?.annotations?.[`${A}failures`]).toBe('1');
+    const delay1 = renewalDelayMs(t.config.renewalBackoff, 1, (n) => seededUnit('uid-q', n));
+    t.clock.advance(delay1);
+    main.failing = undefined;
+    main.pendingMs = 10_000;
+    // Five looks at a pending CSR: none is a failure (fallbackAfter is 2).
+    for (let i = 0; i < 5; i++) {
+      t.controller.upsert(t.api.get('q'));
+      await t.controller.reconcile(`${NS}/q`);
+      expect(t.controller.nextLookAt(`${NS}/q`)).toBe(t.clock.now() + 10_000);
+      t.clock.advance(10_000);
+    }
+    expect(main.calls).toBe(6);
+    const waiting = t.api.get('q');
+    expect(waiting.metadata?.annotations?.[`${A}failures`]).toBe('1');
+    expect(waiting.metadata?.annotations?.[`${A}state`]).toBe('Issuing');
+    expect(t.events.reasons()).toEqual(['RenewalFailed']);
+    main.pendingMs = undefined;
+    await t.controller.reconcile(`${NS}/q`);
+    expect(issuer(t.issuers, 'spare').calls).toBe(0);
+    expect(t.api.get('q').metadata?.annotations?.[`${A}failures`]).toBeUndefined();
+    expect(t.events.reasons()).toEqual(['RenewalFailed', 'Renewed']);
+  });
+
+  it('is looked at again at once when its CSR is answered (wakePending), not only at the hint', async () => {
+    const t = setup();
+    const main = issuer(t.issuers, 'main');
+    main.kind = 'kubernetesCSR';
+    main.pendingMs = 60_000;
+    const pair = await leaf('w.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('w', pair, { [`${A}enabled`]: 'true' })));
+    t.controller.upsert(t.api.put(tls('other', pair, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/w`);
+    expect(t.controller.nextLookAt(`${NS}/w`)).toBe(t.clock.now() + 60_000);
+    // Another namespace, or another Secret's CSR: nothing changes.
+    t.controller.wakePending('elsewhere', () => true);
+    t.controller.wakePending(NS, (name) => name === 'nope');
+    expect(t.controller.nextLookAt(`${NS}/w`)).toBe(t.clock.now() + 60_000);
+    t.controller.wakePending(NS, (name) => name === 'w');
+    expect(t.controller.nextLookAt(`${NS}/w`)).toBeUndefined(); // queued now
+    main.pendingMs = undefined;
+    t.clock.advance(100);
+    await t.controller.reconcile(`${NS}/w`);
+    expect(main.calls).toBe(2);
+    expect(t.api.get('w').metadata?.annotations?.[`${A}revision`]).toBe('1');
+  });
+
+  it('a wake never cuts a failure backoff short', async () => {
+    const t = setup();
+    const main = issuer(t.issuers, 'main');
+    main.kind = 'kubernetesCSR';
+    main.failing = 'CSR denied';
+    const pair = await leaf('d.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('d', pair, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/d`);
+    const due = t.controller.nextLookAt(`${NS}/d`);
+    t.controller.wakePending(NS, () => true);
+    expect(t.controller.nextLookAt(`${NS}/d`)).toBe(due);
+    await t.controller.reconcile(`${NS}/d`);
+    expect(main.calls).toBe(1);
+  });
+
+  it('bounds the hint: at least 1 s, at most 10 min', async () => {
+    const t = setup();
+    const main = issuer(t.issuers, 'main');
+    main.kind = 'kubernetesCSR';
+    main.pendingMs = 0;
+    const pair = await leaf('b.example.com', -DAY, MIN, t.clock.now());
+    t.controller.upsert(t.api.put(tls('b', pair, { [`${A}enabled`]: 'true' })));
+    await t.controller.reconcile(`${NS}/b`);
+    expect(t.controller.nextLookAt(`${NS}/b`)).toBe(t.clock.now() + 1_000);
+    t.clock.advance(1_000);
+    main.pendingMs = 5 * 3_600_000;
+    await t.controller.reconcile(`${NS}/b`);
+    expect(t.controller.nextLookAt(`${NS}/b`)).toBe(t.clock.now() + 10 * MIN);
+  });
+});
