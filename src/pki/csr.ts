@@ -7,7 +7,7 @@ import type * as X509 from '@peculiar/x509';
 import { PkiError } from './errors.ts';
 import { canonicalIp } from './ip.ts';
 import { loadPrivateKey } from './keys.ts';
-import { type Identity, sanDer } from './sign.ts';
+import { type Identity, sanDer, signingParams } from './sign.ts';
 import { x509 as loadX509 } from './x509-lazy.ts';
 
 const crypto = webcrypto;
@@ -25,31 +25,6 @@ function toArrayBuffer(u: Uint8Array): ArrayBuffer {
   return u.slice().buffer as ArrayBuffer;
 }
 
-function algorithms(alg: string): {
-  importAlg: webcrypto.Algorithm & Record<string, unknown>;
-  sign: webcrypto.Algorithm;
-} {
-  switch (alg) {
-    case 'ecdsa-p256':
-      return {
-        importAlg: { name: 'ECDSA', namedCurve: 'P-256' },
-        sign: { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.Algorithm,
-      };
-    case 'ecdsa-p384':
-      return {
-        importAlg: { name: 'ECDSA', namedCurve: 'P-384' },
-        sign: { name: 'ECDSA', hash: 'SHA-384' } as webcrypto.Algorithm,
-      };
-    case 'ed25519':
-      return { importAlg: { name: 'Ed25519' }, sign: { name: 'Ed25519' } };
-    default:
-      return {
-        importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
-        sign: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as webcrypto.Algorithm,
-      };
-  }
-}
-
 /** A CSR (PEM) for `identity`, signed with `keyPem`: subject CN (+ O), names in a SAN extension request. */
 export async function createCsrPem(
   keyPem: string,
@@ -58,7 +33,7 @@ export async function createCsrPem(
 ): Promise<string> {
   const x509 = await x509Module();
   const key = loadPrivateKey(keyPem);
-  const { importAlg, sign } = algorithms(key.algorithm);
+  const { importAlg, sign } = signingParams(key.algorithm);
   const rdns: Array<Record<string, Array<{ utf8String: string }>>> = [];
   if (identity.commonName !== undefined) rdns.push({ CN: [{ utf8String: identity.commonName }] });
   for (const o of organizations) rdns.push({ O: [{ utf8String: o }] });

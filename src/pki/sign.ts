@@ -49,7 +49,8 @@ export interface IssuedCertificate {
 // WebCrypto provider for @peculiar/x509, passed per call so the library's global stays untouched.
 const crypto = webcrypto;
 
-function signingParams(alg: KeyAlgorithm): {
+/** WebCrypto import and signature parameters for a key of `alg` (RSA keys sign with PKCS#1 v1.5, SHA-256). */
+export function signingParams(alg: KeyAlgorithm): {
   importAlg: webcrypto.Algorithm & Record<string, unknown>;
   sign: webcrypto.Algorithm;
 } {
