@@ -48,6 +48,8 @@ export interface CertificateParts {
   issuer: Uint8Array;
   subject: Uint8Array;
   spki: Uint8Array;
+  /** The subjectKeyIdentifier extension's key identifier (contents only), when there is one. */
+  subjectKeyId: Uint8Array | undefined;
 }
 
 function fail(what: string): never {
@@ -116,6 +118,7 @@ function is(b: Uint8Array, start: number, end: number, c: readonly number[]): bo
 const OID_CN = [0x55, 0x04, 0x03];
 const OID_SAN = [0x55, 0x1d, 0x11];
 const OID_BASIC_CONSTRAINTS = [0x55, 0x1d, 0x13];
+const OID_SUBJECT_KEY_ID = [0x55, 0x1d, 0x0e];
 const OID_RSA = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_EC_PUBLIC_KEY = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const OID_P256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -329,7 +332,13 @@ function readBasicConstraints(b: Uint8Array, start: number, end: number): boolea
   return b[tStart] !== 0;
 }
 
+// Result registers of the last readExtensions() call: the subjectKeyIdentifier's content range.
+let skiStart = -1;
+let skiEnd = -1;
+
 function readExtensions(b: Uint8Array, start: number, end: number, s: CertSummary): void {
+  skiStart = -1;
+  skiEnd = -1;
   expect(b, start, end, 0x30, 'Extensions SEQUENCE');
   if (tEnd !== end) fail('trailing bytes after Extensions');
   const extsEnd = tEnd;
@@ -360,6 +369,12 @@ function readExtensions(b: Uint8Array, start: number, end: number, s: CertSummar
       if (sawBc) fail('duplicate basicConstraints extension');
       sawBc = true;
       s.isCA = readBasicConstraints(b, vStart, vEnd);
+    } else if (is(b, oidStart, oidEnd, OID_SUBJECT_KEY_ID)) {
+      if (skiStart >= 0) fail('duplicate subjectKeyIdentifier extension');
+      expect(b, vStart, vEnd, 0x04, 'KeyIdentifier OCTET STRING');
+      if (tEnd !== vEnd) fail('trailing bytes after KeyIdentifier');
+      skiStart = tStart;
+      skiEnd = tEnd;
     }
   }
 }
@@ -457,7 +472,9 @@ function walk(der: Uint8Array, withSummary: boolean): Walked {
   const subjectCommonName = commonName(b, subjectStart, subjectEnd);
   const issuerCommonName = commonName(b, issuerStart, issuerEnd);
   summary.keyAlgorithm = classifySpki(b, spkiStart, spkiEnd);
+  skiStart = -1;
   if (extStart >= 0) readExtensions(b, extStart, extEnd, summary);
+  const subjectKeyId = skiStart >= 0 ? b.subarray(skiStart, skiEnd) : undefined;
 
   if (withSummary) {
     summary.serialHex = hex(b, serialStart, serialEnd);
@@ -473,6 +490,7 @@ function walk(der: Uint8Array, withSummary: boolean): Walked {
       issuer: b.subarray(issuerAt, issuerEnd),
       subject: b.subarray(subjectAt, subjectEnd),
       spki: b.subarray(spkiAt, spkiEnd),
+      subjectKeyId,
     },
   };
 }
@@ -488,6 +506,16 @@ export function readCertificateSummary(der: Uint8Array): CertSummary {
 /** Sub-views (no copies) of the certificate's TBS, issuer, subject and SPKI. DER_MALFORMED as above. */
 export function certificateParts(der: Uint8Array): CertificateParts {
   return walk(der, false).parts;
+}
+
+/** The subjectPublicKey BIT STRING's bits (without the unused-bits octet) of SPKI DER. */
+export function subjectPublicKeyBits(spki: Uint8Array): Uint8Array {
+  expect(spki, 0, spki.length, 0x30, 'SubjectPublicKeyInfo SEQUENCE');
+  const end = tEnd;
+  expect(spki, tStart, end, 0x30, 'AlgorithmIdentifier');
+  expect(spki, tEnd, end, 0x03, 'subjectPublicKey BIT STRING');
+  if (tEnd !== end || tEnd === tStart || spki[tStart] !== 0) fail('malformed subjectPublicKey');
+  return spki.subarray(tStart + 1, tEnd);
 }
 
 /** Classifies SubjectPublicKeyInfo DER (a full TLV), e.g. as exported by node:crypto. */

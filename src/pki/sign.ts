@@ -1,11 +1,16 @@
-import { randomBytes, webcrypto } from 'node:crypto';
-import type * as X509 from '@peculiar/x509';
-import { type CertSummary, certificateParts, keyAlgorithmOfSpki, readCertificateSummary } from './der.ts';
+import { hash, randomBytes, sign, type webcrypto } from 'node:crypto';
+import {
+  type CertSummary,
+  certificateParts,
+  keyAlgorithmOfSpki,
+  readCertificateSummary,
+  subjectPublicKeyBits,
+} from './der.ts';
+import * as der from './der-write.ts';
 import { PkiError } from './errors.ts';
 import { parseIp } from './ip.ts';
 import { type KeyAlgorithm, type LoadedPrivateKey, loadPrivateKey, spkiMatchesKey } from './keys.ts';
 import { certificatesFromPem, toPem } from './pem.ts';
-import { x509 as loadX509 } from './x509-lazy.ts';
 
 /** The names a certificate is for. */
 export interface Identity {
@@ -46,9 +51,6 @@ export interface IssuedCertificate {
   caPem: string;
 }
 
-// WebCrypto provider for @peculiar/x509, passed per call so the library's global stays untouched.
-const crypto = webcrypto;
-
 /** WebCrypto import and signature parameters for a key of `alg` (RSA keys sign with PKCS#1 v1.5, SHA-256). */
 export function signingParams(alg: KeyAlgorithm): {
   importAlg: webcrypto.Algorithm & Record<string, unknown>;
@@ -75,31 +77,6 @@ export function signingParams(alg: KeyAlgorithm): {
   }
 }
 
-function derLength(n: number): number[] {
-  if (n < 0x80) return [n];
-  const out: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) out.unshift(v & 0xff);
-  return [0x80 | out.length, ...out];
-}
-
-function derTlv(tag: number, content: Uint8Array): Uint8Array {
-  const head = [tag, ...derLength(content.length)];
-  const out = new Uint8Array(head.length + content.length);
-  out.set(head, 0);
-  out.set(content, head.length);
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 const ASCII_NAME = /^[\x21-\x7e]+$/;
 
 /** Checks an identity and returns the SAN GeneralNames DER, or undefined when there are no names. */
@@ -113,47 +90,88 @@ export function sanDer(identity: Identity): Uint8Array | undefined {
         `DNS name ${JSON.stringify(dns)} is empty or not printable ASCII`,
       );
     }
-    names.push(derTlv(0x82, ascii.encode(dns)));
+    names.push(der.tlv(0x82, ascii.encode(dns)));
   }
   for (const ip of identity.ipAddresses) {
     const bytes = parseIp(ip);
     if (bytes === undefined) {
       throw new PkiError('INVALID_IDENTITY', `${JSON.stringify(ip)} is not an IPv4 or IPv6 address`);
     }
-    names.push(derTlv(0x87, bytes));
+    names.push(der.tlv(0x87, bytes));
   }
   for (const uri of identity.uris) {
     if (!ASCII_NAME.test(uri) || !URL.canParse(uri)) {
       throw new PkiError('INVALID_IDENTITY', `URI ${JSON.stringify(uri)} is not an absolute ASCII URI`);
     }
-    names.push(derTlv(0x86, ascii.encode(uri)));
+    names.push(der.tlv(0x86, ascii.encode(uri)));
   }
-  return names.length === 0 ? undefined : derTlv(0x30, concat(names));
+  return names.length === 0 ? undefined : der.sequence(names);
 }
 
-function randomSerialHex(): string {
+function randomSerial(): Uint8Array {
   // 128 random bits; a zero first octet is redrawn so the INTEGER stays 16 octets (plus a sign
-  // octet when the top bit is set, which the generator adds) and minimally encoded.
+  // octet when the top bit is set) and minimally encoded.
   let bytes = randomBytes(16);
   while (bytes[0] === 0) bytes = randomBytes(16);
-  return bytes.toString('hex');
+  return bytes;
 }
 
-function toArrayBuffer(u: Uint8Array): ArrayBuffer {
-  return u.slice().buffer as ArrayBuffer;
+/** The signatureAlgorithm a key of `alg` signs with, and the digest node:crypto signs over. */
+function derSignature(alg: KeyAlgorithm): { algorithmId: Uint8Array; digest: string | null } {
+  switch (alg) {
+    case 'ecdsa-p256':
+      return { algorithmId: ECDSA_SHA256, digest: 'sha256' };
+    case 'ecdsa-p384':
+      return { algorithmId: ECDSA_SHA384, digest: 'sha384' };
+    case 'ed25519':
+      return { algorithmId: ED25519, digest: null };
+    default:
+      return { algorithmId: RSA_SHA256, digest: 'sha256' };
+  }
+}
+
+const ECDSA_SHA256 = der.sequence([der.oid('1.2.840.10045.4.3.2')]);
+const ECDSA_SHA384 = der.sequence([der.oid('1.2.840.10045.4.3.3')]);
+const ED25519 = der.sequence([der.oid('1.3.101.112')]);
+const RSA_SHA256 = der.sequence([der.oid('1.2.840.113549.1.1.11'), der.NULL]);
+const VERSION_3 = der.tlv(0xa0, der.smallInteger(2));
+const OID_CN = der.oid('2.5.4.3');
+const OID_O = der.oid('2.5.4.10');
+const EXT = {
+  basicConstraints: der.oid('2.5.29.19'),
+  keyUsage: der.oid('2.5.29.15'),
+  extKeyUsage: der.oid('2.5.29.37'),
+  subjectAltName: der.oid('2.5.29.17'),
+  subjectKeyId: der.oid('2.5.29.14'),
+  authorityKeyId: der.oid('2.5.29.35'),
+};
+const SERVER_AUTH = der.oid('1.3.6.1.5.5.7.3.1');
+const CLIENT_AUTH = der.oid('1.3.6.1.5.5.7.3.2');
+// KeyUsage named bits (RFC 5280 4.2.1.3), as bit numbers.
+const DIGITAL_SIGNATURE = 1 << 0;
+const KEY_ENCIPHERMENT = 1 << 2;
+const KEY_CERT_SIGN = 1 << 5;
+const CRL_SIGN = 1 << 6;
+
+function extension(id: Uint8Array, critical: boolean, value: Uint8Array): Uint8Array {
+  return der.sequence(critical ? [id, der.TRUE, der.octetString(value)] : [id, der.octetString(value)]);
+}
+
+/** RFC 5280 key identifier (method 1): SHA-1 of the subjectPublicKey BIT STRING's bits. */
+function keyIdentifier(spki: Uint8Array): Uint8Array {
+  return hash('sha1', subjectPublicKeyBits(spki), 'buffer');
 }
 
 interface Issuer {
   key: LoadedPrivateKey;
   /** DER of the issuer's subject Name (becomes the new certificate's issuer). */
   name: Uint8Array;
-  /** Key identifier for authorityKeyIdentifier, hex. */
-  keyIdHex?: string;
+  /** Key identifier for authorityKeyIdentifier: the CA's own subjectKeyIdentifier, or derived from its key. */
+  keyId: Uint8Array;
   certs: Uint8Array[];
 }
 
 function loadIssuer(issuer: { certPem: string; keyPem: string }): Issuer {
-  const x509 = loadX509();
   const certs = certificatesFromPem(issuer.certPem);
   const caDer = certs[0]!;
   const summary = readCertificateSummary(caDer);
@@ -168,22 +186,15 @@ function loadIssuer(issuer: { certPem: string; keyPem: string }): Issuer {
   if (!spkiMatchesKey(key, parts.spki)) {
     throw new PkiError('KEY_MISMATCH', 'issuer private key does not belong to the issuer certificate');
   }
-  let keyIdHex: string | undefined;
-  try {
-    const ski = new x509.X509Certificate(toArrayBuffer(caDer)).getExtension(
-      x509.SubjectKeyIdentifierExtension,
-    );
-    keyIdHex = ski?.keyId;
-  } catch {
-    keyIdHex = undefined; // fall back to deriving the identifier from the key below
-  }
-  return { key, name: parts.subject, certs, ...(keyIdHex ? { keyIdHex } : {}) };
+  return { key, name: parts.subject, certs, keyId: parts.subjectKeyId ?? keyIdentifier(parts.spki) };
 }
 
 /**
  * Issues a certificate for `req.subjectKeyPem`, signed by `req.issuer` (or by the subject key
  * itself). Leaves get keyUsage digitalSignature (+keyEncipherment for RSA) and extKeyUsage
  * serverAuth+clientAuth; CAs get keyCertSign+cRLSign. SAN is critical when there is no CN.
+ * The certificate is encoded here (der-write.ts) and signed by node:crypto: no ASN.1 library
+ * is loaded, and a renewal costs one signature and a few small buffers.
  */
 export async function issueCertificate(req: IssueRequest): Promise<IssuedCertificate> {
   const { identity } = req;
@@ -200,7 +211,6 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
     throw new PkiError('INVALID_IDENTITY', 'identity has no commonName and no subject alternative names');
   }
 
-  const x509 = loadX509();
   const subjectKey = req.subjectKeyPem !== undefined ? loadPrivateKey(req.subjectKeyPem) : undefined;
   const spkiDer = subjectKey?.spki ?? req.subjectSpki;
   if (spkiDer === undefined) throw new PkiError('KEY_MALFORMED', 'no subject key or public key given');
@@ -212,63 +222,53 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
   const signer = issuer?.key ?? subjectKey;
   if (signer === undefined)
     throw new PkiError('KEY_MALFORMED', 'a self-signed certificate needs the subject private key');
-  const params = signingParams(signer.algorithm);
+  const signature = derSignature(signer.algorithm);
 
-  const rdns: Array<Record<string, Array<{ utf8String: string }>>> = [];
-  if (cn !== undefined) rdns.push({ CN: [{ utf8String: cn }] });
-  for (const o of req.organizations ?? []) rdns.push({ O: [{ utf8String: o }] });
-  const subjectName = new x509.Name(rdns);
-  const issuerName = issuer === undefined ? subjectName : new x509.Name(toArrayBuffer(issuer.name));
-  const subjectSpki = toArrayBuffer(spkiDer);
+  const rdns: Uint8Array[] = [];
+  if (cn !== undefined) rdns.push(der.set([der.sequence([OID_CN, der.utf8String(cn)])]));
+  for (const o of req.organizations ?? []) rdns.push(der.set([der.sequence([OID_O, der.utf8String(o)])]));
+  const subjectName = der.sequence(rdns);
 
   const rsa = subjectAlgorithm.startsWith('rsa-');
   const wanted = req.usages;
   const usage = isCA
-    ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature
+    ? KEY_CERT_SIGN | CRL_SIGN | DIGITAL_SIGNATURE
     : wanted
-      ? (wanted.includes('digital signature') ? x509.KeyUsageFlags.digitalSignature : 0) |
-        (wanted.includes('key encipherment') ? x509.KeyUsageFlags.keyEncipherment : 0)
-      : x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0);
+      ? (wanted.includes('digital signature') ? DIGITAL_SIGNATURE : 0) |
+        (wanted.includes('key encipherment') ? KEY_ENCIPHERMENT : 0)
+      : DIGITAL_SIGNATURE | (rsa ? KEY_ENCIPHERMENT : 0);
   const extendedUsages = wanted
     ? [
-        ...(wanted.includes('server auth') ? [x509.ExtendedKeyUsage.serverAuth] : []),
-        ...(wanted.includes('client auth') ? [x509.ExtendedKeyUsage.clientAuth] : []),
+        ...(wanted.includes('server auth') ? [SERVER_AUTH] : []),
+        ...(wanted.includes('client auth') ? [CLIENT_AUTH] : []),
       ]
-    : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
+    : [SERVER_AUTH, CLIENT_AUTH];
 
   try {
-    const extensions: X509.Extension[] = [new x509.BasicConstraintsExtension(isCA, undefined, true)];
-    if (usage !== 0) extensions.push(new x509.KeyUsagesExtension(usage, true));
+    const subjectKeyId = keyIdentifier(spkiDer);
+    const extensions = [extension(EXT.basicConstraints, true, der.sequence(isCA ? [der.TRUE] : []))];
+    if (usage !== 0) extensions.push(extension(EXT.keyUsage, true, der.namedBits(usage)));
     if (!isCA && extendedUsages.length > 0) {
-      extensions.push(new x509.ExtendedKeyUsageExtension(extendedUsages));
+      extensions.push(extension(EXT.extKeyUsage, false, der.sequence(extendedUsages)));
     }
-    if (san !== undefined)
-      extensions.push(new x509.Extension('2.5.29.17', cn === undefined, toArrayBuffer(san)));
-    extensions.push(await x509.SubjectKeyIdentifierExtension.create(subjectSpki, false, crypto));
-    if (issuer?.keyIdHex !== undefined) {
-      extensions.push(new x509.AuthorityKeyIdentifierExtension(issuer.keyIdHex));
-    } else {
-      extensions.push(
-        await x509.AuthorityKeyIdentifierExtension.create(toArrayBuffer(signer.spki), false, crypto),
-      );
-    }
-
-    const signingKey = signer.key.toCryptoKey(params.importAlg, false, ['sign']);
-    const cert = await x509.X509CertificateGenerator.create(
-      {
-        serialNumber: randomSerialHex(),
-        subject: subjectName,
-        issuer: issuerName,
-        notBefore: new Date(Math.floor(req.notBefore / 1000) * 1000),
-        notAfter: new Date(Math.floor(req.notAfter / 1000) * 1000),
-        publicKey: subjectSpki,
-        signingKey,
-        signingAlgorithm: params.sign,
-        extensions,
-      },
-      crypto,
+    if (san !== undefined) extensions.push(extension(EXT.subjectAltName, cn === undefined, san));
+    extensions.push(extension(EXT.subjectKeyId, false, der.octetString(subjectKeyId)));
+    extensions.push(
+      extension(EXT.authorityKeyId, false, der.sequence([der.tlv(0x80, issuer?.keyId ?? subjectKeyId)])),
     );
-    const leafDer = new Uint8Array(cert.rawData);
+
+    const tbs = der.sequence([
+      VERSION_3,
+      der.unsignedInteger(randomSerial()),
+      signature.algorithmId,
+      issuer?.name ?? subjectName,
+      der.sequence([der.time(req.notBefore), der.time(req.notAfter)]),
+      subjectName,
+      spkiDer,
+      der.tlv(0xa3, der.sequence(extensions)),
+    ]);
+    const value = sign(signature.digest, tbs, signer.key);
+    const leafDer = der.sequence([tbs, signature.algorithmId, der.bitString(value)]);
     const certPem = toPem('CERTIFICATE', leafDer);
     if (issuer === undefined) return { certPem, chainPem: certPem, caPem: certPem };
     return {

@@ -5,8 +5,9 @@ let loaded: typeof X509 | undefined;
 
 /**
  * @peculiar/x509, loaded on first use: with tsyringe and the Reflect polyfill it needs, it costs
- * ~20 MiB of RSS, and a controller that only watches certificates never signs one. Loaded as
- * CommonJS so a synchronous caller (acmeCertId) and the signer share one copy.
+ * ~20 MiB of RSS. Only CSRs (csr.ts) and ACME certificate ids (cert-id.ts) need it; certificates
+ * are encoded by sign.ts itself. Loaded as CommonJS so a synchronous caller (acmeCertId) and
+ * the CSR builder share one copy.
  */
 export function x509(): typeof X509 {
   if (!loaded) {
