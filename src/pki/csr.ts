@@ -2,20 +2,22 @@
  * PKCS#10 certificate requests: made for the `kubernetesCSR` issuer, read (untrusted) by the
  * CSR signer. Parsing never throws anything but PkiError.
  */
-import { createPublicKey, webcrypto } from 'node:crypto';
+import { sign, webcrypto } from 'node:crypto';
 import type * as X509 from '@peculiar/x509';
+import * as der from './der-write.ts';
 import { PkiError } from './errors.ts';
 import { canonicalIp } from './ip.ts';
 import { loadPrivateKey } from './keys.ts';
-import { type Identity, sanDer, signingParams } from './sign.ts';
+import { toPem } from './pem.ts';
+import { derSignature, distinguishedName, type Identity, sanDer } from './sign.ts';
 import { x509 as loadX509 } from './x509-lazy.ts';
 
 const crypto = webcrypto;
 
 /**
- * @peculiar/x509 (and the Reflect polyfill its registry needs) is loaded on first use: a process
- * that never makes or reads a CSR (most of them) does not pay for it. The same copy as the
- * signer's (x509-lazy.ts): an ESM import here and a require there would load it twice.
+ * @peculiar/x509 (and the Reflect polyfill its registry needs) is loaded on first use, to read
+ * a request: a process that never reads a CSR (most of them) does not pay for it. The same copy
+ * as cert-id.ts's (x509-lazy.ts): an ESM import here and a require there would load it twice.
  */
 function x509Module(): Promise<typeof X509> {
   return Promise.resolve(loadX509());
@@ -25,34 +27,40 @@ function toArrayBuffer(u: Uint8Array): ArrayBuffer {
   return u.slice().buffer as ArrayBuffer;
 }
 
-/** A CSR (PEM) for `identity`, signed with `keyPem`: subject CN (+ O), names in a SAN extension request. */
+const EXTENSION_REQUEST = der.oid('1.2.840.113549.1.9.14');
+const SUBJECT_ALT_NAME = der.oid('2.5.29.17');
+
+/**
+ * A PKCS#10 request (RFC 2986, PEM) for `identity`, signed with `keyPem` (proof of possession):
+ * subject CN (+ O), the names in a subjectAltName extension request. Encoded by der-write.ts and
+ * signed by node:crypto, so making a request loads no X.509 library (the sidecar's CSR source
+ * and the kubernetesCSR issuer both use it).
+ */
 export async function createCsrPem(
   keyPem: string,
   identity: Identity,
   organizations: readonly string[] = [],
 ): Promise<string> {
-  const x509 = await x509Module();
   const key = loadPrivateKey(keyPem);
-  const { importAlg, sign } = signingParams(key.algorithm);
-  const rdns: Array<Record<string, Array<{ utf8String: string }>>> = [];
-  if (identity.commonName !== undefined) rdns.push({ CN: [{ utf8String: identity.commonName }] });
-  for (const o of organizations) rdns.push({ O: [{ utf8String: o }] });
   const san = sanDer(identity);
-  const extensions = san ? [new x509.Extension('2.5.29.17', false, toArrayBuffer(san))] : [];
+  const attributes = san
+    ? [
+        der.sequence([
+          EXTENSION_REQUEST,
+          der.set([der.sequence([der.sequence([SUBJECT_ALT_NAME, der.octetString(san)])])]),
+        ]),
+      ]
+    : [];
+  const info = der.sequence([
+    der.smallInteger(0),
+    distinguishedName(identity.commonName, organizations),
+    key.spki,
+    der.tlv(0xa0, attributes),
+  ]);
+  const { algorithmId, digest } = derSignature(key.algorithm);
   try {
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create(
-      {
-        name: new x509.Name(rdns),
-        keys: {
-          privateKey: key.key.toCryptoKey(importAlg, false, ['sign']),
-          publicKey: createPublicKey(key.key).toCryptoKey(importAlg, true, ['verify']),
-        },
-        signingAlgorithm: sign,
-        extensions,
-      },
-      crypto,
-    );
-    return csr.toString('pem');
+    const signature = sign(digest, info, key.key);
+    return toPem('CERTIFICATE REQUEST', der.sequence([info, algorithmId, der.bitString(signature)]));
   } catch (err) {
     throw new PkiError('SIGNING_FAILED', `could not create a certificate request: ${(err as Error).message}`);
   }

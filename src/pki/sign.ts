@@ -117,7 +117,7 @@ function randomSerial(): Uint8Array {
 }
 
 /** The signatureAlgorithm a key of `alg` signs with, and the digest node:crypto signs over. */
-function derSignature(alg: KeyAlgorithm): { algorithmId: Uint8Array; digest: string | null } {
+export function derSignature(alg: KeyAlgorithm): { algorithmId: Uint8Array; digest: string | null } {
   switch (alg) {
     case 'ecdsa-p256':
       return { algorithmId: ECDSA_SHA256, digest: 'sha256' };
@@ -152,6 +152,17 @@ const DIGITAL_SIGNATURE = 1 << 0;
 const KEY_ENCIPHERMENT = 1 << 2;
 const KEY_CERT_SIGN = 1 << 5;
 const CRL_SIGN = 1 << 6;
+
+/** A subject Name: the CN first (when given), then one RDN per organization, all UTF8String. */
+export function distinguishedName(
+  commonName: string | undefined,
+  organizations: readonly string[],
+): Uint8Array {
+  const rdns: Uint8Array[] = [];
+  if (commonName !== undefined) rdns.push(der.set([der.sequence([OID_CN, der.utf8String(commonName)])]));
+  for (const o of organizations) rdns.push(der.set([der.sequence([OID_O, der.utf8String(o)])]));
+  return der.sequence(rdns);
+}
 
 function extension(id: Uint8Array, critical: boolean, value: Uint8Array): Uint8Array {
   return der.sequence(critical ? [id, der.TRUE, der.octetString(value)] : [id, der.octetString(value)]);
@@ -224,10 +235,7 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
     throw new PkiError('KEY_MALFORMED', 'a self-signed certificate needs the subject private key');
   const signature = derSignature(signer.algorithm);
 
-  const rdns: Uint8Array[] = [];
-  if (cn !== undefined) rdns.push(der.set([der.sequence([OID_CN, der.utf8String(cn)])]));
-  for (const o of req.organizations ?? []) rdns.push(der.set([der.sequence([OID_O, der.utf8String(o)])]));
-  const subjectName = der.sequence(rdns);
+  const subjectName = distinguishedName(cn, req.organizations ?? []);
 
   const rsa = subjectAlgorithm.startsWith('rsa-');
   const wanted = req.usages;

@@ -5,12 +5,12 @@
  * key and a signature). Renewed at a jittered 70–90 % of the issued validity.
  */
 import type { KubeTransport } from '../kube/http/transport.ts';
+import { createCsrPem } from '../pki/csr.ts';
 import type { KeyAlgorithm } from '../pki/key-algorithms.ts';
 import { generateKey } from '../pki/keys.ts';
 import { certificatesFromPem, toPem } from '../pki/pem.ts';
 import { runIssuingLoop } from './issuing-loop.ts';
 import type { Material } from './material.ts';
-import { createCertificateRequest } from './pkcs10.ts';
 import type { Source, SourceContext } from './source.ts';
 
 const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
@@ -147,7 +147,7 @@ export class CsrSource implements Source {
       keeps: (cur) => !cur.leaf.selfIssued,
       issue: async (signal): Promise<Material> => {
         const key = await generateKey(this.opts.keyAlgorithm);
-        const request = createCertificateRequest(key.privateKeyPem, ctx.required);
+        const request = await createCsrPem(key.privateKeyPem, ctx.required);
         let created: Csr;
         try {
           created = await this.transport.request<Csr>('POST', CSR_PATH, {
