@@ -152,6 +152,13 @@ export async function run({
         peakMiB: Number(steady.peakMiB.toFixed(1)),
         rssAfterGcMiB: probe.rssMiB,
         liveHeapAfterGcMiB: probe.heapUsedMiB,
+        // Where the RSS after that GC is: V8's committed heap, and resident pages by mapping.
+        afterGc: {
+          heapCommittedMiB: probe.heapCommittedMiB,
+          nodeBinaryMiB: probe.nodeBinaryMiB,
+          mallocHeapMiB: probe.mallocHeapMiB,
+          otherAnonMiB: probe.otherAnonMiB,
+        },
       };
       process.stdout.write(`[memory] ${n} TLS Secrets: ${JSON.stringify(out[n])}\n`);
     }
