@@ -11,7 +11,13 @@ function smaps() {
     const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (m) {
       const name = m[1];
-      kind = name.endsWith('/node') ? 'nodeBinaryMiB' : name === '[heap]' ? 'mallocHeapMiB' : name.startsWith('/') ? 'otherFilesMiB' : 'otherAnonMiB';
+      kind = name.endsWith('/node')
+        ? 'nodeBinaryMiB'
+        : name === '[heap]'
+          ? 'mallocHeapMiB'
+          : name.startsWith('/')
+            ? 'otherFilesMiB'
+            : 'otherAnonMiB';
       continue;
     }
     const r = /^Rss:\s+(\d+)/.exec(line);
