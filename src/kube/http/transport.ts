@@ -246,12 +246,16 @@ function flatHeaders(res: IncomingMessage): Record<string, string> {
   return out;
 }
 
+/**
+ * The body as text, decoded chunk by chunk: each socket Buffer dies young (freed at the next
+ * scavenge) instead of living, promoted to the old generation, until the last byte of a large
+ * LIST page has arrived, which left the malloc heap at the high-water mark of the initial list.
+ */
 async function readBody(res: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of res) chunks.push(chunk as Buffer);
-  return chunks.length === 1
-    ? (chunks[0] as Buffer).toString('utf8')
-    : Buffer.concat(chunks).toString('utf8');
+  res.setEncoding('utf8');
+  let text = '';
+  for await (const chunk of res) text += chunk as string;
+  return text;
 }
 
 /** Calls `onLine` for each newline-terminated line; resolves at the end of the stream or on abort. */
