@@ -17,6 +17,7 @@ import {
 import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
+import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { startHttpServer } from '../observability/server.ts';
@@ -71,6 +72,19 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   }
   const clients = makeClients(kc);
   const metrics = new Metrics();
+  // Pages V8 pooled after the initial list or a burst of renewals go back to the OS once the
+  // work is over (see heap-reclaimer.ts).
+  const reclaimer = new HeapReclaimer({
+    onReclaim: ({ rssBeforeBytes, rssAfterBytes, pauseMs }) =>
+      log.debug(
+        {
+          rssBeforeMiB: Math.round(rssBeforeBytes / 1048576),
+          rssAfterMiB: Math.round(rssAfterBytes / 1048576),
+          pauseMs: Math.round(pauseMs),
+        },
+        'heap pages released',
+      ),
+  }).start();
   const events = new EventRecorder(clients.core, log);
   const companionSecrets = new KubeAcmeResources(kc);
   const csrApi = new KubeCsrApi(kc);
@@ -188,6 +202,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     metricsPort: port,
     log,
     async stop() {
+      reclaimer.stop();
       await controller.stop();
       waker?.stop();
       await signer?.stop();

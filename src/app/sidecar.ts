@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { EnvVar } from '../names.ts';
+import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import type { Identity } from '../pki/sign.ts';
 import { CertificateFiles } from '../sidecar/cert-files.ts';
 import { SidecarMetrics, startHealthServer } from '../sidecar/health.ts';
@@ -129,6 +130,21 @@ export interface RunningSidecar {
 
 export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   const log = createSidecarLogger(o.logLevel);
+  // A sidecar is idle between renewals: what start-up and an issuance left in V8's page pool
+  // goes back to the OS once things are quiet (heap-reclaimer.ts): 59.5 -> 58.4 MiB steady with
+  // --secret. Its growth is small, so the bar is 4 MiB rather than the controller's 16.
+  const reclaimer = new HeapReclaimer({
+    minGrowthBytes: 4 * 1024 * 1024,
+    onReclaim: ({ rssBeforeBytes, rssAfterBytes, pauseMs }) =>
+      log.debug(
+        {
+          rssBeforeMiB: Math.round(rssBeforeBytes / 1048576),
+          rssAfterMiB: Math.round(rssAfterBytes / 1048576),
+          pauseMs: Math.round(pauseMs),
+        },
+        'heap pages released',
+      ),
+  }).start();
   const pod = await resolvePodIdentity(o);
   const required = requiredIdentity(o, pod);
   const files = new CertificateFiles(o.dir, { keyMode: o.keyMode, bundleFile: o.bundleFile });
@@ -201,6 +217,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
       ),
     ]);
     abort.abort();
+    reclaimer.stop();
     server?.server.close();
     if (err !== undefined) {
       log.error({ err }, 'the source stopped');
