@@ -74,17 +74,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   const metrics = new Metrics();
   // Pages V8 pooled after the initial list or a burst of renewals go back to the OS once the
   // work is over (see heap-reclaimer.ts).
-  const reclaimer = new HeapReclaimer({
-    onReclaim: ({ rssBeforeBytes, rssAfterBytes, pauseMs }) =>
-      log.debug(
-        {
-          rssBeforeMiB: Math.round(rssBeforeBytes / 1048576),
-          rssAfterMiB: Math.round(rssAfterBytes / 1048576),
-          pauseMs: Math.round(pauseMs),
-        },
-        'heap pages released',
-      ),
-  }).start();
+  const reclaimer = new HeapReclaimer({ log }).start();
   const events = new EventRecorder(clients.core, log);
   const companionSecrets = new KubeAcmeResources(kc);
   const csrApi = new KubeCsrApi(kc);

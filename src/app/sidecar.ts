@@ -135,15 +135,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   // --secret. Its growth is small, so the bar is 4 MiB rather than the controller's 16.
   const reclaimer = new HeapReclaimer({
     minGrowthBytes: 4 * 1024 * 1024,
-    onReclaim: ({ rssBeforeBytes, rssAfterBytes, pauseMs }) =>
-      log.debug(
-        {
-          rssBeforeMiB: Math.round(rssBeforeBytes / 1048576),
-          rssAfterMiB: Math.round(rssAfterBytes / 1048576),
-          pauseMs: Math.round(pauseMs),
-        },
-        'heap pages released',
-      ),
+    log,
   }).start();
   const pod = await resolvePodIdentity(o);
   const required = requiredIdentity(o, pod);

@@ -38,6 +38,8 @@ export interface HeapReclaimerOptions {
   minIntervalMs?: number;
   /** Called after each reclaim with the RSS before and after and the pause. */
   onReclaim?: (r: { rssBeforeBytes: number; rssAfterBytes: number; pauseMs: number }) => void;
+  /** Where each reclaim is logged (debug level, "heap pages released"). */
+  log?: { debug(fields: Record<string, unknown>, msg: string): void };
   now?: () => number;
   rssBytes?: () => number;
   collect?: () => void;
@@ -51,8 +53,8 @@ export class HeapReclaimer {
   private lastGrowth: number;
   private lastReclaim = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
-  private readonly o: Required<Omit<HeapReclaimerOptions, 'onReclaim'>> &
-    Pick<HeapReclaimerOptions, 'onReclaim'>;
+  private readonly o: Required<Omit<HeapReclaimerOptions, 'onReclaim' | 'log'>> &
+    Pick<HeapReclaimerOptions, 'onReclaim' | 'log'>;
 
   constructor(options: HeapReclaimerOptions = {}) {
     this.o = {
@@ -61,6 +63,7 @@ export class HeapReclaimer {
       minGrowthBytes: options.minGrowthBytes ?? 16 * MIB,
       minIntervalMs: options.minIntervalMs ?? 60_000,
       onReclaim: options.onReclaim,
+      log: options.log,
       now: options.now ?? (() => performance.now()),
       rssBytes: options.rssBytes ?? (() => process.memoryUsage.rss()),
       collect:
@@ -93,7 +96,16 @@ export class HeapReclaimer {
     this.o.collect();
     this.lastReclaim = this.o.now();
     this.baseline = this.lastRss = this.o.rssBytes();
-    this.o.onReclaim?.({ rssBeforeBytes: rss, rssAfterBytes: this.lastRss, pauseMs: this.lastReclaim - t0 });
+    const pauseMs = this.lastReclaim - t0;
+    this.o.onReclaim?.({ rssBeforeBytes: rss, rssAfterBytes: this.lastRss, pauseMs });
+    this.o.log?.debug(
+      {
+        rssBeforeMiB: Math.round(rss / MIB),
+        rssAfterMiB: Math.round(this.lastRss / MIB),
+        pauseMs: Math.round(pauseMs),
+      },
+      'heap pages released',
+    );
     return true;
   }
 }
