@@ -115,7 +115,7 @@ export async function run({
           '--metrics-address',
           `127.0.0.1:${port}`,
           '--log-level',
-          'warn',
+          'info',
         ],
         {
           logDir: join(dir, 'logs'),
@@ -152,6 +152,14 @@ export async function run({
         peakMiB: Number(steady.peakMiB.toFixed(1)),
         rssAfterGcMiB: probe.rssMiB,
         liveHeapAfterGcMiB: probe.heapUsedMiB,
+        // The controller's own memory-reducing collections (HeapReclaimer), before the probe's.
+        reclaims: (await readFile(p.logFile, 'utf8'))
+          .split('\n')
+          .filter((l) => l.includes('"heap pages released"'))
+          .map((l) => {
+            const { rssBeforeMiB, rssAfterMiB, pauseMs } = JSON.parse(l);
+            return { rssBeforeMiB, rssAfterMiB, pauseMs };
+          }),
         // Where the RSS after that GC is: V8's committed heap, and resident pages by mapping.
         afterGc: {
           heapCommittedMiB: probe.heapCommittedMiB,

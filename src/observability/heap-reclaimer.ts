@@ -38,8 +38,8 @@ export interface HeapReclaimerOptions {
   minIntervalMs?: number;
   /** Called after each reclaim with the RSS before and after and the pause. */
   onReclaim?: (r: { rssBeforeBytes: number; rssAfterBytes: number; pauseMs: number }) => void;
-  /** Where each reclaim is logged (debug level, "heap pages released"). */
-  log?: { debug(fields: Record<string, unknown>, msg: string): void };
+  /** Where each reclaim is logged (info level, at most once a minute: "heap pages released"). */
+  log?: { info(fields: Record<string, unknown>, msg: string): void };
   now?: () => number;
   rssBytes?: () => number;
   collect?: () => void;
@@ -98,7 +98,7 @@ export class HeapReclaimer {
     this.baseline = this.lastRss = this.o.rssBytes();
     const pauseMs = this.lastReclaim - t0;
     this.o.onReclaim?.({ rssBeforeBytes: rss, rssAfterBytes: this.lastRss, pauseMs });
-    this.o.log?.debug(
+    this.o.log?.info(
       {
         rssBeforeMiB: Math.round(rss / MIB),
         rssAfterMiB: Math.round(this.lastRss / MIB),
