@@ -1,4 +1,4 @@
-import { hash, randomBytes, sign, type webcrypto } from 'node:crypto';
+import { hash, randomBytes, sign } from 'node:crypto';
 import {
   type CertSummary,
   certificateParts,
@@ -49,32 +49,6 @@ export interface IssuedCertificate {
   chainPem: string;
   /** The issuing CA certificate, or the certificate itself when self-signed. */
   caPem: string;
-}
-
-/** WebCrypto import and signature parameters for a key of `alg` (RSA keys sign with PKCS#1 v1.5, SHA-256). */
-export function signingParams(alg: KeyAlgorithm): {
-  importAlg: webcrypto.Algorithm & Record<string, unknown>;
-  sign: webcrypto.Algorithm;
-} {
-  switch (alg) {
-    case 'ecdsa-p256':
-      return {
-        importAlg: { name: 'ECDSA', namedCurve: 'P-256' },
-        sign: { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.Algorithm,
-      };
-    case 'ecdsa-p384':
-      return {
-        importAlg: { name: 'ECDSA', namedCurve: 'P-384' },
-        sign: { name: 'ECDSA', hash: 'SHA-384' } as webcrypto.Algorithm,
-      };
-    case 'ed25519':
-      return { importAlg: { name: 'Ed25519' }, sign: { name: 'Ed25519' } };
-    default:
-      return {
-        importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
-        sign: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as webcrypto.Algorithm,
-      };
-  }
 }
 
 const ASCII_NAME = /^[\x21-\x7e]+$/;
