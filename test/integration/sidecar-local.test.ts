@@ -20,6 +20,7 @@ import {
   startSidecar,
   startTlsApp,
   stopAllChildren,
+  uniqueProcessName,
 } from './fixtures/sidecar-process.ts';
 
 let work: string;
@@ -55,7 +56,8 @@ describe('sidecar --self-signed --duration 1m', () => {
     const first = await readDir(dir);
     expect(first?.matched).toBe(true);
 
-    const hupApp = await startTlsApp(dir, 'tls-app-hup');
+    const hupName = uniqueProcessName('app-hup');
+    const hupApp = await startTlsApp(dir, hupName);
     const postApp = await startTlsApp(dir, 'tls-app-post');
     expect((await served(hupApp.tlsPort)).serial).toBe(first?.serial);
 
@@ -71,7 +73,7 @@ describe('sidecar --self-signed --duration 1m', () => {
       '--signal',
       'HUP',
       '--process',
-      'tls-app-hup',
+      hupName,
       '--http-post',
       `http://127.0.0.1:${postApp.adminPort}/reload`,
       '--metrics-address',
@@ -261,7 +263,8 @@ describe('sidecar reload failures are logged, counted and shown in readiness', (
     await chmod(work, 0o755);
     const dir = await newDir('eperm');
     await chmod(dir, 0o777);
-    const app = await startTlsApp(await initDir(dir), 'tls-app-eperm');
+    const epermName = uniqueProcessName('app-eperm');
+    const app = await startTlsApp(await initDir(dir), epermName);
     const s = startSidecar(
       [
         '--self-signed',
@@ -270,7 +273,7 @@ describe('sidecar reload failures are logged, counted and shown in readiness', (
         '--dns-names',
         'localhost',
         '--process',
-        'tls-app-eperm',
+        epermName,
         '--metrics-address',
         'off',
       ],
@@ -281,7 +284,7 @@ describe('sidecar reload failures are logged, counted and shown in readiness', (
       (l) => l.msg === 'reload failed' && l.method === 'signal',
     );
     expect(JSON.stringify(failed.err)).toContain(
-      `not permitted to send SIGHUP to tls-app-eperm (pid ${app.pid}, uid 0)`,
+      `not permitted to send SIGHUP to ${epermName} (pid ${app.pid}, uid 0)`,
     );
     expect(JSON.stringify(failed.err)).toContain('runs as uid 65534');
     await s.stop();

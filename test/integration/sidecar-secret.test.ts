@@ -25,6 +25,7 @@ import {
   startTlsApp,
   stopAllChildren,
   type TlsApp,
+  uniqueProcessName,
 } from './fixtures/sidecar-process.ts';
 
 const ns = useNamespace(import.meta.url);
@@ -166,7 +167,8 @@ describe('sidecar --secret with a ServiceAccount limited to the Secret name', ()
     expect(sidecar.output()).not.toContain('PRIVATE KEY');
     await sidecar.stop();
     // Again, now with two applications to tell: one reloads on SIGHUP, one on POST.
-    hupApp = await startTlsApp(dir, 'app-hup');
+    const hupName = uniqueProcessName('app-hup');
+    hupApp = await startTlsApp(dir, hupName);
     postApp = await startTlsApp(dir, 'app-post');
     sidecar = startSidecar(
       [
@@ -177,7 +179,7 @@ describe('sidecar --secret with a ServiceAccount limited to the Secret name', ()
         '--metrics-address',
         '127.0.0.1:0',
         '--process',
-        'app-hup',
+        hupName,
         '--http-post',
         `http://127.0.0.1:${postApp.adminPort}/reload`,
       ],
