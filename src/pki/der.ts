@@ -369,12 +369,18 @@ function readExtensions(b: Uint8Array, start: number, end: number, s: CertSummar
       if (sawBc) fail('duplicate basicConstraints extension');
       sawBc = true;
       s.isCA = readBasicConstraints(b, vStart, vEnd);
-    } else if (is(b, oidStart, oidEnd, OID_SUBJECT_KEY_ID)) {
-      if (skiStart >= 0) fail('duplicate subjectKeyIdentifier extension');
-      expect(b, vStart, vEnd, 0x04, 'KeyIdentifier OCTET STRING');
-      if (tEnd !== vEnd) fail('trailing bytes after KeyIdentifier');
-      skiStart = tStart;
-      skiEnd = tEnd;
+    } else if (is(b, oidStart, oidEnd, OID_SUBJECT_KEY_ID) && skiStart < 0) {
+      // Only signing with this certificate as the issuer uses it: a malformed one is ignored
+      // (the key identifier is then derived from the key) rather than failing the whole read.
+      try {
+        tlv(b, vStart, vEnd);
+        if (tTag === 0x04 && tEnd === vEnd && tEnd > tStart) {
+          skiStart = tStart;
+          skiEnd = tEnd;
+        }
+      } catch {
+        skiStart = -1;
+      }
     }
   }
 }

@@ -4,8 +4,14 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
 import { describe, expect, it } from 'vitest';
+import { certificateParts } from '../../../src/pki/der.ts';
 import * as der from '../../../src/pki/der-write.ts';
-import { certificatesFromPem, issueCertificate, KEY_ALGORITHMS } from '../../../src/pki/index.ts';
+import {
+  certificatesFromPem,
+  issueCertificate,
+  KEY_ALGORITHMS,
+  readCertificateSummary,
+} from '../../../src/pki/index.ts';
 import { DAY, identity, keyFor, makeRootCa } from './fixtures.ts';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -80,4 +86,21 @@ describe('issued certificates are canonical DER that other parsers read the same
       expect(await p.verify({ publicKey: new x509.X509Certificate(ca.certPem).publicKey })).toBe(true);
     });
   }
+});
+
+describe('subjectKeyIdentifier as read for an issuer', () => {
+  it('is read from the CA certificate, and a malformed one is ignored rather than failing the read', async () => {
+    const ca = await makeRootCa('ecdsa-p256', 'SKI CA');
+    const raw = certificatesFromPem(ca.certPem)[0]!;
+    const ski = new x509.X509Certificate(ca.certPem).getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+    expect(hex(certificateParts(raw).subjectKeyId!)).toBe(ski);
+    // extnID 2.5.29.14, extnValue OCTET STRING { OCTET STRING keyId }: make the inner one a NULL tag.
+    const at = Buffer.from(raw).indexOf(Buffer.from('0603551d0e04', 'hex'));
+    expect(at).toBeGreaterThan(0);
+    const broken = Uint8Array.from(raw);
+    expect(broken[at + 7]).toBe(0x04);
+    broken[at + 7] = 0x05;
+    expect(certificateParts(broken).subjectKeyId).toBeUndefined();
+    expect(readCertificateSummary(broken).isCA).toBe(true);
+  });
 });
