@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { collectJsonLogs } from './json-logs.ts';
 import { waitFor } from './net.ts';
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
@@ -75,34 +76,14 @@ export function startControllerProcess(args: {
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], ...(args.env ? { env: { ...process.env, ...args.env } } : {}) },
   );
-  let raw = '';
-  let partial = '';
-  const logs: Array<Record<string, unknown>> = [];
-  proc.stdout?.setEncoding('utf8');
-  proc.stdout?.on('data', (chunk: string) => {
-    raw += chunk;
-    partial += chunk;
-    const lines = partial.split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ msg: line, unparsed: true });
-      }
-    }
-  });
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', (chunk: string) => {
-    raw += chunk;
-  });
+  const { logs, output } = collectJsonLogs(proc);
   // 'close', not 'exit': 'exit' may come before the last stdout chunks are read, and a test that
   // looks at the logs right after stop() would then miss the lines printed on the way out.
   const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   const handle: ControllerProcess = {
     proc,
     logs,
-    output: () => raw,
+    output,
     exited,
     async metricsUrl() {
       const line = await handle.waitForLog(
@@ -116,7 +97,7 @@ export function startControllerProcess(args: {
         `${what} (controller log)`,
         () => {
           if (proc.exitCode !== null)
-            throw new Error(`controller exited with ${proc.exitCode}:\n${raw.slice(-2000)}`);
+            throw new Error(`controller exited with ${proc.exitCode}:\n${output().slice(-2000)}`);
           return logs.find(pred);
         },
         { timeoutMs, intervalMs: 50 },
