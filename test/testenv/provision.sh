@@ -139,6 +139,21 @@ if [ "$TARGET" = control-plane ]; then
   exit 0
 fi
 
+# --- kubelet, kube-scheduler, kube-proxy (the real node of the e2e tests) -------------
+# Same k8s.io/kubernetes release and staging pins as the control plane, in a module of its
+# own so `provision.sh control-plane` (the demo) never waits for them; the Go build cache
+# shares every package the two builds have in common.
+d="$CACHE/src/kubernetes-node-$K8S_VERSION"
+if ! stamp_ok kubernetes-node "$K8S_VERSION"; then
+  mkdir -p "$d"
+  [ -f "$CACHE/src/kubernetes-$K8S_VERSION/go.mod" ] || { echo "provision: $CACHE/src/kubernetes-$K8S_VERSION/go.mod missing (KUBEBUILDER_ASSETS set?): the node needs the control plane's module" >&2; exit 1; }
+  sed 's#^module .*#module provision.local/kubernetes-node#' "$CACHE/src/kubernetes-$K8S_VERSION/go.mod" >"$d/go.mod"
+  [ -f "$CACHE/src/kubernetes-$K8S_VERSION/go.sum" ] && cp "$CACHE/src/kubernetes-$K8S_VERSION/go.sum" "$d/go.sum"
+  { echo "//go:build tools"; echo "package tools"; printf 'import (\n\t_ "k8s.io/kubernetes/cmd/kubelet"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n\t_ "k8s.io/kubernetes/cmd/kube-proxy"\n)\n'; } >"$d/tools.go"
+fi
+LDFLAGS_EXTRA="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
+  build_module kubernetes-node "$K8S_VERSION" "$d" "3 min" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy
+
 # --- helm ----------------------------------------------------------------------
 d="$CACHE/src/helm-$HELM_VERSION"
 stamp_ok helm "$HELM_VERSION" || { write_main_module "$d" "require helm.sh/helm/v3 $HELM_VERSION"; echo 'import _ "helm.sh/helm/v3/cmd/helm"' >>"$d/tools.go"; }
