@@ -34,6 +34,13 @@ export class SidecarRunner {
   private readonly now: () => number;
   private readonly installedListeners: Array<(v: VerifiedMaterial) => void> = [];
   private chain: Promise<unknown> = Promise.resolve();
+  /**
+   * Whether the directory held certificate files the application may have read. Until then a
+   * swap tells nobody: the first files of a pod are written before (or while) the application
+   * starts, and a signal then would hit a process that has not installed its handler yet
+   * (SIGHUP's default action ends it) or count a failed reload for a process not yet there.
+   */
+  private filesMayBeInUse = false;
 
   private readonly opts: RunnerOptions;
 
@@ -46,6 +53,7 @@ export class SidecarRunner {
   async adoptExisting(): Promise<void> {
     const onDisk = await this.opts.files.readCurrent();
     if (onDisk === undefined) return;
+    this.filesMayBeInUse = true;
     try {
       this.setCurrent(verifyMaterial(onDisk, this.opts.required, this.now()));
       this.opts.log.info({ ...describeLeaf(this.cur!.leaf) }, 'kept the valid certificate already on disk');
@@ -98,7 +106,15 @@ export class SidecarRunner {
       'files swapped',
     );
     for (const l of this.installedListeners) l(v);
-    for (const r of this.opts.reloaders) this.triggerReload(r);
+    if (this.filesMayBeInUse) {
+      for (const r of this.opts.reloaders) this.triggerReload(r);
+    } else if (this.opts.reloaders.length > 0) {
+      this.opts.log.info(
+        { generation },
+        'first files written; nothing to reload yet, the application is not told',
+      );
+    }
+    this.filesMayBeInUse = true;
     return true;
   }
 
