@@ -131,7 +131,9 @@ describe('sidecar --self-signed --duration 1m', () => {
 
 describe('sidecar --ca-cert/--ca-key', () => {
   it('issues from the CA with ca.crt, the bundle file and the key mode; exec reloader runs without a shell', async () => {
-    const dir = await newDir('ca');
+    // Files for another name already there: the sidecar replaces files the application may have
+    // read, so it runs the exec reloader (the first files of an empty directory tell nobody).
+    const dir = await initDir(await newDir('ca'));
     const ca = await makeTestCA('sidecar test CA');
     await writeFile(join(work, 'ca.crt'), ca.certPem);
     await writeFile(join(work, 'ca.key'), ca.keyPem);
