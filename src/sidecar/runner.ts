@@ -51,9 +51,11 @@ export class SidecarRunner {
 
   /** Adopts valid files already in the directory (a restarted container keeps its emptyDir). */
   async adoptExisting(): Promise<void> {
+    // Files the sidecar cannot read or use (another user's key, expired) may still be the ones
+    // the application runs with: any generation on disk counts.
+    this.filesMayBeInUse = (await this.opts.files.writer.currentGeneration()) !== undefined;
     const onDisk = await this.opts.files.readCurrent();
     if (onDisk === undefined) return;
-    this.filesMayBeInUse = true;
     try {
       this.setCurrent(verifyMaterial(onDisk, this.opts.required, this.now()));
       this.opts.log.info({ ...describeLeaf(this.cur!.leaf) }, 'kept the valid certificate already on disk');

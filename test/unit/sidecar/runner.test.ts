@@ -3,7 +3,7 @@
  * may have read. The first files of a pod are written while the application starts; a signal then
  * would end a process that has not installed its handler yet (SIGHUP's default action).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -104,6 +104,20 @@ describe('SidecarRunner: who is told about a swap', () => {
     await r.adoptExisting();
     expect(r.current()?.chainPem).toBe(first.r.current()?.chainPem);
     await r.offer(pairs[2]!, 'test');
+    await idle(r);
+    expect(counting.calls).toBe(1);
+  });
+
+  it('files on disk that the sidecar cannot read still count as files the application may use', async () => {
+    const first = runner(new CountingReloader());
+    await first.r.offer(pairs[0]!, 'test');
+    // As when the key belongs to another user: the sidecar cannot read it, the application can.
+    await rm(join(dir, await readlink(join(dir, '..data')), 'tls.key'));
+    const counting = new CountingReloader();
+    const { r } = runner(counting);
+    await r.adoptExisting();
+    expect(r.current()).toBeUndefined();
+    await r.offer(pairs[1]!, 'test');
     await idle(r);
     expect(counting.calls).toBe(1);
   });
