@@ -244,10 +244,11 @@ export async function restoreHost(
   await step('stopping the node processes', async () => {
     const recorded: number[] = [];
     for (const p of rec.pids) if ((await startTimeOf(p.pid)) === p.start) recorded.push(p.pid);
-    // The kubelet first (it would restart containers), then the rest of what was started.
+    // What was started (the kubelet would restart containers), then the pods' processes (test
+    // pods: no grace), then whatever else runs from the node's root (containerd's shims).
     await killAll(recorded, 10_000);
-    await killAll(await processesUnder(rec.root), 5_000);
-    await killAll(await processesInCgroups(newCgroups), 5_000);
+    await killAll(await processesInCgroups(newCgroups), 0);
+    await killAll(await processesUnder(rec.root), 2_000);
   });
 
   await step('unmounting', async () => {
