@@ -1,3 +1,4 @@
+import { request } from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { diffHost, snapshotHost } from '../../src/devcluster/host-state.ts';
@@ -12,6 +13,22 @@ import {
   useNodeNamespace,
   waitForPodReady,
 } from '../testenv/node.ts';
+
+/** GET over TLS with an optional bearer token; never throws for an HTTP status. */
+async function get(url: string, ca: string, token?: string): Promise<{ status: number; body: string }> {
+  return await new Promise((resolve, reject) => {
+    const req = request(url, { ca, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describeOnNode('the e2e node', () => {
   const node = useNode();
@@ -104,6 +121,21 @@ describeOnNode('the e2e node', () => {
         : false;
     });
     expect(message).toContain('127.0.0.1:9');
+  });
+
+  it('the kubelet refuses anonymous clients and asks the API server whether the others may', async () => {
+    const { core, info } = node();
+    const kubelet = `https://${info.nodeIp}:10250/pods`;
+    expect((await get(kubelet, info.caPem)).status).toBe(401);
+    // Authenticated (TokenReview) but not authorized (SubjectAccessReview: no nodes/proxy).
+    const token = await core.createNamespacedServiceAccountToken({
+      namespace: ns(),
+      name: 'default',
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
+    const denied = await get(kubelet, info.caPem, token.status?.token);
+    expect(denied.status).toBe(403);
+    expect(denied.body).toContain(`user=system:serviceaccount:${ns()}:default, verb=get, resource=nodes`);
   });
 
   it('serves the beta APIs the next issues need (PodCertificateRequest, ClusterTrustBundle)', async () => {
