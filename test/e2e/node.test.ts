@@ -1,7 +1,12 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
+import { nodeBinaries } from '../../src/devcluster/binaries.ts';
 import { diffHost, snapshotHost } from '../../src/devcluster/host-state.ts';
+import { startNode } from '../../src/devcluster/node.ts';
 import { waitFor } from '../testenv/net.ts';
 import {
   describeOnNode,
@@ -154,6 +159,20 @@ describeOnNode('the e2e node', () => {
       plural: 'podcertificaterequests',
     });
     expect(requests).toMatchObject({ kind: 'PodCertificateRequestList' });
+  });
+
+  it('is the only node on the machine: a second one waits for the lock and gives up with one line', async () => {
+    node();
+    const found = await nodeBinaries(() => undefined);
+    if ('unavailable' in found) throw new Error(found.unavailable);
+    const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-second-node-'));
+    await expect(startNode(found.bins, dir, { lockWaitMs: 1_000 })).rejects.toThrow(
+      /another test node has held \/run\/cert-rotator-node\/lock for 1000 ms/,
+    );
+    await rm(dir, { recursive: true });
+    // It gave up before touching anything: the first node still serves.
+    const { core, info } = node();
+    expect((await core.readNode({ name: info.nodeName })).metadata?.name).toBe(info.nodeName);
   });
 
   it('the host check sees what the node changed (the teardown fails unless all of it is gone)', async () => {
