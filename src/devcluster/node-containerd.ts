@@ -16,8 +16,13 @@ export interface Containerd {
   peer: Peer;
   /** unix socket path (the kubelet's containerRuntimeEndpoint is unix://SOCKET). */
   socket: string;
-  /** Imports an image archive (OCI or docker) into the k8s.io namespace; resolves with its names. */
-  importImage(archive: string): Promise<string[]>;
+  /**
+   * Imports an image archive (OCI or docker) into the k8s.io namespace; resolves with its names.
+   * An OCI archive names its image by `io.containerd.image.name` or a full reference in
+   * `org.opencontainers.image.ref.name`; one whose ref.name is only a tag needs `baseName`
+   * (`localhost/cert-rotator` + `e2e` → `localhost/cert-rotator:e2e`), or ctr names it `import-DATE:TAG`.
+   */
+  importImage(archive: string, baseName?: string): Promise<string[]>;
 }
 
 /** A port nothing listens on: every registry is mirrored there, so a pull fails on the machine. */
@@ -129,9 +134,12 @@ disabled_plugins = [
   return {
     peer,
     socket,
-    async importImage(archive: string): Promise<string[]> {
+    async importImage(archive: string, baseName?: string): Promise<string[]> {
       if (!existsSync(archive)) throw new Error(`image archive not found: ${archive}`);
-      const out = await ctr(['images', 'import', archive], 300_000);
+      const out = await ctr(
+        ['images', 'import', ...(baseName ? ['--base-name', baseName] : []), archive],
+        300_000,
+      );
       // "unpacking NAME (sha256:...)...done" per image.
       const names = [...out.matchAll(/^unpacking (\S+) \(sha256:[0-9a-f]+\)/gm)].map((m) => m[1] ?? '');
       if (names.length === 0)

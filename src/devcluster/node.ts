@@ -61,8 +61,8 @@ export interface Node {
   network: NodeNetwork;
   /** Names of the images imported at start (pause and testbox). */
   images: { pause: string; testbox: string };
-  /** Imports an image archive into the node's containerd; resolves with the names it carries. */
-  importImage(archive: string): Promise<string[]>;
+  /** Imports an image archive into the node's containerd; resolves with its names (see Containerd). */
+  importImage(archive: string, baseName?: string): Promise<string[]>;
   peers: Peer[];
   /** Milliseconds: whole start, control plane, kubelet start → Node Ready (taint gone). */
   timings: { startMs: number; controlPlaneMs: number; kubeletToReadyMs: number; staleCleanupMs: number };
@@ -276,7 +276,7 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
       nodeName,
       network: net,
       images: { pause: pause ?? bins.pause.ref, testbox: testbox ?? bins.testbox.ref },
-      importImage: (archive) => containerd.importImage(archive),
+      importImage: (archive, baseName) => containerd.importImage(archive, baseName),
       peers: [...readyPlane.peers, ...peers],
       timings: { startMs: Date.now() - t0, controlPlaneMs, kubeletToReadyMs, staleCleanupMs },
       stop,

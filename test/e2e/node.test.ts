@@ -12,6 +12,7 @@ import {
   describeOnNode,
   execInPod,
   hostSnapshotBeforeNode,
+  importImage,
   podLogs,
   testboxPod,
   useNode,
@@ -59,6 +60,11 @@ describeOnNode('the e2e node', () => {
         return log.includes('testbox: serving on 8080') ? log : false;
       }),
     ).toContain('serving on 8080');
+  });
+
+  it('imports an image archive through the harness (what the product image goes through)', async () => {
+    const { info } = node();
+    expect(await importImage(info.imageArchives.testbox)).toEqual([info.images.testbox]);
   });
 
   it('execs in a pod through the API server, with output and exit code', async () => {

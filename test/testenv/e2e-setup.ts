@@ -18,6 +18,8 @@ export interface E2eNodeInfo {
   podCidr: string;
   serviceCidr: string;
   images: { pause: string; testbox: string };
+  /** The archives those images were imported from. */
+  imageArchives: { pause: string; testbox: string };
   timings: Record<string, number>;
 }
 
@@ -78,6 +80,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
         podCidr: node.network.podCidr,
         serviceCidr: node.network.serviceCidr,
         images: node.images,
+        imageArchives: { pause: found.bins.pause.archive, testbox: found.bins.testbox.archive },
         timings: { ...t, provisionMs },
       };
       return { node, info, before };
@@ -135,7 +138,9 @@ async function handle(
     if (!archive) return reply(res, 400, { error: 'archive= missing' });
     const { node } = await start();
     try {
-      reply(res, 200, { names: await node.importImage(archive) });
+      reply(res, 200, {
+        names: await node.importImage(archive, url.searchParams.get('baseName') ?? undefined),
+      });
     } catch (err) {
       reply(res, 500, { error: err instanceof Error ? err.message : String(err) });
     }

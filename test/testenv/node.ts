@@ -51,9 +51,14 @@ export async function nodeInfo(): Promise<E2eNodeInfo> {
   return await broker<E2eNodeInfo>('GET', '/node');
 }
 
-/** Imports an image archive (OCI or docker, e.g. buildImage()'s) into the node; resolves with its names. */
-export async function importImage(archive: string): Promise<string[]> {
-  return (await broker<{ names: string[] }>('POST', `/images?archive=${encodeURIComponent(archive)}`)).names;
+/**
+ * Imports an image archive (OCI or docker, e.g. buildImage()'s) into the node; resolves with its
+ * names. An OCI archive whose `org.opencontainers.image.ref.name` is only a tag needs `baseName`
+ * (`localhost/cert-rotator` + tag `e2e` → `localhost/cert-rotator:e2e`).
+ */
+export async function importImage(archive: string, baseName?: string): Promise<string[]> {
+  const q = new URLSearchParams({ archive, ...(baseName ? { baseName } : {}) });
+  return (await broker<{ names: string[] }>('POST', `/images?${q}`)).names;
 }
 
 /** The host as it was before the node started (sections of sorted lines, see host-state.ts). */
