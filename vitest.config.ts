@@ -9,6 +9,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+          // Projects run in groupOrder: unit, integration, e2e. (At the default 0, a project with
+          // one worker — unit on two cores — would run last of all, after e2e.)
+          sequence: { groupOrder: 1 },
         },
       },
       {
@@ -20,9 +23,7 @@ export default defineConfig({
           hookTimeout: 180_000,
           // Two cores: the control plane needs one; files run one at a time.
           fileParallelism: false,
-          // Explicit, so that e2e (a later group) runs after it; a project left at the default 0
-          // with one worker would be run last of all.
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 2 },
         },
       },
       {
@@ -35,7 +36,7 @@ export default defineConfig({
           testTimeout: 180_000,
           hookTimeout: 600_000,
           fileParallelism: false,
-          sequence: { groupOrder: 2 },
+          sequence: { groupOrder: 3 },
         },
       },
     ],
