@@ -17,6 +17,7 @@ export interface Binaries {
   pebble: string;
   challtestsrv: string;
   promtool: string;
+  actionlint: string;
   named: string;
   nsupdate: string;
   dig: string;
@@ -50,6 +51,7 @@ export function binaries(): Binaries {
     pebble: need('CR_PEBBLE'),
     challtestsrv: need('CR_PEBBLE_CHALLTESTSRV'),
     promtool: need('CR_PROMTOOL'),
+    actionlint: need('CR_ACTIONLINT'),
     named: need('CR_NAMED'),
     nsupdate: need('CR_NSUPDATE'),
     dig: need('CR_DIG'),
