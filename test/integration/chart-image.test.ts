@@ -11,7 +11,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +26,7 @@ let container = '';
 /** The container's root filesystem (buildah mount). */
 let rootfs = '';
 let buildMs = 0;
+const tempDirs: string[] = [];
 
 interface ImageConfig {
   Entrypoint?: string[];
@@ -67,6 +68,7 @@ async function archiveConfig(): Promise<{ repoTags: string[]; config: ImageConfi
 /** A temporary directory user 65532 in the container can read (mkdtemp makes it 0700). */
 async function sharedDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.push(dir);
   await chmod(dir, 0o755);
   return dir;
 }
@@ -113,6 +115,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (container) await buildah(['rm', container]).catch(() => undefined);
+  for (const d of tempDirs) await rm(d, { recursive: true, force: true });
 });
 
 describe('container image (Dockerfile built with buildah on the stand-in bases)', () => {
@@ -277,6 +280,72 @@ describe('container image (Dockerfile built with buildah on the stand-in bases)'
       }
     }
     expect(written()).toEqual([]);
+  });
+});
+
+describe('container image in containerd (the archive as the node imports it)', () => {
+  it('ctr -n k8s.io images import takes the archive under its ref; it runs its entrypoint and command as 65532', async () => {
+    // A containerd of the test's own (CRI off, own root, state and socket), ended by pid.
+    const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-image-containerd-'));
+    const sock = join(dir, 'containerd.sock');
+    await writeFile(
+      join(dir, 'config.toml'),
+      [
+        'version = 2',
+        `root = "${dir}/root"`,
+        `state = "${dir}/state"`,
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        `[grpc]\n  address = "${sock}"`,
+        `[ttrpc]\n  address = "${sock}.ttrpc"`,
+        '[metrics]\n  address = ""',
+        '',
+      ].join('\n'),
+    );
+    const daemon = spawn('containerd', ['--config', join(dir, 'config.toml')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    daemon.stderr?.on('data', (c: Buffer) => {
+      log += c.toString();
+    });
+    const gone = new Promise((r) => daemon.once('exit', r));
+    daemon.once('error', (err) => {
+      log += `${err.message}\n`;
+    });
+    const ctr = (args: string[]) => run('ctr', ['--address', sock, '--namespace', 'k8s.io', ...args]);
+    try {
+      await waitFor('containerd to serve', async () => {
+        if (daemon.exitCode !== null || log.includes('ENOENT'))
+          throw new Error(`containerd did not start: ${log}`);
+        return (await ctr(['version'])).code === 0;
+      });
+      const imported = await ctr(['images', 'import', image.archive]);
+      expect(imported.code, imported.stderr).toBe(0);
+      expect((await ctr(['images', 'ls', '--quiet'])).stdout.split('\n')).toContain(image.ref);
+      // No arguments: the image's ENTRYPOINT and CMD, as a pod without `args` runs it. The
+      // default config path is a mount the chart provides; without it, the clear exit 2.
+      const id = `cert-rotator-image-${randomBytes(4).toString('hex')}`;
+      const plain = await ctr(['run', '--rm', image.ref, id]);
+      expect(plain.code).toBe(2);
+      expect(plain.stderr).toContain(
+        'cert-rotator: cannot read config file /etc/cert-rotator/config.yaml: ENOENT',
+      );
+      // Arguments replace the whole command line; the image's USER stays.
+      const uid = await ctr([
+        'run',
+        '--rm',
+        image.ref,
+        `${id}-uid`,
+        '/nodejs/bin/node',
+        '-p',
+        'process.getuid()',
+      ]);
+      expect(uid.stdout.trim(), uid.stderr).toBe('65532');
+    } finally {
+      if (daemon.pid && daemon.exitCode === null) process.kill(daemon.pid, 'SIGTERM');
+      await gone;
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -193,14 +193,15 @@ LDFLAGS_EXTRA="" build_module actionlint "$ACTIONLINT_VERSION" "$d" "1 min" gith
 # The tests build the Dockerfile with buildah; its public bases cannot be pulled here, so
 # base-images.sh builds stand-ins from Debian packages and the node@24 npm package.
 t0=$(now)
-# shellcheck: actionlint checks the workflows' run: scripts with it.
-if command -v buildah >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null && command -v shellcheck >/dev/null; then
+# shellcheck: actionlint checks the workflows' run: scripts with it. containerd: the image test
+# imports the archive with ctr into a containerd of its own.
+if command -v buildah >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null && command -v shellcheck >/dev/null && command -v containerd >/dev/null; then
   say "buildah, mmdebstrap, shellcheck: installed ($(buildah --version | cut -d' ' -f1-3), $(mmdebstrap --version))"
 else
   say "buildah, mmdebstrap, shellcheck: installing with apt-get"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null || { sleep 5; apt-get update -qq >/dev/null; }
-  apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends buildah mmdebstrap runc uidmap shellcheck >/dev/null
+  apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends buildah mmdebstrap runc uidmap shellcheck containerd >/dev/null
   say "buildah, mmdebstrap, shellcheck: installed in $(took "$t0")"
 fi
 bash "$(dirname "${BASH_SOURCE[0]}")/base-images.sh" "$CACHE"
