@@ -227,7 +227,10 @@ export async function buildImage(): Promise<BuiltImage> {
   });
 }
 
-/** Keeps the newest archive and image only; older builds are gigabytes nobody reads. */
+/**
+ * Keeps the newest archive and image only, and the build cache of that image's steps (so the
+ * next build after a source change reuses its npm ci); older builds are gigabytes nobody reads.
+ */
 async function pruneOld(dir: string, keep: string, keepRef: string): Promise<void> {
   for (const f of readdirSync(dir)) {
     const p = join(dir, f);
@@ -238,6 +241,8 @@ async function pruneOld(dir: string, keep: string, keepRef: string): Promise<voi
     if (name && name !== keepRef && name.startsWith(`${IMAGE_REPOSITORY}:`))
       await buildah(['rmi', name]).catch(() => undefined);
   }
+  // Layer-cache images of earlier builds that no tagged image is built on any more.
+  await buildah(['rmi', '--prune']).catch(() => undefined);
 }
 
 /** The archive's path relative to the repository, for messages. */
