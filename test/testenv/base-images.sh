@@ -95,6 +95,8 @@ cat "$R"/usr/share/ca-certificates/mozilla/*.crt >"$R/etc/ssl/certs/ca-certifica
 install -D -m 0755 "$NODE_BIN" "$R/nodejs/bin/node"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$R/etc/passwd"
 printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >"$R/etc/group"
+# As in distroless: /etc/hosts before DNS (glibc's default without this file is the reverse).
+printf 'hosts: files dns\n' >"$R/etc/nsswitch.conf"
 install -d -m 0700 -o 65532 -g 65532 "$R/home/nonroot"
 chmod 1777 "$R/tmp"
 # No shell, no interpreter but node: a stand-in with more than the real image would hide a

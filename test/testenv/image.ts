@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { cacheDir } from './env.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -245,7 +245,7 @@ async function pruneOld(dir: string, keep: string, keepRef: string): Promise<voi
   await buildah(['rmi', '--prune']).catch(() => undefined);
 }
 
-/** The archive's path relative to the repository, for messages. */
+/** One line for logs: the ref, the size and where the archive is. */
 export function describeImage(img: BuiltImage): string {
-  return `${img.ref} (${(img.sizeBytes / 2 ** 20).toFixed(1)} MiB, ${relative(ROOT, img.archive)})`;
+  return `${img.ref} (${(img.sizeBytes / 2 ** 20).toFixed(1)} MiB, ${img.archive})`;
 }
