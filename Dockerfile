@@ -9,7 +9,10 @@
 ARG BUILD_BASE=node:24-bookworm-slim
 ARG RUNTIME_BASE=gcr.io/distroless/nodejs24-debian12:nonroot
 
-FROM ${BUILD_BASE} AS build
+# The build stage runs on the builder's own platform: its output is JavaScript and pure-JavaScript
+# dependencies (no install scripts, no native modules), the same for amd64 and arm64, so a
+# multi-platform release does not compile under emulation.
+FROM --platform=$BUILDPLATFORM ${BUILD_BASE} AS build
 WORKDIR /src
 # Dependencies first, so a source change does not reinstall them. --ignore-scripts: the
 # `node` devDependency's install script would fetch a second Node; this image has one.

@@ -139,7 +139,7 @@ describe('container image (Dockerfile built with buildah on the stand-in bases)'
     const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
     expect(dockerfile).toMatch(/^ARG BUILD_BASE=node:24-bookworm-slim$/m);
     expect(dockerfile).toMatch(/^ARG RUNTIME_BASE=gcr\.io\/distroless\/nodejs24-debian12:nonroot$/m);
-    expect(dockerfile).toMatch(/^FROM \$\{BUILD_BASE\} AS build$/m);
+    expect(dockerfile).toMatch(/^FROM --platform=\$BUILDPLATFORM \$\{BUILD_BASE\} AS build$/m);
     expect(dockerfile).toMatch(/^FROM \$\{RUNTIME_BASE\}$/m);
   });
 
