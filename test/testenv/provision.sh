@@ -202,6 +202,8 @@ else
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null || { sleep 5; apt-get update -qq >/dev/null; }
   apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends buildah mmdebstrap runc uidmap shellcheck containerd >/dev/null
+  # Where a service manager started the package's own containerd: the tests start their own.
+  (systemctl stop containerd || service containerd stop) >/dev/null 2>&1 || true
   say "buildah, mmdebstrap, shellcheck: installed in $(took "$t0")"
 fi
 bash "$(dirname "${BASH_SOURCE[0]}")/base-images.sh" "$CACHE"
