@@ -11,14 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { binaries } from '../testenv/env.ts';
+import { provisionedTool } from '../testenv/env.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const WORKFLOWS = join(ROOT, '.github/workflows');
 
 function actionlint(args: string[], cwd = ROOT): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(binaries().actionlint, ['-no-color', ...args], { cwd }, (err, stdout, stderr) => {
+    execFile(provisionedTool('CR_ACTIONLINT'), ['-no-color', ...args], { cwd }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr });
     });
   });

@@ -17,7 +17,6 @@ export interface Binaries {
   pebble: string;
   challtestsrv: string;
   promtool: string;
-  actionlint: string;
   named: string;
   nsupdate: string;
   dig: string;
@@ -29,8 +28,8 @@ export function cacheDir(): string {
   return process.env.CERT_ROTATOR_CACHE ?? join(homedir(), '.cache', 'cert-rotator');
 }
 
-/** Binary paths written by provision.sh; runs it first if it has never run here. */
-export function binaries(): Binaries {
+/** The CR_* variables provision.sh wrote; runs it first if it has never run here. */
+function provisioned(): { envFile: string; vars: Record<string, string> } {
   const envFile = join(cacheDir(), 'env.sh');
   if (!existsSync(envFile)) execFileSync('bash', [PROVISION], { stdio: 'inherit' });
   const vars: Record<string, string> = {};
@@ -38,6 +37,20 @@ export function binaries(): Binaries {
     const m = /^export (CR_[A-Z_]+)="(.*)"$/.exec(line);
     if (m?.[1] && m[2] !== undefined) vars[m[1]] = m[2];
   }
+  return { envFile, vars };
+}
+
+/** One tool that provisioning built, by its env.sh name (CR_ACTIONLINT, ...), for the one test that uses it. */
+export function provisionedTool(key: string): string {
+  const { envFile, vars } = provisioned();
+  const v = vars[key];
+  if (!v) throw new Error(`${envFile} lacks ${key}: run npm run provision`);
+  return v;
+}
+
+/** Binary paths written by provision.sh; runs it first if it has never run here. */
+export function binaries(): Binaries {
+  const { envFile, vars } = provisioned();
   const need = (k: string): string => {
     const v = vars[k];
     if (!v) throw new Error(`${envFile} lacks ${k}: run npm run provision`);
@@ -51,7 +64,6 @@ export function binaries(): Binaries {
     pebble: need('CR_PEBBLE'),
     challtestsrv: need('CR_PEBBLE_CHALLTESTSRV'),
     promtool: need('CR_PROMTOOL'),
-    actionlint: need('CR_ACTIONLINT'),
     named: need('CR_NAMED'),
     nsupdate: need('CR_NSUPDATE'),
     dig: need('CR_DIG'),
