@@ -15,7 +15,14 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BuiltImage, buildah, buildahArgs, buildImage, describeImage } from '../testenv/image.ts';
+import {
+  type BuiltImage,
+  buildah,
+  buildahArgs,
+  buildImage,
+  describeImage,
+  runtimeFlags,
+} from '../testenv/image.ts';
 import { testEnv } from '../testenv/kube.ts';
 import { waitFor } from '../testenv/net.ts';
 
@@ -89,6 +96,7 @@ function runArgs(
 ): string[] {
   return [
     'run',
+    ...runtimeFlags(),
     '--user',
     config.User ?? '',
     '--network',

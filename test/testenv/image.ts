@@ -68,6 +68,14 @@ export function buildahArgs(args: string[]): string[] {
   ];
 }
 
+/**
+ * For `buildah bud` and `buildah run`: runc keeps its container state beside the storage, not in
+ * the machine's /run/runc.
+ */
+export function runtimeFlags(): string[] {
+  return ['--runtime-flag', `root=${join(cacheDir(), 'containers', 'run', 'runc')}`];
+}
+
 /** Runs buildah against the test storage; throws with its output on a non-zero exit. */
 export async function buildah(args: string[], timeoutMs?: number): Promise<string> {
   const r = await run('buildah', buildahArgs(args), timeoutMs);
@@ -202,6 +210,7 @@ export async function buildImage(): Promise<BuiltImage> {
           'bud',
           '--pull=never',
           '--network=none',
+          ...runtimeFlags(),
           '--layers',
           '--quiet',
           ...Object.entries(STANDIN_BASES).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
