@@ -54,7 +54,7 @@ function run(bin: string, args: string[], timeoutMs = 600_000): Promise<Result> 
   });
 }
 
-/** buildah with the test cache's own storage, never the machine's /var/lib/containers. */
+/** buildah with the test cache's own image storage, not the machine's /var/lib/containers/storage. */
 export function buildahArgs(args: string[]): string[] {
   const store = join(cacheDir(), 'containers');
   return [
