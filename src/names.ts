@@ -93,7 +93,23 @@ export const Metric = {
   csrApprovalWait: 'cert_rotator_csr_approval_wait_seconds',
   sidecarCertificateNotAfter: 'cert_rotator_sidecar_certificate_not_after_timestamp_seconds',
   sidecarReloadsTotal: 'cert_rotator_sidecar_reloads_total',
+  /** 1 on the replica that holds the leader Lease (or runs without leader election), else 0. */
+  leader: 'cert_rotator_leader',
+  /** Keys that need a run now, per work queue (`queue` label: a WorkQueueName). */
+  workqueueDepth: 'cert_rotator_workqueue_depth',
+  /** How long the key that has waited longest in a work queue has waited. */
+  workqueueOldestItemAge: 'cert_rotator_workqueue_oldest_item_age_seconds',
+  /** Requests to the Kubernetes API server by verb and HTTP status (`error`: no answer). */
+  kubeApiRequestsTotal: 'cert_rotator_kube_api_requests_total',
 } as const;
+
+/** Values of the `queue` label of the work-queue metrics. */
+export const WorkQueueName = {
+  secrets: 'secrets',
+  rollouts: 'rollouts',
+  csrSigner: 'csr-signer',
+} as const;
+export type WorkQueueNameValue = (typeof WorkQueueName)[keyof typeof WorkQueueName];
 
 /** Values of the `result` label of `csr_requests_total`. */
 export const CsrResult = {
