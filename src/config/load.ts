@@ -36,6 +36,7 @@ const TOP_KEYS = [
   'rollout',
   'renewalBackoff',
   'kubeAPI',
+  'ui',
 ];
 
 export function loadConfig(yamlText: string): Config {
@@ -95,6 +96,9 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     burst: r.integer(kubeMap, 'burst', 'kubeAPI', 1, 100_000) ?? CONFIG_DEFAULTS.kubeApiBurst,
   };
 
+  const uiMap = r.optionalMapping(root.ui, 'ui', ['enabled']) ?? {};
+  const ui = { enabled: r.boolean(uiMap, 'enabled', 'ui') ?? true };
+
   if (!defaults) return undefined;
   return {
     defaults,
@@ -107,6 +111,7 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     rollout: { debounceMs },
     renewalBackoff,
     kubeAPI,
+    ui,
   };
 }
 

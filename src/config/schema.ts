@@ -176,6 +176,8 @@ export interface Config {
   kubeAPI: { qps: number; burst: number };
   /** Per-Secret backoff between failed renewals: first delay and cap (grows ×3, jittered). */
   renewalBackoff: { baseMs: number; capMs: number };
+  /** The read-only status page at `/` on the metrics port (on by default). */
+  ui: { enabled: boolean };
 }
 
 export const CONFIG_DEFAULTS = {

@@ -9,6 +9,7 @@ import { WorkQueue } from '../kube/workqueue.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { computeRenewalTime } from '../policy/renewal.ts';
+import type { ActivityView, CertificateView } from '../ui/status-page.ts';
 import { CertificateMetrics } from './certificate-metrics.ts';
 import { type DecideContext, decide, evaluateNow, nextLook, type Planned, type Step } from './decide.ts';
 import type { Evaluation } from './evaluate.ts';
@@ -20,6 +21,7 @@ import { issue, RenewFailure, type RenewOutput, RenewPending } from './renew.ts'
 import { Reporter } from './report.ts';
 import { RetryStates } from './retry.ts';
 import { LookSchedule } from './schedule.ts';
+import { certificateView } from './status-view.ts';
 import { SuggestedRenewals } from './suggestions.ts';
 import { verifyIssued } from './verify.ts';
 import { markIssuing, writeFailure, writeRenewal } from './write.ts';
@@ -122,6 +124,30 @@ export class SecretController {
 
   ready(): boolean {
     return this.synced;
+  }
+
+  /** Depth and oldest wait of the work queue, for the metrics. */
+  queueStats(): { depth: number; oldestWaitMs: number } {
+    return { depth: this.queue.depth, oldestWaitMs: this.queue.oldestWaitMs() };
+  }
+
+  /**
+   * Every TLS Secret known, as the status page shows it: planned renewal and why. Evaluated with
+   * the issuers' suggestions already known (no lookup is started from here).
+   */
+  statusView(lastEvent: (object: string) => ActivityView | undefined): CertificateView[] {
+    const now = this.clock.now();
+    const out: CertificateView[] = [];
+    for (const [key, record] of this.records) {
+      const ev = evaluateNow(this.context, key, record, now);
+      const retry = {
+        failures: this.retry.failures(key),
+        notBefore: this.retry.notBefore(key),
+        pendingApproval: this.pending.has(key),
+      };
+      out.push(certificateView(record, ev, retry, now, lastEvent(key)));
+    }
+    return out;
   }
 
   /** Number of Secrets known (managed or only monitored). */

@@ -20,6 +20,7 @@ export interface Binaries {
   named: string;
   nsupdate: string;
   dig: string;
+  chromium: string;
 }
 
 const PROVISION = new URL('./provision.sh', import.meta.url).pathname;
@@ -53,6 +54,7 @@ export function binaries(): Binaries {
     named: need('CR_NAMED'),
     nsupdate: need('CR_NSUPDATE'),
     dig: need('CR_DIG'),
+    chromium: need('CR_CHROMIUM'),
   };
 }
 

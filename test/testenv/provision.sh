@@ -183,6 +183,18 @@ else
   say "bind9: installed in $(took "$t0")"
 fi
 
+# --- Chromium, headless (the status page's browser test) from Debian ---------------
+t0=$(now)
+if command -v chromium >/dev/null; then
+  say "chromium: installed ($(chromium --version 2>/dev/null | head -1))"
+else
+  say "chromium: installing with apt-get (about 1 min)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || { sleep 5; apt-get update -qq >/dev/null; }
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  say "chromium: installed in $(took "$t0")"
+fi
+
 NAMED=$(command -v named)
 cat >"$CACHE/env.sh.tmp" <<ENV
 export CR_ETCD="$ASSETS/etcd"
@@ -195,6 +207,7 @@ export CR_PROMTOOL="$BIN/promtool"
 export CR_NAMED="$NAMED"
 export CR_NSUPDATE="$(command -v nsupdate)"
 export CR_DIG="$(command -v dig)"
+export CR_CHROMIUM="$(command -v chromium)"
 ENV
 mv "$CACHE/env.sh.tmp" "$CACHE/env.sh"
 say "ready in $(took "$T_ALL"); cache $CACHE uses $(du -sh "$CACHE" | cut -f1) (Go module and build caches: $(du -sh "$(go env GOMODCACHE)" 2>/dev/null | cut -f1), $(du -sh "$(go env GOCACHE)" 2>/dev/null | cut -f1))"

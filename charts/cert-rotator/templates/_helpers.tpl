@@ -68,6 +68,9 @@ The config file: values.config with the parts the chart owns filled in.
 {{- $_ := set $config "namespaces" (uniq .Values.watchNamespaces) -}}
 {{- end -}}
 {{- $_ := set $config "metrics" (dict "address" (printf ":%v" .Values.metrics.port)) -}}
+{{- if not (hasKey $config "ui") -}}
+{{- $_ := set $config "ui" (dict "enabled" (ne (toString (dig "enabled" true (default (dict) .Values.ui))) "false")) -}}
+{{- end -}}
 {{- $le := deepCopy (default (dict) $config.leaderElection) -}}
 {{- if not (hasKey $le "namespace") -}}
 {{- $_ := set $le "namespace" .Release.Namespace -}}
