@@ -73,6 +73,10 @@ export const EventReason = {
   rolloutSkipped: 'RolloutSkipped',
   invalidAnnotation: 'InvalidAnnotation',
   issuerNotAllowed: 'IssuerNotAllowed',
+  /** Warning: time left crossed a notice threshold (`notices.thresholds`). */
+  certificateExpiring: 'CertificateExpiring',
+  /** Warning: the certificate has expired (a threshold of 0). */
+  certificateExpired: 'CertificateExpired',
 } as const;
 export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
 
@@ -193,6 +197,14 @@ export const EnvVar = {
   /** Directory of the in-cluster ServiceAccount's `token` and `ca.crt` (default: the kubelet's mount). */
   serviceAccountDir: 'CERT_ROTATOR_SERVICEACCOUNT_DIR',
 } as const;
+
+/**
+ * ConfigMaps in cert-rotator's own namespace recording which expiry notices were sent, so a
+ * restart or a new leader does not send them again: `<prefix>-0` … `<prefix>-7`, keyed by
+ * `namespace.secret`. Never written on a user's object.
+ */
+export const NOTICE_RECORD_PREFIX = 'cert-rotator-notices';
+export const NOTICE_RECORD_SHARDS = 8;
 
 /** fieldManager of every write cert-rotator makes. */
 export const FIELD_MANAGER = 'cert-rotator';

@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { systemClock } from '../clock.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { ExpiryNotices } from '../controller/notices.ts';
 import { buildIssuers, CAIssuer, closeHttp01Listeners } from '../issuers/index.ts';
 import { KubeAcmeResources } from '../kube/acme-resources.ts';
 import {
@@ -17,6 +19,7 @@ import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
 import type { HttpTransport } from '../kube/http/transport.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
+import { ConfigMapNoticeStore } from '../kube/notice-store.ts';
 import { WorkQueueName } from '../names.ts';
 import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -183,6 +186,19 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       },
     });
   }
+  const notices = config.notices.enabled
+    ? new ExpiryNotices({
+        thresholdsMs: config.notices.thresholdsMs,
+        checkIntervalMs: config.notices.checkIntervalMs,
+        candidates: () => controller.noticeCandidates(),
+        store: new ConfigMapNoticeStore(clients.core, config.leaderElection.namespace ?? ownNamespace(), log),
+        events,
+        log,
+        clock: systemClock,
+        synced: () => controller.ready(),
+        ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+      })
+    : undefined;
   metrics.setLeaderSource(() => elector?.isLeader() ?? true);
   metrics.addQueue(WorkQueueName.secrets, () => controller.queueStats());
   metrics.addQueue(WorkQueueName.rollouts, () => rollouts.manager.queueStats());
@@ -210,6 +226,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   waker?.start();
   rollouts.start();
   signer?.start();
+  notices?.start();
   elector?.start();
   log.info(
     {
@@ -228,6 +245,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       reclaimer.stop();
       await controller.stop();
       waker?.stop();
+      await notices?.stop();
       await signer?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();

@@ -37,6 +37,7 @@ const TOP_KEYS = [
   'renewalBackoff',
   'kubeAPI',
   'ui',
+  'notices',
 ];
 
 export function loadConfig(yamlText: string): Config {
@@ -98,6 +99,7 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
 
   const uiMap = r.optionalMapping(root.ui, 'ui', ['enabled']) ?? {};
   const ui = { enabled: r.boolean(uiMap, 'enabled', 'ui') ?? true };
+  const notices = readNotices(r, root.notices);
 
   if (!defaults) return undefined;
   return {
@@ -112,6 +114,30 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     renewalBackoff,
     kubeAPI,
     ui,
+    notices,
+  };
+}
+
+function readNotices(r: Reader, value: unknown): Config['notices'] {
+  const path = 'notices';
+  const m = r.optionalMapping(value, path, ['enabled', 'thresholds', 'checkInterval']) ?? {};
+  const texts = r.stringList(m, 'thresholds', path, (t) => {
+    try {
+      parseDuration(t, { allowZero: true });
+      return undefined;
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+  });
+  const thresholds = (texts ?? CONFIG_DEFAULTS.noticeThresholds).map((t) =>
+    parseDuration(t, { allowZero: true }),
+  );
+  const checkInterval = r.parsed(m, 'checkInterval', path, (t) => atLeast(t, '1s'));
+  return {
+    enabled: r.boolean(m, 'enabled', path) ?? true,
+    // Longest first: a certificate crosses them in this order.
+    thresholdsMs: [...new Set(thresholds)].sort((a, b) => b - a),
+    checkIntervalMs: checkInterval ?? parseDuration(CONFIG_DEFAULTS.noticeCheckInterval),
   };
 }
 

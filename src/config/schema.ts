@@ -178,6 +178,12 @@ export interface Config {
   renewalBackoff: { baseMs: number; capMs: number };
   /** The read-only status page at `/` on the metrics port (on by default). */
   ui: { enabled: boolean };
+  /**
+   * Warning Events when a certificate's time left crosses a threshold (the chart renders the
+   * thresholds from its alert rules' days). Once per threshold per certificate; a managed
+   * certificate only once its renewal is overdue.
+   */
+  notices: { enabled: boolean; thresholdsMs: number[]; checkIntervalMs: number };
 }
 
 export const CONFIG_DEFAULTS = {
@@ -208,6 +214,9 @@ export const CONFIG_DEFAULTS = {
   kubeApiBurst: 600,
   renewalBackoffBase: '5m',
   renewalBackoffCap: '32h',
+  /** The chart's expiringSoon and expiringCritical days, and expiry. */
+  noticeThresholds: ['14d', '7d', '0'],
+  noticeCheckInterval: '1m',
 } as const;
 
 export function findIssuer(config: Pick<Config, 'issuers'>, name: string): IssuerConfig | undefined {

@@ -14,6 +14,7 @@ import { CertificateMetrics } from './certificate-metrics.ts';
 import { type DecideContext, decide, evaluateNow, nextLook, type Planned, type Step } from './decide.ts';
 import type { Evaluation } from './evaluate.ts';
 import { type CertificateListener, describeChange, fingerprintOf } from './listener.ts';
+import type { NoticeCandidate } from './notices.ts';
 import type { EventSink, SecretApi } from './ports.ts';
 import { type Current, readCurrent } from './read.ts';
 import { recordFromSecret, type SecretRecord, secretKey } from './record.ts';
@@ -148,6 +149,35 @@ export class SecretController {
       out.push(certificateView(record, ev, retry, now, lastEvent(key)));
     }
     return out;
+  }
+
+  /** Every Secret with a certificate, as the expiry notices look at it (renewal time: managed ones). */
+  *noticeCandidates(): Iterable<[string, NoticeCandidate]> {
+    const now = this.clock.now();
+    for (const [key, record] of this.records) {
+      const cert = record.cert;
+      if (!cert) continue;
+      let renewalTime: number | undefined;
+      if (record.managed) {
+        const ev = evaluateNow(this.context, key, record, now);
+        // The renewal time the metrics export and the alert rules compare with time(): a failing
+        // renewal in backoff is overdue. Not planned (bad annotations, refused issuer): nothing
+        // will renew it, so it is overdue now.
+        renewalTime = ev.kind === 'planned' ? (ev.renewalTime ?? now) : now;
+      }
+      yield [
+        key,
+        {
+          namespace: record.namespace,
+          name: record.name,
+          uid: record.uid,
+          managed: record.managed,
+          serialHex: cert.serialHex,
+          notAfter: cert.notAfter,
+          renewalTime,
+        },
+      ];
+    }
   }
 
   /** Number of Secrets known (managed or only monitored). */

@@ -12,9 +12,9 @@ export function formatDuration(ms: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m`;
   const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h ${m % 60}m`;
+  if (h < 48) return m % 60 ? `${h}h ${m % 60}m` : `${h}h`;
   const d = Math.floor(h / 24);
-  return `${d}d ${h % 24}h`;
+  return h % 24 ? `${d}d ${h % 24}h` : `${d}d`;
 }
 
 /** `in 3d 4h`, or `expired 2h 5m ago`. */
