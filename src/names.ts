@@ -105,6 +105,15 @@ export const Metric = {
   workqueueOldestItemAge: 'cert_rotator_workqueue_oldest_item_age_seconds',
   /** Requests to the Kubernetes API server by verb and HTTP status (`error`: no answer). */
   kubeApiRequestsTotal: 'cert_rotator_kube_api_requests_total',
+  /** Webhook deliveries by webhook and result (`success`, `failure`, `dropped`). */
+  notificationsTotal: 'cert_rotator_notifications_total',
+} as const;
+
+/** `alertname` of the alerts cert-rotator sends to webhooks (the chart's rules use the same names). */
+export const AlertName = {
+  renewalFailed: 'CertRotatorRenewalFailed',
+  certificateExpiring: 'CertRotatorCertificateExpiring',
+  certificateExpired: 'CertRotatorCertificateExpired',
 } as const;
 
 /** Values of the `queue` label of the work-queue metrics. */

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { systemClock } from '../clock.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { ExpiryNotices } from '../controller/notices.ts';
+import { ExpiryNotices, type Notice } from '../controller/notices.ts';
 import { buildIssuers, CAIssuer, closeHttp01Listeners } from '../issuers/index.ts';
 import { KubeAcmeResources } from '../kube/acme-resources.ts';
 import {
@@ -20,7 +20,8 @@ import { EventRecorder } from '../kube/events.ts';
 import type { HttpTransport } from '../kube/http/transport.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { ConfigMapNoticeStore } from '../kube/notice-store.ts';
-import { WorkQueueName } from '../names.ts';
+import { AlertName, EventReason, WorkQueueName } from '../names.ts';
+import { WebhookNotifier } from '../notify/webhook.ts';
 import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
@@ -186,6 +187,43 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       },
     });
   }
+  const notifier =
+    config.notifications.webhooks.length > 0
+      ? new WebhookNotifier({
+          webhooks: config.notifications.webhooks,
+          resendIntervalMs: config.notifications.resendIntervalMs,
+          clock: systemClock,
+          log,
+          onAttempt: (webhook, ok) =>
+            metrics.notifications.inc({ webhook, result: ok ? 'success' : 'failure' }),
+          onDropped: (webhook, n) => metrics.notifications.inc({ webhook, result: 'dropped' }, n),
+        })
+      : undefined;
+  if (notifier) {
+    const observe = events.listener;
+    events.listener = (ref, type, reason, message, at) => {
+      observe?.(ref, type, reason, message, at);
+      if (ref.kind !== 'Secret') return;
+      const key = `${ref.namespace}/${ref.name}`;
+      if (reason === EventReason.renewalFailed) {
+        notifier.fire(`failed/${key}`, {
+          labels: {
+            alertname: AlertName.renewalFailed,
+            namespace: ref.namespace,
+            secret: ref.name,
+            severity: 'warning',
+          },
+          annotations: {
+            summary: `Renewal of the certificate in Secret ${key} failed`,
+            description: message,
+          },
+        });
+      } else if (reason === EventReason.renewed) {
+        notifier.resolve(`failed/${key}`);
+        notifier.resolve(`expiring/${key}`);
+      }
+    };
+  }
   const notices = config.notices.enabled
     ? new ExpiryNotices({
         thresholdsMs: config.notices.thresholdsMs,
@@ -197,6 +235,27 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         clock: systemClock,
         synced: () => controller.ready(),
         ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+        ...(notifier
+          ? {
+              onNotice: (n: Notice, reason: string, message: string) => {
+                const expired = reason === EventReason.certificateExpired;
+                notifier.fire(`expiring/${n.key}`, {
+                  labels: {
+                    alertname: expired ? AlertName.certificateExpired : AlertName.certificateExpiring,
+                    namespace: n.candidate.namespace,
+                    secret: n.candidate.name,
+                    severity: expired || n.thresholdMs <= 7 * 86_400_000 ? 'critical' : 'warning',
+                    threshold: `${Math.round(n.thresholdMs / 1000)}s`,
+                  },
+                  annotations: {
+                    summary: `Certificate in Secret ${n.key} ${expired ? 'expired' : 'expires soon'}`,
+                    description: message,
+                  },
+                });
+              },
+              onCleared: (key: string) => notifier.resolve(`expiring/${key}`),
+            }
+          : {}),
       })
     : undefined;
   metrics.setLeaderSource(() => elector?.isLeader() ?? true);
@@ -227,6 +286,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   rollouts.start();
   signer?.start();
   notices?.start();
+  notifier?.start();
   elector?.start();
   log.info(
     {
@@ -246,6 +306,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       await controller.stop();
       waker?.stop();
       await notices?.stop();
+      await notifier?.stop();
       await signer?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();

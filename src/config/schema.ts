@@ -184,6 +184,11 @@ export interface Config {
    * certificate only once its renewal is overdue.
    */
   notices: { enabled: boolean; thresholdsMs: number[]; checkIntervalMs: number };
+  /** Alerts to Alertmanager (v2 API) or plain JSON webhooks; none by default. */
+  notifications: {
+    webhooks: Array<{ name: string; url: string; format: 'alertmanager' | 'json'; timeoutMs: number }>;
+    resendIntervalMs: number;
+  };
 }
 
 export const CONFIG_DEFAULTS = {

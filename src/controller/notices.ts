@@ -112,6 +112,10 @@ export interface ExpiryNoticesDeps {
   isLeader?: () => boolean;
   /** Whether the Secrets have been listed (before that, everything would look gone). */
   synced: () => boolean;
+  /** Told of each notice sent (webhook notifications). */
+  onNotice?: (n: Notice, reason: string, message: string) => void;
+  /** Told when a Secret's notices are over: a new certificate, or the Secret is gone. */
+  onCleared?: (key: string) => void;
 }
 
 /** Checks every `checkIntervalMs`; sends what is due, then records it. */
@@ -167,9 +171,11 @@ export class ExpiryNotices {
     // repeating it on every restart.
     await d.store.save(entries, changed);
     this.#sent = entries;
+    for (const key of changed) if (!entries.has(key)) d.onCleared?.(key);
     for (const n of notices) {
       const { reason, message } = noticeMessage(n, now);
       d.log.warn({ secret: n.key, thresholdMs: n.thresholdMs, reason }, message);
+      d.onNotice?.(n, reason, message);
       await d.events.record(secretRef(n.candidate), 'Warning', reason, message, now);
     }
     return notices.length;

@@ -22,6 +22,7 @@ export class Metrics {
   readonly csrRequests: Counter<'issuer' | 'result'>;
   readonly csrApprovalWait: Histogram<'issuer'>;
   readonly kubeApiRequests: Counter<'verb' | 'code'>;
+  readonly notifications: Counter<'webhook' | 'result'>;
   private leading: () => boolean = () => true;
   private readonly queues = new Map<string, () => QueueStats>();
 
@@ -103,6 +104,12 @@ export class Metrics {
       name: Metric.kubeApiRequestsTotal,
       help: 'Requests to the Kubernetes API server by verb and HTTP status code (code "error": no answer).',
       labelNames: ['verb', 'code'],
+      registers: r,
+    });
+    this.notifications = new Counter({
+      name: Metric.notificationsTotal,
+      help: 'Webhook deliveries by webhook and result (success, failure: a retried attempt, dropped: alerts given up).',
+      labelNames: ['webhook', 'result'],
       registers: r,
     });
     this.registry.registerMetric(

@@ -52,7 +52,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1f24;background:#f
 h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em}
 .meta{color:#57606a;margin:0 0 1em}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #d0d7de;vertical-align:top}
+th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #d0d7de;vertical-align:top;overflow-wrap:anywhere}
+td{max-width:26em}
 th{background:#f6f8fa;position:sticky;top:0}
 td.num{white-space:nowrap}
 tr.bad td{background:#ffebe9}tr.warn td{background:#fff8c5}tr.info td{color:#57606a}
@@ -206,7 +207,7 @@ function renderTimeline(certs: readonly CertificateView[], now: number): string 
   out.push(`<line class="ax" x1="${left}" y1="${h}" x2="${left + plot}" y2="${h}"/>`);
   for (const d of [0, 30, 60, 90]) {
     out.push(
-      `<text x="${(left + (d / days) * plot).toFixed(1)}" y="${h + 16}">${d === 0 ? 'now' : `+${d}d`}</text>`,
+      `<text x="${(left + (d / days) * plot).toFixed(1)}" y="${h + 16}"${d === days ? ' text-anchor="end"' : ''}>${d === 0 ? 'now' : `+${d}d`}</text>`,
     );
   }
   out.push('</svg>');
@@ -239,11 +240,15 @@ function renderTimeline(certs: readonly CertificateView[], now: number): string 
     }
   });
   const nx = x(now);
+  const ly = rows.length * rh + 14;
   out.push(
     `<line class="now" x1="${nx}" y1="0" x2="${nx}" y2="${rows.length * rh}"/>`,
-    `<text x="${nx}" y="${rows.length * rh + 14}">now</text>`,
-    `<text x="${left}" y="${rows.length * rh + 14}">${escapeHtml(formatTime(start))}</text>`,
-    `<text x="${left + plot - 120}" y="${rows.length * rh + 14}">${escapeHtml(formatTime(end))}</text>`,
+    `<text x="${nx}" y="${ly}" text-anchor="middle">now</text>`,
+    // The ends of the axis, unless "now" sits where their label would be.
+    Number(nx) - left > 150 ? `<text x="${left}" y="${ly}">${escapeHtml(formatTime(start))}</text>` : '',
+    left + plot - Number(nx) > 150
+      ? `<text x="${left + plot}" y="${ly}" text-anchor="end">${escapeHtml(formatTime(end))}</text>`
+      : '',
     '</svg>',
   );
   return out.join('');
