@@ -21,6 +21,8 @@ export interface Binaries {
   nsupdate: string;
   dig: string;
   chromium: string;
+  prometheus: string;
+  alertmanager: string;
 }
 
 const PROVISION = new URL('./provision.sh', import.meta.url).pathname;
@@ -55,6 +57,8 @@ export function binaries(): Binaries {
     nsupdate: need('CR_NSUPDATE'),
     dig: need('CR_DIG'),
     chromium: need('CR_CHROMIUM'),
+    prometheus: need('CR_PROMETHEUS'),
+    alertmanager: need('CR_ALERTMANAGER'),
   };
 }
 
