@@ -64,7 +64,7 @@ describe('WebhookNotifier', () => {
       timeoutMs: 5_000,
       intervalMs: 5,
     });
-    const resolved = (r.bodies[3]?.body as Wire)[0];
+    const resolved = ((r.bodies[3]?.body ?? []) as Wire)[0];
     expect(Date.parse(resolved?.endsAt ?? '')).toBeLessThanOrEqual(Date.now());
     expect(n.firing()).toEqual([]);
     await n.stop();
