@@ -227,6 +227,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   const notices = config.notices.enabled
     ? new ExpiryNotices({
         thresholdsMs: config.notices.thresholdsMs,
+        graceMs: config.notices.graceMs,
         checkIntervalMs: config.notices.checkIntervalMs,
         candidates: () => controller.noticeCandidates(),
         store: new ConfigMapNoticeStore(clients.core, config.leaderElection.namespace ?? ownNamespace(), log),

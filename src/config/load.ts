@@ -163,7 +163,7 @@ function readNotifications(r: Reader, value: unknown): Config['notifications'] {
 
 function readNotices(r: Reader, value: unknown): Config['notices'] {
   const path = 'notices';
-  const m = r.optionalMapping(value, path, ['enabled', 'thresholds', 'checkInterval']) ?? {};
+  const m = r.optionalMapping(value, path, ['enabled', 'thresholds', 'checkInterval', 'grace']) ?? {};
   const texts = r.stringList(m, 'thresholds', path, (t) => {
     try {
       parseDuration(t, { allowZero: true });
@@ -176,11 +176,13 @@ function readNotices(r: Reader, value: unknown): Config['notices'] {
     parseDuration(t, { allowZero: true }),
   );
   const checkInterval = r.parsed(m, 'checkInterval', path, (t) => atLeast(t, '1s'));
+  const grace = r.parsed(m, 'grace', path, (t) => parseDuration(t, { allowZero: true }));
   return {
     enabled: r.boolean(m, 'enabled', path) ?? true,
     // Longest first: a certificate crosses them in this order.
     thresholdsMs: [...new Set(thresholds)].sort((a, b) => b - a),
     checkIntervalMs: checkInterval ?? parseDuration(CONFIG_DEFAULTS.noticeCheckInterval),
+    graceMs: grace ?? parseDuration(CONFIG_DEFAULTS.noticeGrace),
   };
 }
 

@@ -183,7 +183,7 @@ export interface Config {
    * thresholds from its alert rules' days). Once per threshold per certificate; a managed
    * certificate only once its renewal is overdue.
    */
-  notices: { enabled: boolean; thresholdsMs: number[]; checkIntervalMs: number };
+  notices: { enabled: boolean; thresholdsMs: number[]; checkIntervalMs: number; graceMs: number };
   /** Alerts to Alertmanager (v2 API) or plain JSON webhooks; none by default. */
   notifications: {
     webhooks: Array<{ name: string; url: string; format: 'alertmanager' | 'json'; timeoutMs: number }>;
@@ -222,6 +222,8 @@ export const CONFIG_DEFAULTS = {
   /** The chart's expiringSoon and expiringCritical days, and expiry. */
   noticeThresholds: ['14d', '7d', '0'],
   noticeCheckInterval: '1m',
+  /** The chart's alert rules' `for:`. */
+  noticeGrace: '15m',
 } as const;
 
 export function findIssuer(config: Pick<Config, 'issuers'>, name: string): IssuerConfig | undefined {

@@ -54,6 +54,7 @@ export function noticesDue(
   sent: ReadonlyMap<string, NoticeEntry>,
   thresholdsMs: readonly number[],
   now: number,
+  graceMs = 0,
 ): { notices: Notice[]; entries: Map<string, NoticeEntry>; changed: Set<string> } {
   const entries = new Map<string, NoticeEntry>();
   const changed = new Set<string>();
@@ -67,7 +68,9 @@ export function noticesDue(
       changed.add(key);
     }
     const left = c.notAfter - now;
-    const overdue = !c.managed || (c.renewalTime !== undefined && c.renewalTime <= now);
+    // A managed certificate is the controller's job until its renewal is overdue by `graceMs`
+    // (the alert rules' `for:`): a renewal under way at its planned time is no notice.
+    const overdue = !c.managed || (c.renewalTime !== undefined && c.renewalTime + graceMs <= now);
     const crossed = overdue ? thresholdsMs.filter((t) => left <= t) : [];
     const smallest = crossed.length ? Math.min(...crossed) : undefined;
     if (smallest !== undefined && !entry?.sentMs.includes(smallest)) {
@@ -103,6 +106,8 @@ export function noticeMessage(n: Notice, now: number): { reason: string; message
 export interface ExpiryNoticesDeps {
   thresholdsMs: readonly number[];
   checkIntervalMs: number;
+  /** How long past its planned renewal a managed certificate must be before it is noticed. */
+  graceMs: number;
   candidates: () => Iterable<[string, NoticeCandidate]>;
   store: NoticeStore;
   events: EventSink;
@@ -165,7 +170,13 @@ export class ExpiryNotices {
     }
     this.#sent ??= await d.store.load();
     const now = d.clock.now();
-    const { notices, entries, changed } = noticesDue(d.candidates(), this.#sent, d.thresholdsMs, now);
+    const { notices, entries, changed } = noticesDue(
+      d.candidates(),
+      this.#sent,
+      d.thresholdsMs,
+      now,
+      d.graceMs,
+    );
     if (changed.size === 0) return 0;
     // Recorded before the Events are written: a crash in between loses a notice rather than
     // repeating it on every restart.

@@ -81,6 +81,9 @@ The config file: values.config with the parts the chart owns filled in.
 {{- if $a.expired.enabled }}{{ $t = append $t "0" }}{{ end -}}
 {{- if $t }}{{ $_ := set $notices "thresholds" $t }}{{ else }}{{ $_ := set $notices "enabled" false }}{{ end -}}
 {{- end -}}
+{{- if not (hasKey $notices "grace") -}}
+{{- $_ := set $notices "grace" (toString .Values.prometheusRule.alerts.expiringSoon.for) -}}
+{{- end -}}
 {{- $_ := set $config "notices" $notices -}}
 {{- $le := deepCopy (default (dict) $config.leaderElection) -}}
 {{- if not (hasKey $le "namespace") -}}

@@ -48,6 +48,13 @@ describe('noticesDue', () => {
     expect(
       noticesDue([['ns/a', c(5, { managed: true, renewalTime: NOW - 1 })]], new Map(), T, NOW).notices,
     ).toHaveLength(1);
+    // With the alert rules' `for:` as grace: a renewal under way at its time is no notice yet.
+    const grace = 15 * 60_000;
+    const due = (ago: number) =>
+      noticesDue([['ns/a', c(5, { managed: true, renewalTime: NOW - ago })]], new Map(), T, NOW, grace)
+        .notices;
+    expect(due(60_000)).toEqual([]);
+    expect(due(grace)).toHaveLength(1);
   });
 
   it('starts afresh for a new certificate and prunes Secrets that are gone', () => {
