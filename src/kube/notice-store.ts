@@ -89,6 +89,8 @@ export class ConfigMapNoticeStore {
         );
         continue;
       }
+      // A shard that never existed and has nothing to hold stays absent.
+      if (Object.keys(data).length === 0 && !this.#versions.get(shard)) continue;
       await this.#write(shard, data, true);
     }
   }

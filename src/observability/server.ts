@@ -1,5 +1,4 @@
 import type { Server } from 'node:http';
-import { gzipSync } from 'node:zlib';
 import { requireListenAddress } from '../listen-address.ts';
 import { renderStatusPage, STATUS_PAGE_CSP, type StatusView } from '../ui/status-page.ts';
 import type { Metrics } from './metrics.ts';
@@ -61,7 +60,8 @@ export function startHttpServer(
       }
       // 5,000 certificates make ~1.7 MB of HTML and ~70 kB gzipped: worth it through a port-forward.
       const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-      const body = gzip ? gzipSync(html) : Buffer.from(html);
+      // Fetched on first use, not imported: a controller nobody looks at never loads zlib.
+      const body = gzip ? process.getBuiltinModule('node:zlib').gzipSync(html) : Buffer.from(html);
       res.writeHead(200, {
         ...PAGE_HEADERS,
         vary: 'accept-encoding',

@@ -93,6 +93,7 @@ describe('the server', () => {
       expect(res.status).toBe(200);
       expect(res.headers.get('content-security-policy')).toBe(STATUS_PAGE_CSP);
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('content-encoding')).toBe('gzip'); // fetch asks for gzip and inflates it
       expect(await res.text()).toContain('a.example.com');
       expect((await fetch(`http://127.0.0.1:${off.port}/`)).status).toBe(404);
       expect((await fetch(`http://127.0.0.1:${off.port}/metrics`)).status).toBe(200);
