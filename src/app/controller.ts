@@ -2,10 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { systemClock } from '../clock.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { ExpiryNotices, type Notice } from '../controller/notices.ts';
 import { buildIssuers, CAIssuer, closeHttp01Listeners } from '../issuers/index.ts';
 import { KubeAcmeResources } from '../kube/acme-resources.ts';
 import {
@@ -19,15 +17,14 @@ import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
 import type { HttpTransport } from '../kube/http/transport.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
-import { ConfigMapNoticeStore } from '../kube/notice-store.ts';
-import { AlertName, EventReason, WorkQueueName } from '../names.ts';
-import { WebhookNotifier } from '../notify/webhook.ts';
+import { WorkQueueName } from '../names.ts';
 import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { startHttpServer } from '../observability/server.ts';
 import { RecentActivity } from '../ui/activity.ts';
 import { csrWaker } from './csr-wake.ts';
+import { startNotifications } from './notifications.ts';
 import { StartupError } from './startup-error.ts';
 
 export { StartupError } from './startup-error.ts';
@@ -187,78 +184,16 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       },
     });
   }
-  const notifier =
-    config.notifications.webhooks.length > 0
-      ? new WebhookNotifier({
-          webhooks: config.notifications.webhooks,
-          resendIntervalMs: config.notifications.resendIntervalMs,
-          clock: systemClock,
-          log,
-          onAttempt: (webhook, ok) =>
-            metrics.notifications.inc({ webhook, result: ok ? 'success' : 'failure' }),
-          onDropped: (webhook, n) => metrics.notifications.inc({ webhook, result: 'dropped' }, n),
-        })
-      : undefined;
-  if (notifier) {
-    const observe = events.listener;
-    events.listener = (ref, type, reason, message, at) => {
-      observe?.(ref, type, reason, message, at);
-      if (ref.kind !== 'Secret') return;
-      const key = `${ref.namespace}/${ref.name}`;
-      if (reason === EventReason.renewalFailed) {
-        notifier.fire(`failed/${key}`, {
-          labels: {
-            alertname: AlertName.renewalFailed,
-            namespace: ref.namespace,
-            secret: ref.name,
-            severity: 'warning',
-          },
-          annotations: {
-            summary: `Renewal of the certificate in Secret ${key} failed`,
-            description: message,
-          },
-        });
-      } else if (reason === EventReason.renewed) {
-        notifier.resolve(`failed/${key}`);
-        notifier.resolve(`expiring/${key}`);
-      }
-    };
-  }
-  const notices = config.notices.enabled
-    ? new ExpiryNotices({
-        thresholdsMs: config.notices.thresholdsMs,
-        graceMs: config.notices.graceMs,
-        checkIntervalMs: config.notices.checkIntervalMs,
-        candidates: () => controller.noticeCandidates(),
-        store: new ConfigMapNoticeStore(clients.core, config.leaderElection.namespace ?? ownNamespace(), log),
-        events,
-        log,
-        clock: systemClock,
-        synced: () => controller.ready(),
-        ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
-        ...(notifier
-          ? {
-              onNotice: (n: Notice, reason: string, message: string) => {
-                const expired = reason === EventReason.certificateExpired;
-                notifier.fire(`expiring/${n.key}`, {
-                  labels: {
-                    alertname: expired ? AlertName.certificateExpired : AlertName.certificateExpiring,
-                    namespace: n.candidate.namespace,
-                    secret: n.candidate.name,
-                    severity: expired || n.thresholdMs <= 7 * 86_400_000 ? 'critical' : 'warning',
-                    threshold: `${Math.round(n.thresholdMs / 1000)}s`,
-                  },
-                  annotations: {
-                    summary: `Certificate in Secret ${n.key} ${expired ? 'expired' : 'expires soon'}`,
-                    description: message,
-                  },
-                });
-              },
-              onCleared: (key: string) => notifier.resolve(`expiring/${key}`),
-            }
-          : {}),
-      })
-    : undefined;
+  const notifications = startNotifications({
+    config,
+    core: clients.core,
+    namespace: config.leaderElection.namespace ?? ownNamespace(),
+    events,
+    metrics,
+    log,
+    controller,
+    ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+  });
   metrics.setLeaderSource(() => elector?.isLeader() ?? true);
   metrics.addQueue(WorkQueueName.secrets, () => controller.queueStats());
   metrics.addQueue(WorkQueueName.rollouts, () => rollouts.manager.queueStats());
@@ -286,8 +221,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   waker?.start();
   rollouts.start();
   signer?.start();
-  notices?.start();
-  notifier?.start();
+  notifications.start();
   elector?.start();
   log.info(
     {
@@ -306,8 +240,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       reclaimer.stop();
       await controller.stop();
       waker?.stop();
-      await notices?.stop();
-      await notifier?.stop();
+      await notifications.stop();
       await signer?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();
