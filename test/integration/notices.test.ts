@@ -3,14 +3,16 @@
  * 40 seconds left crosses the thresholds 30s, 15s and 0 while the controller is killed (SIGKILL,
  * no clean-up) and a new one starts in between. Each threshold gives exactly one Warning Event,
  * the record lives in cert-rotator's own ConfigMaps, and a managed certificate whose renewal is
- * not overdue gets no notice although its time left crosses the same thresholds.
+ * not overdue gets no notice although its time left crosses the same thresholds. The notices also
+ * reach a plain-JSON webhook (a loopback receiver) as firing alerts, one per threshold.
  */
 import { mkdtemp } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventReason, NOTICE_RECORD_PREFIX, NOTICE_RECORD_SHARDS } from '../../src/names.ts';
+import { AlertName, EventReason, NOTICE_RECORD_PREFIX, NOTICE_RECORD_SHARDS } from '../../src/names.ts';
 import {
   type ControllerProcess,
   killAllControllers,
@@ -26,6 +28,9 @@ const ns = useNamespace(import.meta.url);
 let core: k8s.CoreV1Api;
 let configPath = '';
 const controllers: ControllerProcess[] = [];
+/** What a plain-JSON webhook receiver got: each alert with its status. */
+const hooked: Array<{ status: string; labels: Record<string, string> }> = [];
+let receiver: Server;
 
 /** `ns.name` → the record line, from every notice ConfigMap that exists. */
 async function record(): Promise<Map<string, string>> {
@@ -58,7 +63,22 @@ beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-notices-'));
   const ca = await makeTestCA('cert-rotator notices test CA');
   await core.createNamespacedSecret({ namespace: ns(), body: tlsSecret('internal-ca', ca) });
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      body += c;
+    });
+    req.on('end', () => {
+      hooked.push(...(JSON.parse(body) as { alerts: typeof hooked }).alerts);
+      res.writeHead(204).end();
+    });
+  });
+  const hookPort = await new Promise<number>((resolve) =>
+    receiver.listen(0, '127.0.0.1', () => resolve((receiver.address() as { port: number }).port)),
+  );
   configPath = await writeConfig(dir, {
+    notifications: { webhooks: [{ name: 'hook', url: `http://127.0.0.1:${hookPort}/`, format: 'json' }] },
     namespaces: [ns()],
     defaults: { issuer: 'internal-ca' },
     issuers: [{ name: 'internal-ca', ca: { secret: { namespace: ns(), name: 'internal-ca' } } }],
@@ -80,6 +100,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await killAllControllers();
+  receiver?.close();
 });
 
 describe('expiry notices', () => {
@@ -120,6 +141,20 @@ describe('expiry notices', () => {
     expect(byThreshold(/less than the 30s notice threshold/)).toHaveLength(1);
     expect(byThreshold(/less than the 15s notice threshold/)).toHaveLength(1);
     expect(sent.filter((e) => e.reason === EventReason.certificateExpired)).toHaveLength(1);
+
+    // The same notices reached the JSON webhook as firing alerts, one per threshold.
+    await waitFor(
+      'the expired alert at the webhook',
+      () => hooked.some((a) => a.labels.alertname === AlertName.certificateExpired) || undefined,
+    );
+    const firing = hooked.filter((a) => a.status === 'firing' && a.labels.secret === 'monitored');
+    expect(new Set(firing.map((a) => `${a.labels.alertname} ${a.labels.threshold}`))).toEqual(
+      new Set([
+        `${AlertName.certificateExpiring} 30s`,
+        `${AlertName.certificateExpiring} 15s`,
+        `${AlertName.certificateExpired} 0s`,
+      ]),
+    );
 
     // The managed certificate was renewed in time: never noticed, and its record is pruned.
     await waitForRevision(core, ns(), 'managed', '1', 30_000);
