@@ -22,7 +22,7 @@ import { issue, RenewFailure, type RenewOutput, RenewPending } from './renew.ts'
 import { Reporter } from './report.ts';
 import { RetryStates } from './retry.ts';
 import { LookSchedule } from './schedule.ts';
-import { certificateView } from './status-view.ts';
+import { type ControllerState, noticeCandidates as candidatesOf, statusRows } from './status-view.ts';
 import { SuggestedRenewals } from './suggestions.ts';
 import { verifyIssued } from './verify.ts';
 import { markIssuing, writeFailure, writeRenewal } from './write.ts';
@@ -132,52 +132,24 @@ export class SecretController {
     return { depth: this.queue.depth, oldestWaitMs: this.queue.oldestWaitMs() };
   }
 
-  /**
-   * Every TLS Secret known, as the status page shows it: planned renewal and why. Evaluated with
-   * the issuers' suggestions already known (no lookup is started from here).
-   */
+  /** Every TLS Secret known, as the status page shows it: planned renewal and why. */
   statusView(lastEvent: (object: string) => ActivityView | undefined): CertificateView[] {
-    const now = this.clock.now();
-    const out: CertificateView[] = [];
-    for (const [key, record] of this.records) {
-      const ev = evaluateNow(this.context, key, record, now);
-      const retry = {
-        failures: this.retry.failures(key),
-        notBefore: this.retry.notBefore(key),
-        pendingApproval: this.pending.has(key),
-      };
-      out.push(certificateView(record, ev, retry, now, lastEvent(key)));
-    }
-    return out;
+    return statusRows(this.readOnlyState(), lastEvent);
   }
 
-  /** Every Secret with a certificate, as the expiry notices look at it (renewal time: managed ones). */
-  *noticeCandidates(): Iterable<[string, NoticeCandidate]> {
-    const now = this.clock.now();
-    for (const [key, record] of this.records) {
-      const cert = record.cert;
-      if (!cert) continue;
-      let renewalTime: number | undefined;
-      if (record.managed) {
-        const ev = evaluateNow(this.context, key, record, now);
-        // The renewal time the metrics export and the alert rules compare with time(): a failing
-        // renewal in backoff is overdue. Not planned (bad annotations, refused issuer): nothing
-        // will renew it, so it is overdue now.
-        renewalTime = ev.kind === 'planned' ? (ev.renewalTime ?? now) : now;
-      }
-      yield [
-        key,
-        {
-          namespace: record.namespace,
-          name: record.name,
-          uid: record.uid,
-          managed: record.managed,
-          serialHex: cert.serialHex,
-          notAfter: cert.notAfter,
-          renewalTime,
-        },
-      ];
-    }
+  /** Every Secret with a certificate, as the expiry notices look at it. */
+  noticeCandidates(): Iterable<[string, NoticeCandidate]> {
+    return candidatesOf(this.readOnlyState());
+  }
+
+  private readOnlyState(): ControllerState {
+    return {
+      records: this.records,
+      context: this.context,
+      retry: this.retry,
+      pending: this.pending,
+      now: this.clock.now(),
+    };
   }
 
   /** Number of Secrets known (managed or only monitored). */

@@ -1,13 +1,76 @@
 /**
- * What the status page shows of one Secret: from its record, its evaluation and the retry state,
- * the planned renewal and why it falls when it does. Metadata only: the record holds no Secret data.
+ * What the status page and the expiry notices see of the Secrets: from each record, its
+ * evaluation and the retry state, the planned renewal and why it falls when it does. Metadata
+ * only: the records hold no Secret data.
  */
 import { Annotation, CertState, StatusAnnotation } from '../names.ts';
 import type { RenewBefore } from '../policy/renewal.ts';
 import { formatDuration, formatTime } from '../ui/format.ts';
 import type { ActivityView, CertificateView } from '../ui/status-page.ts';
+import { type DecideContext, evaluateNow } from './decide.ts';
 import type { Evaluation } from './evaluate.ts';
+import type { NoticeCandidate } from './notices.ts';
 import type { SecretRecord } from './record.ts';
+import type { RetryStates } from './retry.ts';
+
+/** What the status page and the notices read of the controller, never change. */
+export interface ControllerState {
+  records: ReadonlyMap<string, SecretRecord>;
+  context: DecideContext;
+  retry: RetryStates;
+  /** Secrets whose attempt waits for a CSR's approval. */
+  pending: ReadonlySet<string>;
+  now: number;
+}
+
+/**
+ * Every TLS Secret known, as the status page shows it. Evaluated with the issuers' suggestions
+ * already known, as the controller plans with them.
+ */
+export function statusRows(
+  s: ControllerState,
+  lastEvent: (object: string) => ActivityView | undefined,
+): CertificateView[] {
+  const out: CertificateView[] = [];
+  for (const [key, record] of s.records) {
+    const ev = evaluateNow(s.context, key, record, s.now);
+    const retry = {
+      failures: s.retry.failures(key),
+      notBefore: s.retry.notBefore(key),
+      pendingApproval: s.pending.has(key),
+    };
+    out.push(certificateView(record, ev, retry, s.now, lastEvent(key)));
+  }
+  return out;
+}
+
+/** Every Secret with a certificate, as the expiry notices look at it (renewal time: managed ones). */
+export function* noticeCandidates(s: ControllerState): Iterable<[string, NoticeCandidate]> {
+  for (const [key, record] of s.records) {
+    const cert = record.cert;
+    if (!cert) continue;
+    let renewalTime: number | undefined;
+    if (record.managed) {
+      const ev = evaluateNow(s.context, key, record, s.now);
+      // The renewal time the metrics export and the alert rules compare with time(): a failing
+      // renewal in backoff is overdue. Not planned (bad annotations, refused issuer): nothing
+      // will renew it, so it is overdue now.
+      renewalTime = ev.kind === 'planned' ? (ev.renewalTime ?? s.now) : s.now;
+    }
+    yield [
+      key,
+      {
+        namespace: record.namespace,
+        name: record.name,
+        uid: record.uid,
+        managed: record.managed,
+        serialHex: cert.serialHex,
+        notAfter: cert.notAfter,
+        renewalTime,
+      },
+    ];
+  }
+}
 
 export interface RetryView {
   failures: number;
