@@ -73,6 +73,10 @@ export const EventReason = {
   rolloutSkipped: 'RolloutSkipped',
   invalidAnnotation: 'InvalidAnnotation',
   issuerNotAllowed: 'IssuerNotAllowed',
+  /** Warning: time left crossed a notice threshold (`notices.thresholds`). */
+  certificateExpiring: 'CertificateExpiring',
+  /** Warning: the certificate has expired (a threshold of 0). */
+  certificateExpired: 'CertificateExpired',
 } as const;
 export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
 
@@ -93,7 +97,32 @@ export const Metric = {
   csrApprovalWait: 'cert_rotator_csr_approval_wait_seconds',
   sidecarCertificateNotAfter: 'cert_rotator_sidecar_certificate_not_after_timestamp_seconds',
   sidecarReloadsTotal: 'cert_rotator_sidecar_reloads_total',
+  /** 1 on the replica that holds the leader Lease (or runs without leader election), else 0. */
+  leader: 'cert_rotator_leader',
+  /** Keys that need a run now, per work queue (`queue` label: a WorkQueueName). */
+  workqueueDepth: 'cert_rotator_workqueue_depth',
+  /** How long the key that has waited longest in a work queue has waited. */
+  workqueueOldestItemAge: 'cert_rotator_workqueue_oldest_item_age_seconds',
+  /** Requests to the Kubernetes API server by verb and HTTP status (`error`: no answer). */
+  kubeApiRequestsTotal: 'cert_rotator_kube_api_requests_total',
+  /** Webhook deliveries by webhook and result (`success`, `failure`, `dropped`). */
+  notificationsTotal: 'cert_rotator_notifications_total',
 } as const;
+
+/** `alertname` of the alerts cert-rotator sends to webhooks (the chart's rules use the same names). */
+export const AlertName = {
+  renewalFailed: 'CertRotatorRenewalFailed',
+  certificateExpiring: 'CertRotatorCertificateExpiring',
+  certificateExpired: 'CertRotatorCertificateExpired',
+} as const;
+
+/** Values of the `queue` label of the work-queue metrics. */
+export const WorkQueueName = {
+  secrets: 'secrets',
+  rollouts: 'rollouts',
+  csrSigner: 'csr-signer',
+} as const;
+export type WorkQueueNameValue = (typeof WorkQueueName)[keyof typeof WorkQueueName];
 
 /** Values of the `result` label of `csr_requests_total`. */
 export const CsrResult = {
@@ -177,6 +206,14 @@ export const EnvVar = {
   /** Directory of the in-cluster ServiceAccount's `token` and `ca.crt` (default: the kubelet's mount). */
   serviceAccountDir: 'CERT_ROTATOR_SERVICEACCOUNT_DIR',
 } as const;
+
+/**
+ * ConfigMaps in cert-rotator's own namespace recording which expiry notices were sent, so a
+ * restart or a new leader does not send them again: `<prefix>-0` … `<prefix>-7`, keyed by
+ * `namespace.secret`. Never written on a user's object.
+ */
+export const NOTICE_RECORD_PREFIX = 'cert-rotator-notices';
+export const NOTICE_RECORD_SHARDS = 8;
 
 /** fieldManager of every write cert-rotator makes. */
 export const FIELD_MANAGER = 'cert-rotator';

@@ -10,18 +10,21 @@ import {
   decodeSecretData,
   describeApiError,
   isNotFound,
-  type KubeTransport,
   loadKubeConfig,
   makeClients,
 } from '../kube/client.ts';
 import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
+import type { HttpTransport } from '../kube/http/transport.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
+import { WorkQueueName } from '../names.ts';
 import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { startHttpServer } from '../observability/server.ts';
+import { RecentActivity } from '../ui/activity.ts';
 import { csrWaker } from './csr-wake.ts';
+import { startNotifications } from './notifications.ts';
 import { StartupError } from './startup-error.ts';
 
 export { StartupError } from './startup-error.ts';
@@ -29,6 +32,9 @@ export { StartupError } from './startup-error.ts';
 import { SecretController } from '../controller/controller.ts';
 import { createRollouts } from '../rollout/index.ts';
 import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
+
+/** How often the status page reloads itself. */
+const STATUS_PAGE_REFRESH_SECONDS = 30;
 
 export interface ControllerOptions {
   configPath: string;
@@ -64,7 +70,7 @@ export interface RunningController {
 export async function startController(opts: ControllerOptions): Promise<RunningController> {
   const config = await readConfigFile(opts.configPath);
   const log = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
-  let kc: KubeTransport;
+  let kc: HttpTransport;
   try {
     kc = loadKubeConfig(opts.kubeconfigPath, config.kubeAPI);
   } catch (err) {
@@ -72,10 +78,21 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   }
   const clients = makeClients(kc);
   const metrics = new Metrics();
+  kc.observer = (verb, code) => metrics.kubeApiRequests.inc({ verb, code });
   // Pages V8 pooled after the initial list or a burst of renewals go back to the OS once the
   // work is over (see heap-reclaimer.ts).
   const reclaimer = new HeapReclaimer({ log }).start();
   const events = new EventRecorder(clients.core, log);
+  const activity = new RecentActivity();
+  events.listener = (ref, type, reason, message, at) =>
+    activity.add({
+      at,
+      type,
+      reason,
+      object:
+        ref.kind === 'Secret' ? `${ref.namespace}/${ref.name}` : `${ref.kind} ${ref.namespace}/${ref.name}`,
+      message,
+    });
   const companionSecrets = new KubeAcmeResources(kc);
   const csrApi = new KubeCsrApi(kc);
   const { issuers, unsupported } = await buildIssuers(config, {
@@ -167,16 +184,44 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       },
     });
   }
-  const { server, port } = await startHttpServer(opts.metricsAddress ?? config.metrics.address, metrics, {
-    // Ready once the first list is processed; a leader also needs its lease. A standby is ready
-    // (it serves metrics and must not block a rolling update); a leader whose last renew is older
-    // than renewDeadline is not (it is about to step down).
-    ready: () => controller.ready() && elector?.state() !== 'lapsed',
+  const notifications = startNotifications({
+    config,
+    core: clients.core,
+    namespace: config.leaderElection.namespace ?? ownNamespace(),
+    events,
+    metrics,
+    log,
+    controller,
+    ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
   });
+  metrics.setLeaderSource(() => elector?.isLeader() ?? true);
+  metrics.addQueue(WorkQueueName.secrets, () => controller.queueStats());
+  metrics.addQueue(WorkQueueName.rollouts, () => rollouts.manager.queueStats());
+  if (signer) metrics.addQueue(WorkQueueName.csrSigner, () => signer.queueStats());
+  const { server, port } = await startHttpServer(
+    opts.metricsAddress ?? config.metrics.address,
+    metrics,
+    {
+      // Ready once the first list is processed; a leader also needs its lease. A standby is ready
+      // (it serves metrics and must not block a rolling update); a leader whose last renew is older
+      // than renewDeadline is not (it is about to step down).
+      ready: () => controller.ready() && elector?.state() !== 'lapsed',
+    },
+    config.ui.enabled
+      ? () => ({
+          now: Date.now(),
+          leading: elector ? elector.isLeader() : undefined,
+          certificates: controller.statusView((key) => activity.lastFor(key)),
+          recent: activity.recent(),
+          refreshSeconds: STATUS_PAGE_REFRESH_SECONDS,
+        })
+      : undefined,
+  );
   controller.start();
   waker?.start();
   rollouts.start();
   signer?.start();
+  notifications.start();
   elector?.start();
   log.info(
     {
@@ -195,6 +240,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       reclaimer.stop();
       await controller.stop();
       waker?.stop();
+      await notifications.stop();
       await signer?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();

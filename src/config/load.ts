@@ -36,6 +36,9 @@ const TOP_KEYS = [
   'rollout',
   'renewalBackoff',
   'kubeAPI',
+  'ui',
+  'notices',
+  'notifications',
 ];
 
 export function loadConfig(yamlText: string): Config {
@@ -95,6 +98,11 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     burst: r.integer(kubeMap, 'burst', 'kubeAPI', 1, 100_000) ?? CONFIG_DEFAULTS.kubeApiBurst,
   };
 
+  const uiMap = r.optionalMapping(root.ui, 'ui', ['enabled']) ?? {};
+  const ui = { enabled: r.boolean(uiMap, 'enabled', 'ui') ?? true };
+  const notices = readNotices(r, root.notices);
+  const notifications = readNotifications(r, root.notifications);
+
   if (!defaults) return undefined;
   return {
     defaults,
@@ -107,6 +115,74 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     rollout: { debounceMs },
     renewalBackoff,
     kubeAPI,
+    ui,
+    notices,
+    notifications,
+  };
+}
+
+function readNotifications(r: Reader, value: unknown): Config['notifications'] {
+  const path = 'notifications';
+  const m = r.optionalMapping(value, path, ['webhooks', 'resendInterval']) ?? {};
+  const resend = r.parsed(m, 'resendInterval', path, (t) => atLeast(t, '1s'));
+  const webhooks: Config['notifications']['webhooks'] = [];
+  const list = m.webhooks;
+  if (list !== undefined && list !== null && !Array.isArray(list))
+    r.report(join(path, 'webhooks'), 'must be a list');
+  const names = new Set<string>();
+  (Array.isArray(list) ? list : []).forEach((item: unknown, i) => {
+    const at = `${path}.webhooks[${i}]`;
+    const w = r.mapping(item, at, ['name', 'url', 'format', 'timeout']);
+    if (!w) return;
+    const url = r.string(w, 'url', at);
+    const name = r.string(w, 'name', at) ?? `webhook-${i}`;
+    if (names.has(name)) r.report(join(at, 'name'), `"${name}" is used twice`);
+    names.add(name);
+    const format = r.string(w, 'format', at) ?? 'alertmanager';
+    if (format !== 'alertmanager' && format !== 'json')
+      r.report(join(at, 'format'), `must be "alertmanager" or "json", got "${format}"`);
+    if (url === undefined) {
+      r.report(join(at, 'url'), 'is required');
+      return;
+    }
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+      r.report(join(at, 'url'), `"${url}" must be an http(s) URL`);
+      return;
+    }
+    const timeoutMs = r.parsed(w, 'timeout', at, (t) => atLeast(t, '100ms')) ?? 10_000;
+    webhooks.push({ name, url, format: format === 'json' ? 'json' : 'alertmanager', timeoutMs });
+  });
+  return { webhooks, resendIntervalMs: resend ?? 60_000 };
+}
+
+function readNotices(r: Reader, value: unknown): Config['notices'] {
+  const path = 'notices';
+  const m = r.optionalMapping(value, path, ['enabled', 'thresholds', 'checkInterval', 'grace']) ?? {};
+  const texts = r.stringList(m, 'thresholds', path, (t) => {
+    try {
+      parseDuration(t, { allowZero: true });
+      return undefined;
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+  });
+  const thresholds = (texts ?? CONFIG_DEFAULTS.noticeThresholds).map((t) =>
+    parseDuration(t, { allowZero: true }),
+  );
+  const checkInterval = r.parsed(m, 'checkInterval', path, (t) => atLeast(t, '1s'));
+  const grace = r.parsed(m, 'grace', path, (t) => parseDuration(t, { allowZero: true }));
+  return {
+    enabled: r.boolean(m, 'enabled', path) ?? true,
+    // Longest first: a certificate crosses them in this order.
+    thresholdsMs: [...new Set(thresholds)].sort((a, b) => b - a),
+    checkIntervalMs: checkInterval ?? parseDuration(CONFIG_DEFAULTS.noticeCheckInterval),
+    graceMs: grace ?? parseDuration(CONFIG_DEFAULTS.noticeGrace),
   };
 }
 

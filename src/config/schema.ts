@@ -176,6 +176,19 @@ export interface Config {
   kubeAPI: { qps: number; burst: number };
   /** Per-Secret backoff between failed renewals: first delay and cap (grows ×3, jittered). */
   renewalBackoff: { baseMs: number; capMs: number };
+  /** The read-only status page at `/` on the metrics port (on by default). */
+  ui: { enabled: boolean };
+  /**
+   * Warning Events when a certificate's time left crosses a threshold (the chart renders the
+   * thresholds from its alert rules' days). Once per threshold per certificate; a managed
+   * certificate only once its renewal is overdue.
+   */
+  notices: { enabled: boolean; thresholdsMs: number[]; checkIntervalMs: number; graceMs: number };
+  /** Alerts to Alertmanager (v2 API) or plain JSON webhooks; none by default. */
+  notifications: {
+    webhooks: Array<{ name: string; url: string; format: 'alertmanager' | 'json'; timeoutMs: number }>;
+    resendIntervalMs: number;
+  };
 }
 
 export const CONFIG_DEFAULTS = {
@@ -206,6 +219,11 @@ export const CONFIG_DEFAULTS = {
   kubeApiBurst: 600,
   renewalBackoffBase: '5m',
   renewalBackoffCap: '32h',
+  /** The chart's expiringSoon and expiringCritical days, and expiry. */
+  noticeThresholds: ['14d', '7d', '0'],
+  noticeCheckInterval: '1m',
+  /** The chart's alert rules' `for:`. */
+  noticeGrace: '15m',
 } as const;
 
 export function findIssuer(config: Pick<Config, 'issuers'>, name: string): IssuerConfig | undefined {

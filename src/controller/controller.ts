@@ -9,10 +9,12 @@ import { WorkQueue } from '../kube/workqueue.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { computeRenewalTime } from '../policy/renewal.ts';
+import type { ActivityView, CertificateView } from '../ui/status-page.ts';
 import { CertificateMetrics } from './certificate-metrics.ts';
 import { type DecideContext, decide, evaluateNow, nextLook, type Planned, type Step } from './decide.ts';
 import type { Evaluation } from './evaluate.ts';
 import { type CertificateListener, describeChange, fingerprintOf } from './listener.ts';
+import type { NoticeCandidate } from './notices.ts';
 import type { EventSink, SecretApi } from './ports.ts';
 import { type Current, readCurrent } from './read.ts';
 import { recordFromSecret, type SecretRecord, secretKey } from './record.ts';
@@ -20,6 +22,7 @@ import { issue, RenewFailure, type RenewOutput, RenewPending } from './renew.ts'
 import { Reporter } from './report.ts';
 import { RetryStates } from './retry.ts';
 import { LookSchedule } from './schedule.ts';
+import { type ControllerState, noticeCandidates as candidatesOf, statusRows } from './status-view.ts';
 import { SuggestedRenewals } from './suggestions.ts';
 import { verifyIssued } from './verify.ts';
 import { markIssuing, writeFailure, writeRenewal } from './write.ts';
@@ -122,6 +125,31 @@ export class SecretController {
 
   ready(): boolean {
     return this.synced;
+  }
+
+  /** Depth and oldest wait of the work queue, for the metrics. */
+  queueStats(): { depth: number; oldestWaitMs: number } {
+    return { depth: this.queue.depth, oldestWaitMs: this.queue.oldestWaitMs() };
+  }
+
+  /** Every TLS Secret known, as the status page shows it: planned renewal and why. */
+  statusView(lastEvent: (object: string) => ActivityView | undefined): CertificateView[] {
+    return statusRows(this.readOnlyState(), lastEvent);
+  }
+
+  /** Every Secret with a certificate, as the expiry notices look at it. */
+  noticeCandidates(): Iterable<[string, NoticeCandidate]> {
+    return candidatesOf(this.readOnlyState());
+  }
+
+  private readOnlyState(): ControllerState {
+    return {
+      records: this.records,
+      context: this.context,
+      retry: this.retry,
+      pending: this.pending,
+      now: this.clock.now(),
+    };
   }
 
   /** Number of Secrets known (managed or only monitored). */

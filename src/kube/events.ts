@@ -41,6 +41,10 @@ export class EventRecorder {
   private readonly log: Logger;
   private readonly recent = new Map<string, Recent>();
   private readonly instance = hostname();
+  /** Told of every Event recorded, written or not (the status page's recent activity). */
+  listener:
+    | ((ref: ObjectRef, type: 'Normal' | 'Warning', reason: string, message: string, at: number) => void)
+    | undefined;
 
   constructor(core: CoreV1Api, log: Logger) {
     this.core = core;
@@ -56,6 +60,11 @@ export class EventRecorder {
     options: RecordOptions = {},
   ): Promise<void> {
     const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
+    try {
+      this.listener?.(ref, type, reason, text, now);
+    } catch {
+      // The status page's record is a convenience: it must never stop an Event being written.
+    }
     const dedupKey = `${ref.kind}/${ref.namespace}/${ref.name}/${ref.uid ?? ''}|${reason}|${options.dedupKey ?? text}`;
     const ts = new Date(now);
     try {

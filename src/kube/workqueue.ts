@@ -41,6 +41,11 @@ export class WorkQueue<K extends string> {
   #head = 0;
   /** Keys that need a run: those in `#ready`, and those re-added while processing. */
   readonly #dirty = new Set<K>();
+  /**
+   * When each key in `#dirty` was first queued to run now. A Map keeps insertion order and an
+   * entry is never moved, so the first entry is the key that has waited longest.
+   */
+  readonly #waitingSince = new Map<K, number>();
   readonly #processing = new Set<K>();
 
   #handler: Handler<K> | undefined;
@@ -102,6 +107,17 @@ export class WorkQueue<K extends string> {
     return this.#ready.length - this.#head;
   }
 
+  /** Keys that need a run now: waiting in the queue, or re-added while a worker handles them. */
+  get depth(): number {
+    return this.#dirty.size;
+  }
+
+  /** How long the key that has waited longest to run has waited, in ms (0 when none waits). */
+  oldestWaitMs(): number {
+    for (const since of this.#waitingSince.values()) return Math.max(0, this.#clock.now() - since);
+    return 0;
+  }
+
   /** Keys waiting for a delay to pass. */
   get delayed(): number {
     return this.#delayed.size;
@@ -142,6 +158,7 @@ export class WorkQueue<K extends string> {
   #enqueue(key: K): void {
     if (this.#shuttingDown || this.#dirty.has(key)) return;
     this.#dirty.add(key);
+    this.#waitingSince.set(key, this.#clock.now());
     if (this.#processing.has(key)) return; // #done queues it again
     this.#ready.push(key);
     this.#schedulePump();
@@ -172,6 +189,7 @@ export class WorkQueue<K extends string> {
       this.#head = 0;
     }
     this.#dirty.delete(key);
+    this.#waitingSince.delete(key);
     this.#processing.add(key);
     return key;
   }

@@ -21,6 +21,10 @@ export class Metrics {
   readonly secretErrors: Counter<'reason'>;
   readonly csrRequests: Counter<'issuer' | 'result'>;
   readonly csrApprovalWait: Histogram<'issuer'>;
+  readonly kubeApiRequests: Counter<'verb' | 'code'>;
+  readonly notifications: Counter<'webhook' | 'result'>;
+  private leading: () => boolean = () => true;
+  private readonly queues = new Map<string, () => QueueStats>();
 
   constructor({
     processMetrics = true,
@@ -96,6 +100,47 @@ export class Metrics {
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
       registers: r,
     });
+    this.kubeApiRequests = new Counter({
+      name: Metric.kubeApiRequestsTotal,
+      help: 'Requests to the Kubernetes API server by verb and HTTP status code (code "error": no answer).',
+      labelNames: ['verb', 'code'],
+      registers: r,
+    });
+    this.notifications = new Counter({
+      name: Metric.notificationsTotal,
+      help: 'Webhook deliveries by webhook and result (success, failure: a retried attempt, dropped: alerts given up).',
+      labelNames: ['webhook', 'result'],
+      registers: r,
+    });
+    this.registry.registerMetric(
+      scrapeTimeFamily(
+        Metric.leader,
+        '1 on the replica that holds the leader Lease (or runs without leader election), else 0.',
+        'gauge',
+        (emit) => emit('', this.leading() ? 1 : 0),
+      ),
+    );
+    this.registry.registerMetric(
+      scrapeTimeFamily(
+        Metric.workqueueDepth,
+        'Keys that need a run now, per work queue.',
+        'gauge',
+        (emit) => {
+          for (const [name, stats] of this.queues) emit(`{queue="${escapeLabel(name)}"}`, stats().depth);
+        },
+      ),
+    );
+    this.registry.registerMetric(
+      scrapeTimeFamily(
+        Metric.workqueueOldestItemAge,
+        'Seconds the key that has waited longest in a work queue has waited (0 when none waits).',
+        'gauge',
+        (emit) => {
+          for (const [name, stats] of this.queues)
+            emit(`{queue="${escapeLabel(name)}"}`, stats().oldestWaitMs / 1000);
+        },
+      ),
+    );
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
   }
 
@@ -108,6 +153,22 @@ export class Metrics {
   setCertificateSource(source: () => Iterable<CertificateSeries>): void {
     this.certificates = source;
   }
+
+  /** Whether this replica leads, read at scrape time (default: always, as without election). */
+  setLeaderSource(leading: () => boolean): void {
+    this.leading = leading;
+  }
+
+  /** A work queue whose depth and oldest wait are exported under `queue="name"`. */
+  addQueue(name: string, stats: () => QueueStats): void {
+    this.queues.set(name, stats);
+  }
+}
+
+/** What the work-queue metrics read from a queue at scrape time. */
+export interface QueueStats {
+  depth: number;
+  oldestWaitMs: number;
 }
 
 /** One TLS Secret's certificate as exported; `renewalTime` only for managed Secrets. */

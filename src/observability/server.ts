@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import { requireListenAddress } from '../listen-address.ts';
+import { renderStatusPage, STATUS_PAGE_CSP, type StatusView } from '../ui/status-page.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface HealthSource {
@@ -15,11 +16,22 @@ export interface HealthSource {
 // Node's internal undici, +13 MiB of RSS for nothing (docs/operations.md, "Memory").
 const { createServer } = process.getBuiltinModule('node:http');
 
-/** `/metrics`, `/healthz`, `/readyz` on one listener. */
+/** Headers of the status page: nothing but its own inline style may load, nothing is cached. */
+const PAGE_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'content-security-policy': STATUS_PAGE_CSP,
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+/** `/metrics`, `/healthz`, `/readyz` and, given a `statusPage` source, the status page at `/`. */
 export function startHttpServer(
   address: string,
   metrics: Metrics,
   health: HealthSource,
+  statusPage?: () => StatusView,
 ): Promise<{ server: Server; port: number }> {
   const { host, port } = requireListenAddress(address);
   const server = createServer((req, res) => {
@@ -38,6 +50,25 @@ export function startHttpServer(
         (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
         () => res.writeHead(500).end(),
       );
+    } else if (path === '/' && statusPage) {
+      let html: string;
+      try {
+        html = renderStatusPage(statusPage());
+      } catch {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('status page failed\n');
+        return;
+      }
+      // 5,000 certificates make ~1.7 MB of HTML and ~70 kB gzipped: worth it through a port-forward.
+      const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+      // Fetched on first use, not imported: a controller nobody looks at never loads zlib.
+      const body = gzip ? process.getBuiltinModule('node:zlib').gzipSync(html) : Buffer.from(html);
+      res.writeHead(200, {
+        ...PAGE_HEADERS,
+        vary: 'accept-encoding',
+        ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+        'content-length': body.length,
+      });
+      res.end(req.method === 'HEAD' ? undefined : body);
     } else {
       res.writeHead(404).end();
     }

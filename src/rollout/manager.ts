@@ -116,6 +116,11 @@ export class RolloutManager implements CertificateListener {
     });
   }
 
+  /** Depth and oldest wait of the work queue, for the metrics. */
+  queueStats(): { depth: number; oldestWaitMs: number } {
+    return { depth: this.#queue.depth, oldestWaitMs: this.#queue.oldestWaitMs() };
+  }
+
   /** Ready once workloads and Secrets have both been listed. */
   get synced(): boolean {
     return this.#synced;

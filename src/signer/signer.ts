@@ -90,6 +90,11 @@ export class CsrSigner {
     );
   }
 
+  /** Depth and oldest wait of the work queue, for the metrics. */
+  queueStats(): { depth: number; oldestWaitMs: number } {
+    return { depth: this.queue.depth, oldestWaitMs: this.queue.oldestWaitMs() };
+  }
+
   start(): void {
     this.self = this.deps.api.selfUsername();
     this.watch.start();

@@ -142,6 +142,8 @@ describe('helm lint and helm template', () => {
         'PodDisruptionBudget/cert-rotator/cr-cert-rotator',
         'Role/cert-rotator/cr-cert-rotator-leader-election',
         'RoleBinding/cert-rotator/cr-cert-rotator-leader-election',
+        'Role/cert-rotator/cr-cert-rotator-notices',
+        'RoleBinding/cert-rotator/cr-cert-rotator-notices',
         'Service/cert-rotator/cr-cert-rotator',
         'ServiceAccount/cert-rotator/cr-cert-rotator',
       ].sort(),
@@ -160,8 +162,21 @@ describe('helm lint and helm template', () => {
         verbs: ['get', 'update'],
       },
     ]);
+    // Expiry notices: their record in ConfigMaps of the release namespace, by name.
+    expect(find<k8s.V1Role>(objects, 'Role', 'cr-cert-rotator-notices').rules).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
+      {
+        apiGroups: [''],
+        resources: ['configmaps'],
+        resourceNames: Array.from({ length: 8 }, (_, i) => `cert-rotator-notices-${i}`),
+        verbs: ['get', 'update'],
+      },
+    ]);
     // The controller's own loader accepts the rendered file.
     const config = loadConfig(configOf(objects));
+    // Notices use the alert rules' thresholds; the status page is on.
+    expect(config.notices.thresholdsMs).toEqual([14 * 86_400_000, 7 * 86_400_000, 0]);
+    expect(config.ui.enabled).toBe(true);
     expect(config.namespaces).toBe('all');
     expect(config.metrics.address).toBe(':9402');
     expect(config.leaderElection).toMatchObject({
@@ -241,6 +256,7 @@ describe('helm lint and helm template', () => {
         .sort(),
     ).toEqual([
       'cert-rotator/cr-cert-rotator-leader-election',
+      'cert-rotator/cr-cert-rotator-notices',
       'pki/cr-cert-rotator-issuer-secrets',
       'team-a/cr-cert-rotator',
       'team-b/cr-cert-rotator',

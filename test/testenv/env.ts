@@ -20,6 +20,9 @@ export interface Binaries {
   named: string;
   nsupdate: string;
   dig: string;
+  chromium: string;
+  prometheus: string;
+  alertmanager: string;
 }
 
 const PROVISION = new URL('./provision.sh', import.meta.url).pathname;
@@ -67,6 +70,9 @@ export function binaries(): Binaries {
     named: need('CR_NAMED'),
     nsupdate: need('CR_NSUPDATE'),
     dig: need('CR_DIG'),
+    chromium: need('CR_CHROMIUM'),
+    prometheus: need('CR_PROMETHEUS'),
+    alertmanager: need('CR_ALERTMANAGER'),
   };
 }
 

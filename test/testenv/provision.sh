@@ -320,6 +320,35 @@ else
 fi
 [ "$(id -u)" -ne 0 ] || bash "$(dirname "${BASH_SOURCE[0]}")/base-images.sh" "$CACHE"
 
+# --- Chromium, headless (the status page's browser test) from Debian ---------------
+t0=$(now)
+if command -v chromium >/dev/null; then
+  say "chromium: installed ($(chromium --version 2>/dev/null | head -1))"
+else
+  say "chromium: installing with apt-get (about 1 min)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || { sleep 5; apt-get update -qq >/dev/null; }
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  say "chromium: installed in $(took "$t0")"
+fi
+
+# --- Prometheus and Alertmanager from Debian (dashboard queries, webhook alerts) -----
+# Debian's packages install in ~20 s; building cmd/prometheus from the Go module proxy at
+# PROMTOOL_VERSION takes minutes even with promtool's module cache, for nothing the tests need
+# (2.42's PromQL and Alertmanager 0.25's /api/v2/alerts are what they use).
+t0=$(now)
+if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null; then
+  say "prometheus, alertmanager: installed ($(prometheus --version 2>&1 | head -1 | cut -d' ' -f3), $(prometheus-alertmanager --version 2>&1 | head -1 | cut -d' ' -f3))"
+else
+  say "prometheus, alertmanager: installing with apt-get (about 20 s)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || { sleep 5; apt-get update -qq >/dev/null; }
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+  # The packages may start system services; the tests run their own on loopback.
+  (service prometheus stop; service prometheus-alertmanager stop; service prometheus-node-exporter stop) >/dev/null 2>&1 || true
+  say "prometheus, alertmanager: installed in $(took "$t0")"
+fi
+
 NAMED=$(command -v named)
 cat >"$CACHE/env.sh.tmp" <<ENV
 export CR_ETCD="$ASSETS/etcd"
@@ -333,6 +362,9 @@ export CR_ACTIONLINT="$BIN/actionlint"
 export CR_NAMED="$NAMED"
 export CR_NSUPDATE="$(command -v nsupdate)"
 export CR_DIG="$(command -v dig)"
+export CR_CHROMIUM="$(command -v chromium)"
+export CR_PROMETHEUS="$(command -v prometheus)"
+export CR_ALERTMANAGER="$(command -v prometheus-alertmanager)"
 ENV
 mv "$CACHE/env.sh.tmp" "$CACHE/env.sh"
 say "ready in $(took "$T_ALL"); cache $CACHE uses $(du -sh "$CACHE" | cut -f1) (Go module and build caches: $(du -sh "$(go env GOMODCACHE)" 2>/dev/null | cut -f1), $(du -sh "$(go env GOCACHE)" 2>/dev/null | cut -f1))"

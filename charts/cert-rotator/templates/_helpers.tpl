@@ -68,6 +68,23 @@ The config file: values.config with the parts the chart owns filled in.
 {{- $_ := set $config "namespaces" (uniq .Values.watchNamespaces) -}}
 {{- end -}}
 {{- $_ := set $config "metrics" (dict "address" (printf ":%v" .Values.metrics.port)) -}}
+{{- if not (hasKey $config "ui") -}}
+{{- $_ := set $config "ui" (dict "enabled" (ne (toString (dig "enabled" true (default (dict) .Values.ui))) "false")) -}}
+{{- end -}}
+{{- /* Expiry notices (Events) use the alert rules' thresholds: one setting for both. */ -}}
+{{- $notices := deepCopy (default (dict) $config.notices) -}}
+{{- if not (hasKey $notices "thresholds") -}}
+{{- $a := .Values.prometheusRule.alerts -}}
+{{- $t := list -}}
+{{- if $a.expiringSoon.enabled }}{{ $t = append $t (printf "%vd" $a.expiringSoon.days) }}{{ end -}}
+{{- if $a.expiringCritical.enabled }}{{ $t = append $t (printf "%vd" $a.expiringCritical.days) }}{{ end -}}
+{{- if $a.expired.enabled }}{{ $t = append $t "0" }}{{ end -}}
+{{- if $t }}{{ $_ := set $notices "thresholds" $t }}{{ else }}{{ $_ := set $notices "enabled" false }}{{ end -}}
+{{- end -}}
+{{- if not (hasKey $notices "grace") -}}
+{{- $_ := set $notices "grace" (toString .Values.prometheusRule.alerts.expiringSoon.for) -}}
+{{- end -}}
+{{- $_ := set $config "notices" $notices -}}
 {{- $le := deepCopy (default (dict) $config.leaderElection) -}}
 {{- if not (hasKey $le "namespace") -}}
 {{- $_ := set $le "namespace" .Release.Namespace -}}

@@ -20,6 +20,8 @@ export {
   type Endpoint,
   HttpTransport,
   type KubeTransport,
+  kubeVerb,
+  type RequestObserver,
   type RequestOptions,
   type TransportOptions,
   type TransportStats,

@@ -67,6 +67,44 @@ export interface TransportStats {
   byStatus: Map<number, number>;
 }
 
+/** Told of every request the transport sends: the Kubernetes verb and the status (`error`: no answer). */
+export type RequestObserver = (verb: string, code: string) => void;
+
+/**
+ * The Kubernetes verb of a request, as the API server's audit log and RBAC name it: `get`,
+ * `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`. A path that is
+ * not a resource (e.g. `/version`) is named by its HTTP method in lower case.
+ */
+export function kubeVerb(method: string, target: string): string {
+  const m = method.toUpperCase();
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  const query = q < 0 ? '' : target.slice(q + 1);
+  const segs = path.split('/').filter(Boolean);
+  let rest: string[];
+  if (segs[0] === 'api' && segs.length >= 2) rest = segs.slice(2);
+  else if (segs[0] === 'apis' && segs.length >= 3) rest = segs.slice(3);
+  else return m.toLowerCase();
+  // namespaces/NS/<resource>... is namespaced; namespaces and namespaces/NS are the resource itself.
+  if (rest[0] === 'namespaces' && rest.length >= 3) rest = rest.slice(2);
+  const collection = rest.length <= 1;
+  switch (m) {
+    case 'GET':
+      if (/(^|&)watch=(true|1)(&|$)/.test(query)) return 'watch';
+      return collection ? 'list' : 'get';
+    case 'POST':
+      return 'create';
+    case 'PUT':
+      return 'update';
+    case 'PATCH':
+      return 'patch';
+    case 'DELETE':
+      return collection ? 'deletecollection' : 'delete';
+    default:
+      return m.toLowerCase();
+  }
+}
+
 /**
  * node:http, fetched without `import`: an ESM import of node:http builds its module namespace,
  * which reads the lazy `WebSocket`/`MessageEvent` getters and so loads Node's internal undici
@@ -80,6 +118,8 @@ function httpModule(): typeof Http {
 export class HttpTransport implements KubeTransport {
   readonly endpoint: Endpoint;
   readonly stats: TransportStats = { requests: 0, byStatus: new Map() };
+  /** Told of each request sent (the controller counts them in `cert_rotator_kube_api_requests_total`). */
+  observer: RequestObserver | undefined;
   private readonly limiter: TokenBucket;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
@@ -182,6 +222,16 @@ export class HttpTransport implements KubeTransport {
     });
   }
 
+  private observe(method: string, target: string, code: string): void {
+    const observer = this.observer;
+    if (!observer) return;
+    try {
+      observer(kubeVerb(method, target), code);
+    } catch {
+      // Counting must never fail a request.
+    }
+  }
+
   private async send(
     method: string,
     target: string,
@@ -204,6 +254,7 @@ export class HttpTransport implements KubeTransport {
     this.stats.requests++;
     const lib = this.secure ? https : httpModule();
     return await new Promise<IncomingMessage>((resolve, reject) => {
+      let answered = false;
       const req = lib.request(
         {
           protocol: this.url.protocol,
@@ -218,6 +269,8 @@ export class HttpTransport implements KubeTransport {
         (res) => {
           const status = res.statusCode ?? 0;
           this.stats.byStatus.set(status, (this.stats.byStatus.get(status) ?? 0) + 1);
+          answered = true;
+          this.observe(method, target, String(status));
           resolve(res);
         },
       );
@@ -226,7 +279,11 @@ export class HttpTransport implements KubeTransport {
           req.destroy(new Error(`no answer from ${this.endpoint.server} for ${method} in ${timeoutMs} ms`)),
         );
       }
-      req.on('error', (err) => reject(describeTransportError(err, this.endpoint)));
+      req.on('error', (err) => {
+        // An abort is the caller's choice (a watch being stopped), not the API server failing.
+        if (err.name !== 'AbortError' && !signal?.aborted && !answered) this.observe(method, target, 'error');
+        reject(describeTransportError(err, this.endpoint));
+      });
       req.end(payload);
     });
   }

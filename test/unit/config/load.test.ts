@@ -464,3 +464,62 @@ issuers:
     ]);
   });
 });
+
+describe('ui, notices and notifications', () => {
+  const base = 'issuers: [{ name: self, selfSigned: {} }]\n';
+  it("defaults: status page on, notices at 14d, 7d and expiry with the rules' 15m grace, no webhooks", () => {
+    const c = loadConfig(base);
+    expect(c.ui).toEqual({ enabled: true });
+    expect(c.notices).toEqual({
+      enabled: true,
+      thresholdsMs: [14 * D, 7 * D, 0],
+      checkIntervalMs: 60_000,
+      graceMs: 15 * 60_000,
+    });
+    expect(c.notifications).toEqual({ webhooks: [], resendIntervalMs: 60_000 });
+  });
+
+  it('reads them, thresholds longest first and once each', () => {
+    const c = loadConfig(`${base}ui: { enabled: false }
+notices: { thresholds: ["0", 30d, 7d, 30d], checkInterval: 10s, grace: "0" }
+notifications:
+  resendInterval: 30s
+  webhooks:
+    - { name: am, url: "http://alertmanager:9093" }
+    - { name: chat, url: "https://hooks.example/x", format: json, timeout: 2s }
+`);
+    expect(c.ui.enabled).toBe(false);
+    expect(c.notices).toMatchObject({
+      thresholdsMs: [30 * D, 7 * D, 0],
+      checkIntervalMs: 10_000,
+      graceMs: 0,
+    });
+    expect(c.notifications).toEqual({
+      resendIntervalMs: 30_000,
+      webhooks: [
+        { name: 'am', url: 'http://alertmanager:9093', format: 'alertmanager', timeoutMs: 10_000 },
+        { name: 'chat', url: 'https://hooks.example/x', format: 'json', timeoutMs: 2_000 },
+      ],
+    });
+  });
+
+  it('names every bad value', () => {
+    expect(
+      issues(`${base}ui: { enabled: "yes" }
+notices: { thresholds: [soon] }
+notifications:
+  webhooks:
+    - { name: a, url: "ftp://x" }
+    - { name: a, url: "http://y", format: slack }
+    - { name: b }
+`),
+    ).toEqual([
+      expect.stringMatching(/^ui\.enabled: /),
+      expect.stringMatching(/^notices\.thresholds\[0\]: "soon" is not a duration/),
+      'notifications.webhooks[0].url: "ftp://x" must be an http(s) URL',
+      'notifications.webhooks[1].name: "a" is used twice',
+      'notifications.webhooks[1].format: must be "alertmanager" or "json", got "slack"',
+      'notifications.webhooks[2].url: is required',
+    ]);
+  });
+});

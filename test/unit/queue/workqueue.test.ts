@@ -283,3 +283,40 @@ describe('WorkQueue', () => {
     await other.shutDown();
   });
 });
+
+describe('WorkQueue depth and oldest wait (the work-queue metrics)', () => {
+  it('counts keys that need a run and measures the longest wait from when each was queued', async () => {
+    const { clock, q } = setup();
+    expect(q.depth).toBe(0);
+    expect(q.oldestWaitMs()).toBe(0);
+    q.add('a');
+    clock.advance(1_000);
+    q.add('b');
+    q.add('a'); // already waiting: keeps its first time
+    clock.advance(500);
+    expect(q.depth).toBe(2);
+    expect(q.oldestWaitMs()).toBe(1_500);
+    q.addAfter('c', 60_000); // delayed keys do not wait to run yet
+    expect(q.depth).toBe(2);
+
+    const h = gatedHandler();
+    void q.run(h.handler, 1);
+    await flush();
+    // 'a' is being handled; 'b' waits, queued 500 ms ago.
+    expect(q.depth).toBe(1);
+    expect(q.oldestWaitMs()).toBe(500);
+    q.add('a'); // re-added while handled: it needs another run
+    clock.advance(100);
+    expect(q.depth).toBe(2);
+    expect(q.oldestWaitMs()).toBe(600);
+    h.calls[0]?.gate.resolve(undefined);
+    await flush();
+    h.calls[1]?.gate.resolve(undefined);
+    await flush();
+    h.calls[2]?.gate.resolve(undefined);
+    await flush();
+    expect(h.calls.map((c) => c.key)).toEqual(['a', 'b', 'a']);
+    expect(q.depth).toBe(0);
+    expect(q.oldestWaitMs()).toBe(0);
+  });
+});
