@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import type { CommandEntry } from './app/command.ts';
+import { MONITOR_USAGE } from './app/monitor-usage.ts';
 import { StartupError } from './app/startup-error.ts';
 import { SIDECAR_USAGE } from './sidecar/usage.ts';
 
@@ -40,6 +41,10 @@ const COMMANDS: Record<string, CommandEntry> = {
                              cert-rotator.io/renew-requested-at) and wait for the new revision.
 `,
     load: () => import('./app/renew.ts'),
+  },
+  monitor: {
+    usage: MONITOR_USAGE,
+    load: () => import('./app/monitor-command.ts'),
   },
   sidecar: {
     usage: SIDECAR_USAGE,

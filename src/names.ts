@@ -73,6 +73,8 @@ export const EventReason = {
   rolloutSkipped: 'RolloutSkipped',
   invalidAnnotation: 'InvalidAnnotation',
   issuerNotAllowed: 'IssuerNotAllowed',
+  /** A monitored object (not a TLS Secret) holds a value that should be certificates and cannot be read. */
+  certificateUnreadable: 'CertificateUnreadable',
 } as const;
 export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
 
@@ -93,7 +95,26 @@ export const Metric = {
   csrApprovalWait: 'cert_rotator_csr_approval_wait_seconds',
   sidecarCertificateNotAfter: 'cert_rotator_sidecar_certificate_not_after_timestamp_seconds',
   sidecarReloadsTotal: 'cert_rotator_sidecar_reloads_total',
+  /** Every certificate the monitor reads outside TLS Secrets, one series per certificate of a bundle. */
+  x509NotAfter: 'cert_rotator_x509_not_after_timestamp_seconds',
+  x509NotBefore: 'cert_rotator_x509_not_before_timestamp_seconds',
+  /** 1 per monitored object and key whose certificates cannot be read, with the reason. */
+  x509ReadErrors: 'cert_rotator_x509_read_errors',
 } as const;
+
+/** Values of the `source` label of the x509 family: where a certificate was found. */
+export const X509Source = {
+  secret: 'secret',
+  configMap: 'configmap',
+  keystore: 'keystore',
+  kubeconfig: 'kubeconfig',
+  validatingWebhook: 'validatingwebhook',
+  mutatingWebhook: 'mutatingwebhook',
+  apiService: 'apiservice',
+  crdConversion: 'crdconversion',
+  file: 'file',
+} as const;
+export type X509SourceValue = (typeof X509Source)[keyof typeof X509Source];
 
 /** Values of the `result` label of `csr_requests_total`. */
 export const CsrResult = {

@@ -27,6 +27,7 @@ import { StartupError } from './startup-error.ts';
 export { StartupError } from './startup-error.ts';
 
 import { SecretController } from '../controller/controller.ts';
+import { ClusterMonitor, monitoringEnabled } from '../monitor/cluster-monitor.ts';
 import { createRollouts } from '../rollout/index.ts';
 import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
 
@@ -119,6 +120,26 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     metrics,
     ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
   });
+  // Certificates outside TLS Secrets (the `monitoring` section), when a source is on.
+  const monitor = monitoringEnabled(config.monitoring)
+    ? new ClusterMonitor({
+        transport: kc,
+        config: config.monitoring,
+        registry: metrics.registry,
+        log,
+        events,
+        ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+        readSecretValue: async (namespace, name, key) => {
+          try {
+            const s = await clients.core.readNamespacedSecret({ namespace, name });
+            return decodeSecretData(s.data)[key];
+          } catch (err) {
+            if (isNotFound(err)) return undefined;
+            throw new Error(describeApiError(err));
+          }
+        },
+      })
+    : undefined;
   // A renewal waiting for a person's approval is looked at again as soon as its CSR is answered.
   const waker = csrWaker(config, kc, controller, log);
   // cert-rotator as a CSR signer (and approver) for ca issuers with a `signer` key.
@@ -174,6 +195,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     ready: () => controller.ready() && elector?.state() !== 'lapsed',
   });
   controller.start();
+  monitor?.start();
   waker?.start();
   rollouts.start();
   signer?.start();
@@ -194,6 +216,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     async stop() {
       reclaimer.stop();
       await controller.stop();
+      monitor?.stop();
       waker?.stop();
       await signer?.stop();
       await closeHttp01Listeners();

@@ -8,6 +8,7 @@ import { KEY_ALGORITHMS, type KeyAlgorithmName } from '../names.ts';
 import { DEFAULT_RENEW_BEFORE, parseDuration, parseRenewBefore } from '../policy/renewal.ts';
 import { dropUndefined } from './drop-undefined.ts';
 import { checkFallbacks, parseCertificateDuration, rawIssuerNames, readIssuers } from './issuers.ts';
+import { readMonitoring } from './monitoring.ts';
 import { type ConfigIssue, join, type Mapping, Reader } from './reader.ts';
 import { CONFIG_DEFAULTS, type Config, type DefaultsConfig, type LeaderElectionConfig } from './schema.ts';
 import { namespaceProblem, objectNameProblem } from './syntax.ts';
@@ -36,6 +37,7 @@ const TOP_KEYS = [
   'rollout',
   'renewalBackoff',
   'kubeAPI',
+  'monitoring',
 ];
 
 export function loadConfig(yamlText: string): Config {
@@ -95,11 +97,14 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     burst: r.integer(kubeMap, 'burst', 'kubeAPI', 1, 100_000) ?? CONFIG_DEFAULTS.kubeApiBurst,
   };
 
+  const namespaces = namespaceList ? [...new Set(namespaceList)] : 'all';
+  const monitoring = readMonitoring(r, root.monitoring, namespaces);
+
   if (!defaults) return undefined;
   return {
     defaults,
     issuers,
-    namespaces: namespaceList ? [...new Set(namespaceList)] : 'all',
+    namespaces,
     resyncIntervalMs,
     concurrency,
     metrics: { address },
@@ -107,6 +112,7 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     rollout: { debounceMs },
     renewalBackoff,
     kubeAPI,
+    monitoring,
   };
 }
 

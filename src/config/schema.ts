@@ -4,6 +4,7 @@
  */
 import type { KeyAlgorithmName } from '../names.ts';
 import type { RenewBefore } from '../policy/renewal.ts';
+import type { MonitoringConfig } from './monitoring.ts';
 
 export interface SecretRef {
   namespace: string;
@@ -176,6 +177,8 @@ export interface Config {
   kubeAPI: { qps: number; burst: number };
   /** Per-Secret backoff between failed renewals: first delay and cap (grows ×3, jittered). */
   renewalBackoff: { baseMs: number; capMs: number };
+  /** Certificates outside TLS Secrets (config/monitoring.ts); every source off by default. */
+  monitoring: MonitoringConfig;
 }
 
 export const CONFIG_DEFAULTS = {

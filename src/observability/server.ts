@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { requireListenAddress } from '../listen-address.ts';
-import type { Metrics } from './metrics.ts';
+import type { Registry } from './prom.ts';
 
 export interface HealthSource {
   /**
@@ -18,7 +18,7 @@ const { createServer } = process.getBuiltinModule('node:http');
 /** `/metrics`, `/healthz`, `/readyz` on one listener. */
 export function startHttpServer(
   address: string,
-  metrics: Metrics,
+  metrics: { registry: Registry },
   health: HealthSource,
 ): Promise<{ server: Server; port: number }> {
   const { host, port } = requireListenAddress(address);
