@@ -179,6 +179,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         controller.replanAll();
         rollouts.manager.replanAll();
         signer?.replanAll();
+        monitor?.leading();
       },
       onStoppedLeading: () => {
         // As client-go's binaries do: a leader that lost its lease exits and starts over clean,

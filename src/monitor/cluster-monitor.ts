@@ -95,6 +95,8 @@ export class ClusterMonitor {
   /** Bumped on every change of an object, so a late asynchronous read never overwrites a newer one. */
   private readonly generations = new Map<string, number>();
   private readonly passwords = new Map<string, { at: number; value: Promise<PasswordResult> }>();
+  /** Events a standby could not write: written when it becomes the leader (`leading()`). */
+  private readonly pendingEvents = new Map<string, { ref: ObjectRef; message: string }>();
   private readonly watch: ListWatch<RawObject, StreamTag>;
   private readonly o: ClusterMonitorOptions;
   private isSynced = false;
@@ -130,6 +132,13 @@ export class ClusterMonitor {
 
   stop(): void {
     this.watch.stop();
+  }
+
+  /** Leadership gained: the events of problems found while standing by are written now. */
+  leading(): void {
+    const pending = [...this.pendingEvents.values()];
+    this.pendingEvents.clear();
+    for (const e of pending) this.writeEvent(e.ref, e.message);
   }
 
   synced(): boolean {
@@ -252,14 +261,17 @@ export class ClusterMonitor {
     this.generations.set(id, (this.generations.get(id) ?? 0) + 1);
     this.summaries.delete(id);
     this.generations.delete(id);
+    this.pendingEvents.delete(id);
   }
 
   private store(id: string, summary: ObjectSummary | undefined, obj: RawObject, kind: Kind): void {
     const before = this.summaries.get(id);
     if (!summary) {
       this.summaries.delete(id);
+      this.pendingEvents.delete(id);
       return;
     }
+    if (summary.problems.length === 0) this.pendingEvents.delete(id);
     this.summaries.set(id, summary);
     const known = new Set(before?.problems.map((p) => `${p.key}|${p.reason}`) ?? []);
     const fresh = summary.problems.filter((p) => !known.has(`${p.key}|${p.reason}`));
@@ -267,16 +279,22 @@ export class ClusterMonitor {
     const where = summary.namespace ? `${summary.namespace}/${summary.name}` : summary.name;
     for (const p of fresh)
       this.o.log.warn({ source: summary.source, object: where, key: p.key, reason: p.reason }, p.message);
-    if (!this.o.events || (this.o.isLeader && !this.o.isLeader())) return;
+    if (!this.o.events) return;
     const message = fresh.map((p) => `${p.key}: ${p.message}`).join('; ');
-    void this.o.events.record(
-      {
-        ...kind,
-        // Events live in a namespace; those of cluster-scoped objects go to "default", as kubectl looks there.
-        namespace: summary.namespace || 'default',
-        name: summary.name,
-        ...(obj.metadata?.uid ? { uid: obj.metadata.uid } : {}),
-      },
+    const ref: ObjectRef = {
+      ...kind,
+      // Events live in a namespace; those of cluster-scoped objects go to "default".
+      namespace: summary.namespace || 'default',
+      name: summary.name,
+      ...(obj.metadata?.uid ? { uid: obj.metadata.uid } : {}),
+    };
+    if (this.o.isLeader && !this.o.isLeader()) this.pendingEvents.set(id, { ref, message });
+    else this.writeEvent(ref, message);
+  }
+
+  private writeEvent(ref: ObjectRef, message: string): void {
+    void this.o.events?.record(
+      ref,
       'Warning',
       EventReason.certificateUnreadable,
       `certificates cannot be read: ${message}`,
