@@ -30,8 +30,10 @@ const COMMANDS: Record<string, CommandEntry> = {
                              Every TLS Secret: expiry, planned renewal, state, problem (needs only
                              "list" on secrets). Exit 1 when one expires within D (e.g. 14d).
       --kubeconfig FILE      Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster).
-  scan PATH...               The same for PEM files, bundles, DER certificates and kubeconfigs
-                             (directories recursively).
+                             With --config, also the config's monitoring sources (docs/monitoring.md).
+  scan PATH... [--password-file F]
+                             The same for PEM files, bundles, DER certificates, kubeconfigs and
+                             PKCS#12/JKS keystores (directories recursively).
 `,
     load: () => import('./app/scan.ts'),
   },

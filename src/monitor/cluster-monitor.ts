@@ -4,6 +4,7 @@
  * writes a Warning Event on an object the first time one of its values cannot be read.
  */
 import type { KeystorePassword, MonitoringConfig, WebhookKind } from '../config/monitoring.ts';
+import type { SecretKeyRef } from '../config/schema.ts';
 import type { ObjectRef } from '../kube/events.ts';
 import type { KubeTransport } from '../kube/http/transport.ts';
 import { collectionPath, ListWatch, type StreamSpec } from '../kube/list-watch.ts';
@@ -41,14 +42,14 @@ export interface ClusterMonitorOptions {
   pageSize?: number;
 }
 
-type Processor = (o: RawObject) => ObjectSummary | undefined | Promise<ObjectSummary | undefined>;
+export type Processor = (o: RawObject) => ObjectSummary | undefined | Promise<ObjectSummary | undefined>;
 
 interface Kind {
   apiVersion: string;
   kind: string;
 }
 
-interface StreamTag {
+export interface StreamTag {
   kind: Kind;
   /** Each source reading this stream: its store prefix and how it summarises an object. */
   processors: Array<{ source: string; process: Processor }>;
@@ -79,6 +80,90 @@ const WEBHOOK_STREAMS: Record<WebhookKind, { path: string; kind: Kind; process: 
   },
 };
 
+/**
+ * The collections to list and watch for the enabled sources, each with the sources that read it
+ * (two sources with the same path and selectors share one stream). `namespace` narrows every
+ * namespaced source to one namespace and leaves out the cluster-scoped ones (`scan -n`).
+ */
+export function monitorStreams(
+  c: MonitoringConfig,
+  externalPassword: (p: { secret: SecretKeyRef }) => Promise<PasswordResult>,
+  namespace?: string,
+): StreamSpec<StreamTag>[] {
+  const namespacesOf = (configured: string[] | 'all') =>
+    namespace ? [namespace] : configured === 'all' ? [undefined] : configured;
+  const byStream = new Map<string, StreamSpec<StreamTag>>();
+  const add = (
+    path: string,
+    kind: Kind,
+    source: string,
+    process: Processor,
+    labelSelector?: string,
+    fieldSelector?: string,
+  ) => {
+    const id = `${path}?${labelSelector ?? ''}&${fieldSelector ?? ''}`;
+    let spec = byStream.get(id);
+    if (!spec) {
+      spec = {
+        path,
+        ...(labelSelector ? { labelSelector } : {}),
+        ...(fieldSelector ? { fieldSelector } : {}),
+        tag: { kind, processors: [] },
+      };
+      byStream.set(id, spec);
+    }
+    spec.tag.processors.push({ source, process });
+  };
+  const secretKind = { apiVersion: 'v1', kind: 'Secret' };
+  const secretSources = [
+    [c.secrets, X509Source.secret, 'pem'],
+    [c.keystores, X509Source.keystore, 'keystore'],
+    [c.kubeconfigs, X509Source.kubeconfig, 'kubeconfig'],
+  ] as const;
+  for (const [sc, source, format] of secretSources) {
+    if (!sc.enabled) continue;
+    const matches = keyMatcher(sc.keys);
+    const password = source === X509Source.keystore ? c.keystores.password : undefined;
+    const process: Processor =
+      source !== X509Source.keystore
+        ? (o) => summarizeSecret(source, o, matches, format)
+        : password && 'secret' in password
+          ? async (o) => {
+              const pw = await externalPassword(password);
+              return summarizeSecret(source, o, matches, format, () => pw);
+            }
+          : (o) => summarizeSecret(source, o, matches, format, (data) => samePassword(password, data));
+    const fieldSelector = sc.excludeTypes.map((t) => `type!=${t}`).join(',');
+    for (const ns of namespacesOf(sc.namespaces))
+      add(
+        collectionPath('/api/v1', 'secrets', ns),
+        secretKind,
+        source,
+        process,
+        sc.labelSelector,
+        fieldSelector || undefined,
+      );
+  }
+  if (c.configMaps.enabled) {
+    const matches = keyMatcher(c.configMaps.keys);
+    for (const ns of namespacesOf(c.configMaps.namespaces))
+      add(
+        collectionPath('/api/v1', 'configmaps', ns),
+        { apiVersion: 'v1', kind: 'ConfigMap' },
+        X509Source.configMap,
+        (o) => summarizeConfigMap(o, matches),
+        c.configMaps.labelSelector,
+      );
+  }
+  if (c.webhooks.enabled && !namespace) {
+    for (const k of c.webhooks.kinds) {
+      const w = WEBHOOK_STREAMS[k];
+      add(w.path, w.kind, k, w.process, c.webhooks.labelSelector);
+    }
+  }
+  return [...byStream.values()];
+}
+
 /** Whether any source of the section is on (the controller starts a monitor only then). */
 export function monitoringEnabled(c: MonitoringConfig): boolean {
   return (
@@ -106,7 +191,7 @@ export class ClusterMonitor {
     registerX509Metrics(o.registry, () => this.summaries.values());
     this.watch = new ListWatch<RawObject, StreamTag>(
       o.transport,
-      this.streams(),
+      monitorStreams(o.config, (p) => this.externalPassword(p)),
       {
         upsert: (obj, tag) => this.upsert(obj, tag),
         remove: (ns, name, tag) => {
@@ -148,80 +233,6 @@ export class ClusterMonitor {
   /** Current summaries (tests, scan). */
   all(): ObjectSummary[] {
     return [...this.summaries.values()];
-  }
-
-  private streams(): StreamSpec<StreamTag>[] {
-    const c = this.o.config;
-    const byStream = new Map<string, StreamSpec<StreamTag>>();
-    const add = (
-      path: string,
-      kind: Kind,
-      source: string,
-      process: Processor,
-      labelSelector?: string,
-      fieldSelector?: string,
-    ) => {
-      const id = `${path}?${labelSelector ?? ''}&${fieldSelector ?? ''}`;
-      let spec = byStream.get(id);
-      if (!spec) {
-        spec = {
-          path,
-          ...(labelSelector ? { labelSelector } : {}),
-          ...(fieldSelector ? { fieldSelector } : {}),
-          tag: { kind, processors: [] },
-        };
-        byStream.set(id, spec);
-      }
-      spec.tag.processors.push({ source, process });
-    };
-    const secretKind = { apiVersion: 'v1', kind: 'Secret' };
-    const secretSources = [
-      [c.secrets, X509Source.secret, 'pem'],
-      [c.keystores, X509Source.keystore, 'keystore'],
-      [c.kubeconfigs, X509Source.kubeconfig, 'kubeconfig'],
-    ] as const;
-    for (const [sc, source, format] of secretSources) {
-      if (!sc.enabled) continue;
-      const matches = keyMatcher(sc.keys);
-      const password = source === X509Source.keystore ? c.keystores.password : undefined;
-      const process: Processor =
-        source !== X509Source.keystore
-          ? (o) => summarizeSecret(source, o, matches, format)
-          : password && 'secret' in password
-            ? async (o) => {
-                const pw = await this.externalPassword(password);
-                return summarizeSecret(source, o, matches, format, () => pw);
-              }
-            : (o) => summarizeSecret(source, o, matches, format, (data) => samePassword(password, data));
-      const fieldSelector = sc.excludeTypes.map((t) => `type!=${t}`).join(',');
-      for (const ns of sc.namespaces === 'all' ? [undefined] : sc.namespaces)
-        add(
-          collectionPath('/api/v1', 'secrets', ns),
-          secretKind,
-          source,
-          process,
-          sc.labelSelector,
-          fieldSelector || undefined,
-        );
-    }
-    if (c.configMaps.enabled) {
-      const matches = keyMatcher(c.configMaps.keys);
-      for (const ns of c.configMaps.namespaces === 'all' ? [undefined] : c.configMaps.namespaces)
-        add(
-          collectionPath('/api/v1', 'configmaps', ns),
-          { apiVersion: 'v1', kind: 'ConfigMap' },
-          X509Source.configMap,
-          (o) => summarizeConfigMap(o, matches),
-          c.configMaps.labelSelector,
-        );
-    }
-    if (c.webhooks.enabled) {
-      for (const k of c.webhooks.kinds) {
-        const w = WEBHOOK_STREAMS[k];
-        add(w.path, w.kind, k, w.process, c.webhooks.labelSelector);
-      }
-    }
-    return [...byStream.values()];
   }
 
   private upsert(obj: RawObject, tag: StreamTag): void {

@@ -36,6 +36,7 @@ let admission: k8s.AdmissionregistrationV1Api;
 let apiext: k8s.ApiextensionsV1Api;
 let controller: ControllerProcess;
 let url = '';
+let configPath = '';
 let chain: Pair;
 let webhookCA: Pair;
 let names: { vw: string; mw: string; crd: string; group: string };
@@ -194,7 +195,7 @@ beforeAll(async () => {
     },
   });
 
-  const configPath = await writeConfig(dir, {
+  configPath = await writeConfig(dir, {
     namespaces: [n],
     monitoring: {
       secrets: { enabled: true, keys: ['*.crt', '*.der'] },
@@ -292,6 +293,47 @@ describe('certificate monitor (real API server)', () => {
       'certificates cannot be read: keystore.p12: the PKCS#12 integrity check failed: wrong password',
     );
     expect(event.message).not.toContain('not-the-password');
+  });
+
+  it('cert-rotator scan --config lists the same sources, read errors included', async () => {
+    const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
+    const r = await run(process.execPath, [
+      cli,
+      'scan',
+      '--config',
+      configPath,
+      '--kubeconfig',
+      testEnv().kubeconfigPath,
+      '-o',
+      'json',
+    ]);
+    const rows = (
+      JSON.parse(r.out.slice(r.out.indexOf('{'))) as {
+        items: Array<{
+          kind: string;
+          namespace: string | null;
+          name: string;
+          source: string | null;
+          notAfter: string | null;
+          problems: string[];
+        }>;
+      }
+    ).items.filter(
+      (row) => row.namespace === ns() || row.name.startsWith(ns()) || row.name.endsWith(names.group),
+    );
+    const find = (name: string, source: string | null) =>
+      rows.find((row) => row.name === name && row.source === source);
+    const want = notAfters(chain.certPem).map((s) => new Date(s * 1000).toISOString());
+    expect(find('bundle', 'secret ca.crt 3 of 3')?.notAfter).toBe(want[2]);
+    expect(find('tls', null)?.kind).toBe('Secret');
+    expect(find('trust', 'configmap ca.crt 1 of 3')?.kind).toBe('ConfigMap');
+    expect(find(names.vw, `validatingwebhook check.${names.group}`)?.kind).toBe(
+      'ValidatingWebhookConfiguration',
+    );
+    expect(find('ks-wrong', 'keystore keystore.p12')?.problems).toEqual([
+      'wrong-password: the PKCS#12 integrity check failed: wrong password',
+    ]);
+    expect(find('kc', 'kubeconfig kubeconfig:user/ci')?.notAfter).toBe(want[0]);
   });
 
   it('follows updates and deletions through the watch', async () => {
