@@ -177,8 +177,12 @@ export function monitoringEnabled(c: MonitoringConfig): boolean {
 
 export class ClusterMonitor {
   private readonly summaries = new Map<string, ObjectSummary>();
-  /** Bumped on every change of an object, so a late asynchronous read never overwrites a newer one. */
+  /**
+   * The sequence number of each object's latest change: an asynchronous read (a password from
+   * another Secret) is stored only if no change or deletion came after it.
+   */
   private readonly generations = new Map<string, number>();
+  private sequence = 0;
   private readonly passwords = new Map<string, { at: number; value: Promise<PasswordResult> }>();
   /** Events a standby could not write: written when it becomes the leader (`leading()`). */
   private readonly pendingEvents = new Map<string, { ref: ObjectRef; message: string }>();
@@ -240,7 +244,7 @@ export class ClusterMonitor {
     const name = obj.metadata?.name ?? '';
     for (const p of tag.processors) {
       const id = `${p.source}|${ns}/${name}`;
-      const generation = (this.generations.get(id) ?? 0) + 1;
+      const generation = ++this.sequence;
       this.generations.set(id, generation);
       let result: ReturnType<Processor>;
       try {
@@ -269,7 +273,6 @@ export class ClusterMonitor {
   }
 
   private forget(id: string): void {
-    this.generations.set(id, (this.generations.get(id) ?? 0) + 1);
     this.summaries.delete(id);
     this.generations.delete(id);
     this.pendingEvents.delete(id);
