@@ -245,7 +245,8 @@ export class ClusterMonitor {
     for (const p of tag.processors) {
       const id = `${p.source}|${ns}/${name}`;
       const generation = ++this.sequence;
-      this.generations.set(id, generation);
+      // Only pending asynchronous reads are tracked; a synchronous one cancels any of them.
+      this.generations.delete(id);
       let result: ReturnType<Processor>;
       try {
         result = p.process(obj);
@@ -258,9 +259,12 @@ export class ClusterMonitor {
         continue;
       }
       if (result instanceof Promise) {
+        this.generations.set(id, generation);
         void result.then(
           (s) => {
-            if (this.generations.get(id) === generation) this.store(id, s, obj, tag.kind);
+            if (this.generations.get(id) !== generation) return;
+            this.generations.delete(id);
+            this.store(id, s, obj, tag.kind);
           },
           (err) =>
             this.o.log.error(
