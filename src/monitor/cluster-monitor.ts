@@ -266,11 +266,13 @@ export class ClusterMonitor {
             this.generations.delete(id);
             this.store(id, s, obj, tag.kind);
           },
-          (err) =>
+          (err) => {
+            if (this.generations.get(id) === generation) this.generations.delete(id);
             this.o.log.error(
               { object: `${ns}/${name}`, error: String(err) },
               'certificate monitor: cannot summarise',
-            ),
+            );
+          },
         );
       } else this.store(id, result, obj, tag.kind);
     }
