@@ -35,6 +35,11 @@ export interface SecretSourceConfig extends NamespacedSource {
 export type KeystorePassword = { key: string } | { secret: SecretKeyRef };
 
 export interface MonitoringConfig {
+  /**
+   * Object labels copied onto the series: label key → metric label name (`label_` and the key
+   * with every character outside [a-zA-Z0-9_] replaced by `_`, as kube-state-metrics names them).
+   */
+  copyLabels: Array<{ key: string; name: string }>;
   secrets: SecretSourceConfig;
   configMaps: NamespacedSource;
   keystores: SecretSourceConfig & { password?: KeystorePassword };
@@ -60,7 +65,15 @@ const SELECTOR = /^[A-Za-z0-9_.\-/=!,() ]+$/;
 export function readMonitoring(r: Reader, value: unknown, namespaces: string[] | 'all'): MonitoringConfig {
   const path = 'monitoring';
   const m =
-    r.optionalMapping(value, path, ['secrets', 'configMaps', 'keystores', 'kubeconfigs', 'webhooks']) ?? {};
+    r.optionalMapping(value, path, [
+      'copyLabels',
+      'secrets',
+      'configMaps',
+      'keystores',
+      'kubeconfigs',
+      'webhooks',
+    ]) ?? {};
+  const copyLabels = readCopyLabels(r, m, path);
   const secretSource = (
     key: string,
     keys: readonly string[],
@@ -102,6 +115,7 @@ export function readMonitoring(r: Reader, value: unknown, namespaces: string[] |
   ) as WebhookKind[] | undefined;
   const whSelector = readSelector(r, wh, whPath);
   return {
+    copyLabels,
     secrets,
     configMaps: namespaced(r, cm, cmPath, MONITORING_DEFAULTS.configMapKeys, namespaces),
     keystores: { ...keystoreBase, ...(password ? { password } : {}) },
@@ -175,4 +189,35 @@ function readPassword(r: Reader, m: Mapping, path: string): KeystorePassword | u
   }
   const secret = readSecretKeyRef(r, pm, 'secret', at);
   return secret ? { secret } : undefined;
+}
+
+const LABEL_KEY =
+  /^(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+/** The metric label name an object label is copied to. */
+export function copiedLabelName(key: string): string {
+  return `label_${key.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+}
+
+function readCopyLabels(r: Reader, m: Mapping, path: string): Array<{ key: string; name: string }> {
+  const keys = readList(r, m, 'copyLabels', path, (k) =>
+    LABEL_KEY.test(k) ? undefined : `"${k}" is not a Kubernetes label key`,
+  );
+  if (!keys) return [];
+  const out: Array<{ key: string; name: string }> = [];
+  const byName = new Map<string, string>();
+  for (const key of new Set(keys)) {
+    const name = copiedLabelName(key);
+    const other = byName.get(name);
+    if (other !== undefined) {
+      r.report(
+        join(path, 'copyLabels'),
+        `"${other}" and "${key}" would both become the metric label ${name}`,
+      );
+      continue;
+    }
+    byName.set(name, key);
+    out.push({ key, name });
+  }
+  return out;
 }

@@ -292,6 +292,16 @@ export class ClusterMonitor {
       return;
     }
     if (summary.problems.length === 0) this.pendingEvents.delete(id);
+    const labels = this.o.config.copyLabels;
+    if (labels.length > 0) {
+      const own = obj.metadata?.labels ?? {};
+      const copied: Array<[string, string]> = [];
+      for (const l of labels) {
+        const v = own[l.key];
+        if (typeof v === 'string') copied.push([l.name, v]);
+      }
+      if (copied.length > 0) summary.labels = copied;
+    }
     this.summaries.set(id, summary);
     const known = new Set(before?.problems.map((p) => `${p.key}|${p.reason}`) ?? []);
     const fresh = summary.problems.filter((p) => !known.has(`${p.key}|${p.reason}`));

@@ -13,8 +13,14 @@ export function registerX509Metrics(
   node = '',
 ): void {
   const nodeLabel = node ? `,node="${escapeLabel(node)}"` : '';
+  const copied = (s: ObjectSummary) => {
+    if (!s.labels) return '';
+    let out = '';
+    for (const [name, value] of s.labels) out += `,${name}="${escapeLabel(value)}"`;
+    return out;
+  };
   const certLabels = (s: ObjectSummary, c: CertSeries) =>
-    `{source="${s.source}"${s.namespace ? `,namespace="${escapeLabel(s.namespace)}"` : ''},name="${escapeLabel(s.name)}"${c.key ? `,key="${escapeLabel(c.key)}"` : ''},index="${c.index}",subject_cn="${escapeLabel(c.subjectCN)}",issuer_cn="${escapeLabel(c.issuerCN)}"${nodeLabel}}`;
+    `{source="${s.source}"${s.namespace ? `,namespace="${escapeLabel(s.namespace)}"` : ''},name="${escapeLabel(s.name)}"${c.key ? `,key="${escapeLabel(c.key)}"` : ''},index="${c.index}",subject_cn="${escapeLabel(c.subjectCN)}",issuer_cn="${escapeLabel(c.issuerCN)}"${copied(s)}${nodeLabel}}`;
   const family = (name: string, help: string, value: (c: CertSeries) => number) =>
     registry.registerMetric(
       scrapeTimeFamily(name, help, 'gauge', (emit) => {
@@ -40,7 +46,7 @@ export function registerX509Metrics(
         for (const s of summaries())
           for (const p of s.problems)
             emit(
-              `{source="${s.source}"${s.namespace ? `,namespace="${escapeLabel(s.namespace)}"` : ''},name="${escapeLabel(s.name)}"${p.key ? `,key="${escapeLabel(p.key)}"` : ''},reason="${p.reason}"${nodeLabel}}`,
+              `{source="${s.source}"${s.namespace ? `,namespace="${escapeLabel(s.namespace)}"` : ''},name="${escapeLabel(s.name)}"${p.key ? `,key="${escapeLabel(p.key)}"` : ''},reason="${p.reason}"${copied(s)}${nodeLabel}}`,
               1,
             );
       },

@@ -8,7 +8,7 @@ import type { ValueFormat } from './read.ts';
 import { addValue, emptySummary, type ObjectSummary } from './summary.ts';
 
 export interface RawObject {
-  metadata?: { namespace?: string; name?: string; uid?: string };
+  metadata?: { namespace?: string; name?: string; uid?: string; labels?: Record<string, string> };
   [field: string]: unknown;
 }
 

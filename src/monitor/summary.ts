@@ -32,6 +32,8 @@ export interface ObjectSummary {
   name: string;
   certs: CertSeries[];
   problems: ReadProblem[];
+  /** Copied object labels (`monitoring.copyLabels`): metric label name and value, only those listed. */
+  labels?: Array<[string, string]>;
 }
 
 export function emptySummary(source: X509SourceValue, namespace: string, name: string): ObjectSummary {

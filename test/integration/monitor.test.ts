@@ -146,7 +146,7 @@ beforeAll(async () => {
   });
   await core.createNamespacedConfigMap({
     namespace: n,
-    body: { metadata: { name: 'trust' }, data: { 'ca.crt': chain.certPem } },
+    body: { metadata: { name: 'trust', labels: { team: 'payments' } }, data: { 'ca.crt': chain.certPem } },
   });
   // The existing TLS source, to show that its series are unchanged.
   await core.createNamespacedSecret({ namespace: n, body: tlsSecret('tls', chain) });
@@ -198,6 +198,7 @@ beforeAll(async () => {
   configPath = await writeConfig(dir, {
     namespaces: [n],
     monitoring: {
+      copyLabels: ['team'],
       secrets: { enabled: true, keys: ['*.crt', '*.der'] },
       configMaps: { enabled: true, keys: ['ca.crt'] },
       keystores: { enabled: true, password: { key: 'password' } },
@@ -268,6 +269,13 @@ describe('certificate monitor (real API server)', () => {
         .filter((l) => l.startsWith('source="validatingwebhook"'))
         .every((l) => !l.includes('namespace=')),
     ).toBe(true);
+    // copyLabels: the ConfigMap's team label on its series, nothing on objects without it.
+    expect(
+      [...samples.keys()].filter((l) => l.includes('label_team=')).map((l) => /name="([^"]+)"/.exec(l)?.[1]),
+    ).toEqual(['trust', 'trust', 'trust']);
+    expect(
+      [...samples.keys()].find((l) => l.startsWith('source="configmap"') && l.includes('name="trust"')),
+    ).toMatch(/,label_team="payments"$/);
     // TLS Secrets are not read twice: the secret source excludes their type.
     expect(seriesOf(samples, 'secret', 'tls')).toEqual({});
   });

@@ -56,14 +56,25 @@ monitoring:
   secrets: { enabled: "yes", keys: ["a b"], copyLabels: [x] }
   keystores: { password: { key: p, secret: { namespace: a, name: b, key: c } } }
   webhooks: { kinds: [Ingress] }
+  copyLabels: [team, "a/b", "a.b", "bad key"]
 `),
     ).toEqual([
-      'monitoring.nodeFiles: unknown key (known keys: secrets, configMaps, keystores, kubeconfigs, webhooks)',
+      'monitoring.nodeFiles: unknown key (known keys: copyLabels, secrets, configMaps, keystores, kubeconfigs, webhooks)',
+      'monitoring.copyLabels[3]: "bad key" is not a Kubernetes label key',
       'monitoring.secrets.copyLabels: unknown key (known keys: enabled, namespaces, labelSelector, keys, excludeTypes)',
       'monitoring.secrets.enabled: must be true or false, got the string "yes"',
       'monitoring.secrets.keys[0]: "a b" is not a key glob (letters, digits, "-", "_", ".", "*", "?")',
       'monitoring.keystores.password: needs exactly one of key (a key of the same Secret) or secret (namespace, name, key)',
       'monitoring.webhooks.kinds[0]: "Ingress" must be one of ValidatingWebhookConfiguration, MutatingWebhookConfiguration, APIService, CustomResourceDefinition',
+    ]);
+    expect(issues('monitoring: { copyLabels: [a/b, a.b] }')).toEqual([
+      'monitoring.copyLabels: "a/b" and "a.b" would both become the metric label label_a_b',
+    ]);
+    expect(
+      loadConfig('monitoring: { copyLabels: [team, app.kubernetes.io/name] }').monitoring.copyLabels,
+    ).toEqual([
+      { key: 'team', name: 'label_team' },
+      { key: 'app.kubernetes.io/name', name: 'label_app_kubernetes_io_name' },
     ]);
   });
 });
