@@ -5,10 +5,12 @@
  *
  * Crypto is node:crypto's (PBKDF2, AES, 3DES, HMAC are native). RC2, which OpenSSL 1.x and older
  * Java wrote by default for certificate bags and which OpenSSL 3 only has in its legacy provider,
- * comes from node-forge's implementation.
+ * comes from node-forge's implementation, loaded on first use (its RC2 and util modules only:
+ * the whole library would add ~11 MB of RSS to every controller, monitoring or not).
  */
 import { createDecipheriv, createHash, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:crypto';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type forge from 'node-forge';
 import { children, contents, expectTag, oidText, readTlv, smallInt, Tag, type Tlv } from './asn1.ts';
 import { ReadError } from './errors.ts';
 
@@ -48,8 +50,12 @@ const PBES2_CIPHERS: Record<string, { name: string; keyLength: number }> = {
   '1.2.840.113549.3.7': { name: 'des-ede3-cbc', keyLength: 24 },
 };
 
-/** Iteration counts above this are refused: a hostile file must not pin a core for minutes. */
-const MAX_ITERATIONS = 1_000_000;
+/**
+ * Iteration counts above this are refused (reason `unsupported`): reading runs on the event loop,
+ * and a hostile Secret must not pin it. Tools write 2,048 (OpenSSL) or 10,000 (Java); at 100,000
+ * one keystore costs about 0.1 s.
+ */
+const MAX_ITERATIONS = 100_000;
 
 function malformed(what: string): never {
   throw new ReadError('malformed', `not a valid PKCS#12 keystore: ${what}`);
@@ -143,7 +149,13 @@ function verifyMac(buf: Uint8Array, macData: Tlv, data: Uint8Array, pass: string
 
 function iterationCount(buf: Uint8Array, t: Tlv): number {
   const n = smallInt(buf, t, 'iteration count');
-  if (n < 1 || n > MAX_ITERATIONS) malformed(`iteration count ${n} is out of range`);
+  if (n < 1) malformed(`iteration count ${n} is out of range`);
+  if (n > MAX_ITERATIONS) {
+    throw new ReadError(
+      'unsupported',
+      `PKCS#12 iteration count ${n} is more than the ${MAX_ITERATIONS} read`,
+    );
+  }
   return n;
 }
 
@@ -256,11 +268,18 @@ function pbes2(buf: Uint8Array, params: Tlv, ciphertext: Uint8Array, pass: strin
   return Buffer.concat([d.update(ciphertext), d.final()]);
 }
 
+let forgeParts: { rc2: typeof forge.rc2; util: typeof forge.util } | undefined;
+
 function rc2Decrypt(key: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  if (!forgeParts) {
+    const require = createRequire(import.meta.url);
+    forgeParts = { rc2: require('node-forge/lib/rc2.js'), util: require('node-forge/lib/util.js') };
+  }
+  const { rc2, util } = forgeParts;
   const binary = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('binary');
-  const cipher = forge.rc2.createDecryptionCipher(binary(key), key.length * 8);
+  const cipher = rc2.createDecryptionCipher(binary(key), key.length * 8);
   cipher.start(binary(iv));
-  cipher.update(forge.util.createBuffer(binary(ciphertext)));
+  cipher.update(util.createBuffer(binary(ciphertext)));
   if (!cipher.finish()) throw new Error('bad padding');
   return Buffer.from(cipher.output.getBytes(), 'binary');
 }

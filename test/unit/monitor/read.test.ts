@@ -80,6 +80,12 @@ describe('readKeystore', () => {
     );
   });
 
+  it('refuses a keystore with more iterations than it reads (its MAC is not even computed)', () => {
+    expect(reason(() => readKeystore(fixture('slow.p12'), 'x'))).toBe(
+      'unsupported: PKCS#12 iteration count 200000 is more than the 100000 read',
+    );
+  });
+
   it('reads JKS trusted certificates and the chain of a JCEKS private-key entry', () => {
     expect(
       readKeystore(fixture('trust.jks'), 'changeit')
