@@ -188,4 +188,42 @@ describe('chart grants for the monitoring sources', () => {
     expect(resources).not.toContain('validatingwebhookconfigurations');
     expect(objects.filter((o) => o?.kind === 'ClusterRole')).toEqual([]);
   });
+
+  it('renders the node monitor as asked: root without capabilities, read-only everything, no token, control-plane tolerations', async () => {
+    const r = await helm([
+      'template',
+      'x',
+      CHART,
+      '--set',
+      'nodeMonitor.enabled=true',
+      '--show-only',
+      'templates/node-monitor.yaml',
+    ]);
+    expect(r.code, r.out).toBe(0);
+    const ds = parseAllDocuments(r.out)
+      .map((d) => d.toJS() as k8s.V1DaemonSet | null)
+      .find((o) => o?.kind === 'DaemonSet');
+    const pod = ds?.spec?.template.spec;
+    const c = pod?.containers[0];
+    expect(pod?.automountServiceAccountToken).toBe(false);
+    expect(c?.securityContext).toMatchObject({
+      runAsUser: 0,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(c?.securityContext?.capabilities?.add).toBeUndefined();
+    expect(c?.volumeMounts?.map((m) => [m.mountPath, m.readOnly])).toEqual([
+      ['/host/etc/kubernetes', true],
+      ['/host/var/lib/kubelet/pki', true],
+    ]);
+    expect(c?.args).toEqual(expect.arrayContaining(['monitor', '--strip-prefix', '/host']));
+    expect(c?.env?.find((e) => e.name === 'NODE_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('spec.nodeName');
+    expect(pod?.tolerations?.map((t) => t.key)).toContain('node-role.kubernetes.io/control-plane');
+    // Its pods are not the controller's: the controller Service and PDB select by other labels.
+    expect(ds?.spec?.selector.matchLabels?.['app.kubernetes.io/name']).toBe('cert-rotator-node-monitor');
+    const off = await helm(['template', 'x', CHART, '--show-only', 'templates/node-monitor.yaml']);
+    expect(off.code).not.toBe(0); // nothing rendered: off by default
+  });
 });
