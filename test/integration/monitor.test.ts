@@ -379,6 +379,42 @@ describe('certificate monitor (real API server)', () => {
     );
   });
 
+  it("an APIService's caBundle: exported while it exists, gone once it is deleted", async () => {
+    // Created and deleted within the test: an APIService whose service does not exist makes
+    // discovery of its group fail, which must not outlive this test.
+    const apireg = adminKubeConfig().makeApiClient(k8s.ApiregistrationV1Api);
+    // Not the CRD's group: that one already has the local APIService the CRD registered.
+    const group = `agg-${names.group}`;
+    const name = `v1.${group}`;
+    await apireg.createAPIService({
+      body: {
+        metadata: { name, labels: { 'cert-rotator-test': ns() } },
+        spec: {
+          group,
+          version: 'v1',
+          service: { namespace: ns(), name: 'nothing-here', port: 443 },
+          caBundle: b64(webhookCA.certPem),
+          groupPriorityMinimum: 1000,
+          versionPriority: 15,
+        },
+      },
+    });
+    try {
+      const series = await waitFor('the APIService series', async () => {
+        const s = seriesOf(await x509(Metric.x509NotAfter), 'apiservice', name);
+        return Object.keys(s).length > 0 ? s : undefined;
+      });
+      expect(series).toEqual({ 'caBundle#0': notAfters(webhookCA.certPem)[0] });
+    } finally {
+      await apireg.deleteAPIService({ name });
+    }
+    await waitFor('the APIService series to go', async () =>
+      Object.keys(seriesOf(await x509(Metric.x509NotAfter), 'apiservice', name)).length === 0
+        ? true
+        : undefined,
+    );
+  });
+
   it('promtool: a webhook CA bundle expiring in 2 days fires the critical alert', async () => {
     const bins = testEnv().bins;
     const rendered = await run(bins.helm, [
