@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import type { CommandEntry } from './app/command.ts';
+import { MONITOR_USAGE } from './app/monitor-usage.ts';
 import { StartupError } from './app/startup-error.ts';
 import { SIDECAR_USAGE } from './sidecar/usage.ts';
 
@@ -29,8 +30,10 @@ const COMMANDS: Record<string, CommandEntry> = {
                              Every TLS Secret: expiry, planned renewal, state, problem (needs only
                              "list" on secrets). Exit 1 when one expires within D (e.g. 14d).
       --kubeconfig FILE      Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster).
-  scan PATH...               The same for PEM files, bundles, DER certificates and kubeconfigs
-                             (directories recursively).
+                             With --config, also the config's monitoring sources (docs/monitoring.md).
+  scan PATH... [--password-file F]
+                             The same for PEM files, bundles, DER certificates, kubeconfigs and
+                             PKCS#12/JKS keystores (directories recursively).
 `,
     load: () => import('./app/scan.ts'),
   },
@@ -40,6 +43,10 @@ const COMMANDS: Record<string, CommandEntry> = {
                              cert-rotator.io/renew-requested-at) and wait for the new revision.
 `,
     load: () => import('./app/renew.ts'),
+  },
+  monitor: {
+    usage: MONITOR_USAGE,
+    load: () => import('./app/monitor-command.ts'),
   },
   sidecar: {
     usage: SIDECAR_USAGE,

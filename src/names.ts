@@ -77,6 +77,8 @@ export const EventReason = {
   certificateExpiring: 'CertificateExpiring',
   /** Warning: the certificate has expired (a threshold of 0). */
   certificateExpired: 'CertificateExpired',
+  /** A monitored object (not a TLS Secret) holds a value that should be certificates and cannot be read. */
+  certificateUnreadable: 'CertificateUnreadable',
 } as const;
 export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
 
@@ -107,6 +109,11 @@ export const Metric = {
   kubeApiRequestsTotal: 'cert_rotator_kube_api_requests_total',
   /** Webhook deliveries by webhook and result (`success`, `failure`, `dropped`). */
   notificationsTotal: 'cert_rotator_notifications_total',
+  /** Every certificate the monitor reads outside TLS Secrets, one series per certificate of a bundle. */
+  x509NotAfter: 'cert_rotator_x509_not_after_timestamp_seconds',
+  x509NotBefore: 'cert_rotator_x509_not_before_timestamp_seconds',
+  /** 1 per monitored object and key whose certificates cannot be read, with the reason. */
+  x509ReadErrors: 'cert_rotator_x509_read_errors',
 } as const;
 
 /** `alertname` of the alerts cert-rotator sends to webhooks (the chart's rules use the same names). */
@@ -123,6 +130,20 @@ export const WorkQueueName = {
   csrSigner: 'csr-signer',
 } as const;
 export type WorkQueueNameValue = (typeof WorkQueueName)[keyof typeof WorkQueueName];
+
+/** Values of the `source` label of the x509 family: where a certificate was found. */
+export const X509Source = {
+  secret: 'secret',
+  configMap: 'configmap',
+  keystore: 'keystore',
+  kubeconfig: 'kubeconfig',
+  validatingWebhook: 'validatingwebhook',
+  mutatingWebhook: 'mutatingwebhook',
+  apiService: 'apiservice',
+  crdConversion: 'crdconversion',
+  file: 'file',
+} as const;
+export type X509SourceValue = (typeof X509Source)[keyof typeof X509Source];
 
 /** Values of the `result` label of `csr_requests_total`. */
 export const CsrResult = {

@@ -2,10 +2,13 @@
 // kube-apiserver, alternately, medians of --rounds rounds, writing docs/performance.md.
 //   1. expiry metrics for N TLS Secrets (x509-certificate-exporter), N in --sizes;
 //   2. one Secret replaced, used by --fanout Deployments, --workloads present (Reloader);
-//   3. --burst certificates wanted at once from a CA issuer (cert-manager, one Certificate each).
+//   3. --burst certificates wanted at once from a CA issuer (cert-manager, one Certificate each);
+//   4. the mixed set of issue 22 (x509-certificate-exporter configured for the same sources): TLS
+//      Secrets (at least --mixed-tls), Opaque Secrets with a PEM bundle, ConfigMaps with 3-certificate
+//      bundles, PKCS#12 Secrets, kubeconfig Secrets, ValidatingWebhookConfigurations.
 // Time, RSS (steady and peak), CPU seconds, API requests (the API server's apiserver_request_total,
 // less the benchmark's own requests and the server's idle rate), bytes per scrape.
-//   npm run build && node bench/peers/run.mjs [--rounds 3] [--only exporter,reloader,certmanager]
+//   npm run build && node bench/peers/run.mjs [--rounds 3] [--only exporter,reloader,certmanager,mixed]
 //     [--sizes 5000,20000] [--fanout 200] [--workloads 2000] [--burst 1000] [--no-write]
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -36,7 +39,11 @@ import {
 const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
-    only: { type: 'string', default: 'exporter,reloader,certmanager' },
+    only: { type: 'string', default: 'exporter,reloader,certmanager,mixed' },
+    // The mixed set: TLS,Opaque,ConfigMaps,PKCS#12,kubeconfigs,webhooks (issue 22's ~20,000 objects).
+    mixed: { type: 'string', default: '10000,4000,3000,1000,1000,100' },
+    // Which tools the mixed scenario runs (experiments on one of them; implies --no-write).
+    'mixed-tools': { type: 'string', default: 'cert-rotator,x509-certificate-exporter' },
     sizes: { type: 'string', default: '5000,20000' },
     fanout: { type: 'string', default: '200' },
     workloads: { type: 'string', default: '2000' },
@@ -71,6 +78,8 @@ const IMAGE_NODE_FLAGS =
         return argv.slice(1, -1);
       })();
 if (args['node-flags'] !== undefined) args['no-write'] = true;
+const MIXED_TOOLS = args['mixed-tools'].split(',');
+if (MIXED_TOOLS.length < 2) args['no-write'] = true;
 
 const peers = locatePeers();
 const log = (msg) => process.stdout.write(`[bench:peers ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -199,7 +208,7 @@ async function logOf(p) {
   return await readFile(p.logFile, 'utf8').catch(() => '');
 }
 
-const results = { exporter: {}, reloader: undefined, certmanager: undefined };
+const results = { exporter: {}, reloader: undefined, certmanager: undefined, mixed: undefined };
 
 // ---- idle request rate of the API server itself ----
 {
@@ -608,6 +617,225 @@ async function certManagerScenario() {
   return runs;
 }
 
+// ---- 4. the mixed set: every source of issue 22, side by side with x509-certificate-exporter ----
+const [MIX_TLS, MIX_OPAQUE, MIX_CM, MIX_P12, MIX_KC, MIX_HOOKS] = args.mixed.split(',').map(Number);
+let mixedCounts;
+async function createMixed() {
+  const nss = 10;
+  for (let i = 0; i < nss; i++) await ensureNamespace(`mix-${i}`);
+  await topUpTlsSecrets(MIX_TLS);
+  const p12 = readFileSync(join(REPO, 'test/unit/monitor/fixtures/modern.p12')).toString('base64');
+  const b64 = (t) => Buffer.from(t).toString('base64');
+  const pem = (i) =>
+    fresh[i % fresh.length].certPem.split('-----END CERTIFICATE-----')[0] + '-----END CERTIFICATE-----\n';
+  const byNs = (count, make) => {
+    const out = Array.from({ length: nss }, () => []);
+    for (let i = 0; i < count; i++) out[i % nss].push(make(i));
+    return out;
+  };
+  const secret = (name, data) => ({ metadata: { name }, type: 'Opaque', data });
+  const groups = [
+    ...byNs(MIX_OPAQUE, (i) => secret(`bundle-${i}`, { 'bundle.pem': b64(pem(i) + ca.certPem) })),
+    ...byNs(MIX_P12, (i) => secret(`p12-${i}`, { 'keystore.p12': p12, password: b64('s3cret') })),
+    ...byNs(MIX_KC, (i) =>
+      secret(`kc-${i}`, {
+        kubeconfig: b64(
+          stringify({
+            apiVersion: 'v1',
+            kind: 'Config',
+            clusters: [
+              {
+                name: 'c',
+                cluster: { server: 'https://127.0.0.1:1', 'certificate-authority-data': b64(ca.certPem) },
+              },
+            ],
+            users: [{ name: 'u', user: { 'client-certificate-data': b64(pem(i)) } }],
+          }),
+        ),
+      }),
+    ),
+  ];
+  for (const [i, bodies] of groups.entries()) await createAll(`mix-${i % nss}`, bodies);
+  const cms = byNs(MIX_CM, (i) => ({
+    metadata: { name: `trust-${i}` },
+    data: { 'ca.crt': pem(i) + pem(i + 1) + ca.certPem },
+  }));
+  for (const [i, bodies] of cms.entries())
+    await createAll(`mix-${i}`, bodies, (ns, body) =>
+      api.core.createNamespacedConfigMap({ namespace: ns, body }),
+    );
+  const hooks = Array.from({ length: MIX_HOOKS }, (_, i) => i);
+  await pool(hooks, 8, async (i) => {
+    await admin
+      .request('POST', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', {
+        body: {
+          metadata: { name: `bench-hook-${i}` },
+          webhooks: [
+            {
+              name: `check-${i}.bench.example.com`,
+              clientConfig: { url: 'https://127.0.0.1:1/never', caBundle: b64(ca.certPem) },
+              rules: [
+                {
+                  apiGroups: ['bench.example.com'],
+                  apiVersions: ['v1'],
+                  operations: ['CREATE'],
+                  resources: ['nothing'],
+                },
+              ],
+              failurePolicy: 'Ignore',
+              sideEffects: 'None',
+              admissionReviewVersions: ['v1'],
+            },
+          ],
+        },
+      })
+      .catch((e) => {
+        if (e.code !== 409 && e.statusCode !== 409) throw e;
+      });
+  });
+  mixedCounts = {
+    tlsSecrets: tlsCount,
+    opaqueSecrets: MIX_OPAQUE,
+    configMaps: MIX_CM,
+    pkcs12Secrets: MIX_P12,
+    kubeconfigSecrets: MIX_KC,
+    webhookConfigurations: MIX_HOOKS,
+  };
+}
+
+/** Polls `count()` until it has reached `atLeast` and not grown for 3 s; the time it first reached its final value. */
+async function whenStable(what, count) {
+  let best = { n: -1, at: 0, bytes: 0 };
+  let since = performance.now();
+  return await waitUntil(
+    what,
+    async () => {
+      const c = await count().catch(() => undefined);
+      if (!c) return undefined;
+      if (c.n > best.n) {
+        best = { n: c.n, at: performance.now(), bytes: c.bytes };
+        since = performance.now();
+        return undefined;
+      }
+      return c.ready && performance.now() - since > 3000 ? { ...best, bytes: c.bytes } : undefined;
+    },
+    { intervalMs: 500, timeoutMs: 900_000 },
+  );
+}
+
+async function mixedScenario() {
+  await createMixed();
+  log(`mixed set: ${JSON.stringify(mixedCounts)}`);
+  const objects = Object.values(mixedCounts).reduce((a, b) => a + b, 0);
+  const runOne = async (tool) => {
+    const a = await apiTotals();
+    let proc;
+    let complete;
+    if (tool === 'cert-rotator') {
+      proc = await startCertRotator({
+        issuers: [{ name: 'self', selfSigned: {} }],
+        monitoring: {
+          secrets: { enabled: true, keys: ['bundle.pem'] },
+          configMaps: { enabled: true, keys: ['ca.crt'] },
+          keystores: { enabled: true, keys: ['keystore.p12'], password: { key: 'password' } },
+          kubeconfigs: { enabled: true, keys: ['kubeconfig'] },
+          webhooks: { enabled: true, kinds: ['ValidatingWebhookConfiguration'] },
+        },
+      });
+      complete = await whenStable('cert-rotator /metrics complete', async () => {
+        const ready = (await getText(`${proc.url}/readyz`)).status === 200;
+        const { text } = await getText(`${proc.url}/metrics`);
+        const n =
+          text.split('\ncert_rotator_certificate_not_after_timestamp_seconds{').length -
+          1 +
+          text.split('\ncert_rotator_x509_not_after_timestamp_seconds{').length -
+          1;
+        return { n, ready: ready && n >= mixedCounts.tlsSecrets, bytes: Buffer.byteLength(text) };
+      });
+    } else {
+      const port = await freePort();
+      const configPath = join(dir, `exporter-mixed-${++runSeq}.yaml`);
+      await writeFile(
+        configPath,
+        stringify({
+          server: { listen: `127.0.0.1:${port}` },
+          log: { level: 'info', format: 'text' },
+          sources: [
+            {
+              kind: 'kubernetes',
+              name: 'cluster-secrets',
+              namespaces: { include: ['*'], exclude: [] },
+              secrets: {
+                include: ['*'],
+                exclude: [],
+                types: [
+                  { type: 'kubernetes.io/tls', keyPatterns: ['^tls\\.crt$'], format: 'pem' },
+                  { type: 'Opaque', keyPatterns: ['^bundle\\.pem$'], format: 'pem' },
+                  {
+                    type: 'Opaque',
+                    keyPatterns: ['^keystore\\.p12$'],
+                    format: 'pkcs12',
+                    pkcs12: { passphraseKey: 'password' },
+                  },
+                ],
+              },
+              configMaps: { include: ['*'], exclude: [], keyPatterns: ['^ca\\.crt$'], format: 'pem' },
+            },
+            {
+              kind: 'cabundle',
+              name: 'cluster-cabundles',
+              cabundles: {
+                resources: { validating: true, mutating: false, apiservice: false, crdConversion: false },
+                include: ['*'],
+                exclude: [],
+              },
+            },
+          ],
+        }),
+      );
+      proc = await startBinary(
+        peers.bins['x509-certificate-exporter'],
+        ['--config', configPath],
+        'x509-certificate-exporter-mixed',
+      );
+      proc.url = `http://127.0.0.1:${port}`;
+      complete = await whenStable('x509-certificate-exporter /metrics complete', async () => {
+        const r = await getText(`${proc.url}/metrics`);
+        if (r.status !== 200) return undefined;
+        const n = r.text.split('\nx509_cert_not_after{').length - 1;
+        return { n, ready: n >= mixedCounts.tlsSecrets, bytes: Buffer.byteLength(r.text) };
+      });
+    }
+    const seconds = (complete.at - proc.t0) / 1000;
+    await sleep(STEADY_S * 1000);
+    const fig = procFigures(proc.p.pid);
+    const b = await apiTotals();
+    await proc.p.stop();
+    return {
+      seconds,
+      series: complete.n,
+      rssSteadyMiB: fig.rssMiB,
+      peakMiB: fig.peakMiB,
+      cpuSeconds: fig.cpuSeconds,
+      apiRequests: apiDelta(a, b).requests,
+      bytesPerScrape: complete.bytes,
+    };
+  };
+  const runs = { 'cert-rotator': [], 'x509-certificate-exporter': [], objects, counts: mixedCounts };
+  for (let r = 0; r < ROUNDS; r++) {
+    const order =
+      r % 2 === 0
+        ? ['cert-rotator', 'x509-certificate-exporter']
+        : ['x509-certificate-exporter', 'cert-rotator'];
+    for (const tool of order.filter((t) => MIXED_TOOLS.includes(t))) {
+      const fig = await runOne(tool);
+      log(`mixed round ${r + 1} ${tool}: ${JSON.stringify(fig)}`);
+      runs[tool].push(fig);
+    }
+  }
+  return runs;
+}
+
 const startedAt = new Date();
 const loadBefore = machine().loadAverage1m;
 try {
@@ -617,6 +845,8 @@ try {
   }
   if (ONLY.has('exporter')) for (const n of SIZES) results.exporter[n] = await exporterScenario(n);
   if (ONLY.has('certmanager')) results.certmanager = await certManagerScenario();
+  // Last: its objects would change what the others list.
+  if (ONLY.has('mixed')) results.mixed = await mixedScenario();
 } finally {
   admin.close();
   await plane.stop();
@@ -648,6 +878,19 @@ for (const [n, runs] of Object.entries(results.exporter)) {
   const t = runs['x509-certificate-exporter'];
   const w = `expiry metrics, ${Number(n).toLocaleString('en')} TLS Secrets (vs x509-certificate-exporter)`;
   row(w, 'start → complete `/metrics`, s', med(o, 'seconds'), med(t, 'seconds'), f2);
+  row(w, `RSS ${STEADY_S} s after complete, MiB`, med(o, 'rssSteadyMiB'), med(t, 'rssSteadyMiB'), f1);
+  row(w, 'peak RSS, MiB', med(o, 'peakMiB'), med(t, 'peakMiB'), f1);
+  row(w, 'CPU seconds', med(o, 'cpuSeconds'), med(t, 'cpuSeconds'), f2);
+  row(w, 'API requests', med(o, 'apiRequests'), med(t, 'apiRequests'), int);
+  row(w, 'bytes per scrape', med(o, 'bytesPerScrape'), med(t, 'bytesPerScrape'), mb);
+}
+if (results.mixed) {
+  const o = results.mixed['cert-rotator'];
+  const t = results.mixed['x509-certificate-exporter'];
+  const c = results.mixed.counts;
+  const w = `expiry metrics, mixed set of ${results.mixed.objects.toLocaleString('en')} objects: ${c.tlsSecrets} TLS, ${c.opaqueSecrets} Opaque PEM, ${c.configMaps} ConfigMaps, ${c.pkcs12Secrets} PKCS#12, ${c.kubeconfigSecrets} kubeconfig Secrets, ${c.webhookConfigurations} webhooks (vs x509-certificate-exporter, which reads no kubeconfig Secret)`;
+  row(w, 'start → complete `/metrics`, s', med(o, 'seconds'), med(t, 'seconds'), f2);
+  row(w, 'certificate series', med(o, 'series'), med(t, 'series'), int, false);
   row(w, `RSS ${STEADY_S} s after complete, MiB`, med(o, 'rssSteadyMiB'), med(t, 'rssSteadyMiB'), f1);
   row(w, 'peak RSS, MiB', med(o, 'peakMiB'), med(t, 'peakMiB'), f1);
   row(w, 'CPU seconds', med(o, 'cpuSeconds'), med(t, 'cpuSeconds'), f2);

@@ -30,6 +30,7 @@ import { StartupError } from './startup-error.ts';
 export { StartupError } from './startup-error.ts';
 
 import { SecretController } from '../controller/controller.ts';
+import { ClusterMonitor, monitoringEnabled } from '../monitor/cluster-monitor.ts';
 import { createRollouts } from '../rollout/index.ts';
 import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
 
@@ -136,6 +137,26 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     metrics,
     ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
   });
+  // Certificates outside TLS Secrets (the `monitoring` section), when a source is on.
+  const monitor = monitoringEnabled(config.monitoring)
+    ? new ClusterMonitor({
+        transport: kc,
+        config: config.monitoring,
+        registry: metrics.registry,
+        log,
+        events,
+        ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+        readSecretValue: async (namespace, name, key) => {
+          try {
+            const s = await clients.core.readNamespacedSecret({ namespace, name });
+            return decodeSecretData(s.data)[key];
+          } catch (err) {
+            if (isNotFound(err)) return undefined;
+            throw new Error(describeApiError(err));
+          }
+        },
+      })
+    : undefined;
   // A renewal waiting for a person's approval is looked at again as soon as its CSR is answered.
   const waker = csrWaker(config, kc, controller, log);
   // cert-rotator as a CSR signer (and approver) for ca issuers with a `signer` key.
@@ -175,6 +196,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         controller.replanAll();
         rollouts.manager.replanAll();
         signer?.replanAll();
+        monitor?.leading();
       },
       onStoppedLeading: () => {
         // As client-go's binaries do: a leader that lost its lease exits and starts over clean,
@@ -218,6 +240,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       : undefined,
   );
   controller.start();
+  monitor?.start();
   waker?.start();
   rollouts.start();
   signer?.start();
@@ -239,6 +262,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     async stop() {
       reclaimer.stop();
       await controller.stop();
+      monitor?.stop();
       waker?.stop();
       await notifications.stop();
       await signer?.stop();

@@ -1,6 +1,9 @@
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { ReadError } from '../monitor/errors.ts';
+import { javaKeystoreCertificates, looksLikeJavaKeystore } from '../monitor/jks.ts';
+import { looksLikePkcs12, pkcs12Certificates } from '../monitor/pkcs12.ts';
 import {
   type CertSummary,
   isPkiError,
@@ -44,7 +47,7 @@ function fileRow(
  * files and, recursively, directories. A file that is none of these gets a row with the reason:
  * reported, never fatal. A file reached twice (a Secret volume's `..data` symlinks) is read once.
  */
-export async function scanPaths(paths: string[], now: number): Promise<ScanRow[]> {
+export async function scanPaths(paths: string[], now: number, password?: string): Promise<ScanRow[]> {
   const rows: ScanRow[] = [];
   const seen = new Set<string>();
   const visit = async (path: string): Promise<void> => {
@@ -89,15 +92,19 @@ export async function scanPaths(paths: string[], now: number): Promise<ScanRow[]
       );
       return;
     }
-    rows.push(...(await rowsOfFile(path, bytes, now)));
+    rows.push(...(await rowsOfFile(path, bytes, now, password)));
   };
   for (const p of paths) await visit(p);
   return rows;
 }
 
-async function rowsOfFile(path: string, bytes: Buffer, now: number): Promise<ScanRow[]> {
+async function rowsOfFile(path: string, bytes: Buffer, now: number, password?: string): Promise<ScanRow[]> {
   const text = bytes.toString('latin1');
   if (text.includes('-----BEGIN ')) return pemRows(path, text, 'certificate', now);
+  const store = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const javaKind = looksLikeJavaKeystore(store);
+  if (javaKind || looksLikePkcs12(store))
+    return keystoreRows(path, store, javaKind ?? 'PKCS#12', now, password);
   if (bytes[0] === 0x30) {
     try {
       return [fileRow(path, 'DER certificate', readCertificateSummary(new Uint8Array(bytes)), now, [])];
@@ -112,6 +119,37 @@ async function rowsOfFile(path: string, bytes: Buffer, now: number): Promise<Sca
       'not a certificate: no PEM block, DER certificate or kubeconfig found',
     ]),
   ];
+}
+
+/** One row per certificate of a PKCS#12, JKS or JCEKS keystore; a wrong password is a row's problem. */
+function keystoreRows(
+  path: string,
+  store: Uint8Array,
+  kind: string,
+  now: number,
+  password?: string,
+): ScanRow[] {
+  let ders: Uint8Array[];
+  try {
+    ders =
+      kind === 'PKCS#12' ? pkcs12Certificates(store, password) : javaKeystoreCertificates(store, password);
+  } catch (err) {
+    const why = err instanceof ReadError ? err.message : String(err);
+    return [fileRow(path, `${kind} keystore`, null, now, [`cannot be read: ${why}`])];
+  }
+  if (ders.length === 0)
+    return [fileRow(path, `${kind} keystore`, null, now, ['the keystore holds no certificate'])];
+  return ders.map((der, i) => {
+    const label = ders.length > 1 ? `${path}#${i + 1}` : path;
+    const source = `${kind} keystore${ders.length > 1 ? ` ${i + 1} of ${ders.length}` : ''}`;
+    try {
+      return fileRow(label, source, readCertificateSummary(der), now, []);
+    } catch (err) {
+      return fileRow(label, source, null, now, [
+        `cannot be parsed: ${isPkiError(err) ? err.message : String(err)}`,
+      ]);
+    }
+  });
 }
 
 /** One row per CERTIFICATE block; a key in the same text is checked against the first one. */

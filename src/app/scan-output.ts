@@ -47,14 +47,13 @@ export function compactDuration(seconds: number): string {
 }
 
 function cells(row: ScanRow, wide: boolean): string[] {
-  const name =
-    row.kind === 'File' && row.source && row.source !== 'certificate'
-      ? `${row.name} (${row.source})`
-      : row.name;
+  const qualified =
+    row.kind === 'Secret' || row.kind === 'File' ? row.name : `${row.kind.toLowerCase()}/${row.name}`;
+  const name = row.source && row.source !== 'certificate' ? `${qualified} (${row.source})` : qualified;
   const base = [
     row.namespace ?? '-',
     name,
-    row.kind === 'File' ? '-' : row.managed ? 'yes' : 'no',
+    row.kind !== 'Secret' || row.source !== null ? '-' : row.managed ? 'yes' : 'no',
     row.issuer ?? '-',
     shortTime(row.notAfter),
     row.timeLeftSeconds === null ? '-' : compactDuration(row.timeLeftSeconds),

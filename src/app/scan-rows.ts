@@ -11,12 +11,22 @@ import { type CertSummary, certificatesFromPem, isPkiError, keyMatchesCertificat
  * these fields.
  */
 export interface ScanRow {
-  kind: 'Secret' | 'File';
+  kind:
+    | 'Secret'
+    | 'File'
+    | 'ConfigMap'
+    | 'ValidatingWebhookConfiguration'
+    | 'MutatingWebhookConfiguration'
+    | 'APIService'
+    | 'CustomResourceDefinition';
   /** Secret: its namespace; File: null. */
   namespace: string | null;
   /** Secret: its name; File: the path, with `#N` for the Nth certificate of a bundle. */
   name: string;
-  /** File rows: what in the file this is (`certificate`, `kubeconfig user admin: client certificate`). */
+  /**
+   * File rows: what in the file this is (`certificate`, `kubeconfig user admin: client certificate`);
+   * rows of the monitoring sources: the source, key and position (`keystore keystore.p12 2 of 3`).
+   */
   source: string | null;
   /** Opted in with `cert-rotator.io/enabled: "true"`. */
   managed: boolean;

@@ -5,8 +5,10 @@ import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { describeApiError, httpStatus, type KubeTransport, loadKubeConfig } from '../kube/client.ts';
 import { listTlsSecrets } from '../kube/secret-list.ts';
+import { monitoringEnabled } from '../monitor/cluster-monitor.ts';
 import { PolicyInputError, parseDuration } from '../policy/renewal.ts';
 import { scanPaths } from './scan-files.ts';
+import { scanMonitored } from './scan-monitored.ts';
 import { formatJson, formatTable, OUTPUT_FORMATS, type OutputFormat } from './scan-output.ts';
 import { rowFromSecret, type ScanRow, sortRows } from './scan-rows.ts';
 
@@ -92,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     parsed = parse(argv);
   } catch (err) {
     return fail(
-      `${err instanceof Error ? err.message : String(err)}\nusage: cert-rotator scan [--namespace N] [--expiring-within D] [--output table|wide|json] [--config FILE] | scan PATH...`,
+      `${err instanceof Error ? err.message : String(err)}\nusage: cert-rotator scan [--namespace N] [--expiring-within D] [--output table|wide|json] [--config FILE] | scan PATH... [--password-file F]`,
     );
   }
   const { values, positionals } = parsed;
@@ -108,6 +110,9 @@ export async function run(argv: string[]): Promise<number> {
       throw err;
     }
   }
+  if (positionals.length === 0 && values['password-file']) {
+    return fail('--password-file applies to keystore files: scan PATH... --password-file F');
+  }
   if (positionals.length > 0 && (values.namespace || values.kubeconfig || values.config)) {
     return fail(
       'scan PATH... reads files: --namespace, --kubeconfig and --config apply to a cluster scan only',
@@ -116,7 +121,16 @@ export async function run(argv: string[]): Promise<number> {
   const now = Date.now();
   let rows: ScanRow[];
   if (positionals.length > 0) {
-    rows = await scanPaths(positionals, now);
+    let password: string | undefined;
+    if (values['password-file']) {
+      try {
+        // One trailing newline is what `echo` and editors add; it is not part of the password.
+        password = (await readFile(values['password-file'], 'utf8')).replace(/\r?\n$/, '');
+      } catch (err) {
+        return fail(`cannot read --password-file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      }
+    }
+    rows = await scanPaths(positionals, now, password);
   } else {
     let config: Config;
     let kc: KubeTransport;
@@ -135,6 +149,21 @@ export async function run(argv: string[]): Promise<number> {
         now,
         onProgress: (n) => progress.update(n),
       });
+      // The config's monitoring sources too (Secret keys, ConfigMaps, keystores, webhooks).
+      if (monitoringEnabled(config.monitoring)) {
+        try {
+          rows.push(
+            ...(await scanMonitored(kc, config.monitoring, {
+              ...(values.namespace ? { namespace: values.namespace } : {}),
+              now,
+            })),
+          );
+        } catch (err) {
+          return fail(
+            `cannot list the monitoring sources of the config: ${describeApiError(err)} (docs/monitoring.md lists the grants each needs)`,
+          );
+        }
+      }
     } catch (err) {
       const where = values.namespace
         ? `in namespace ${values.namespace}`
@@ -178,6 +207,7 @@ function parse(argv: string[]) {
       output: { type: 'string', short: 'o' },
       config: { type: 'string' },
       kubeconfig: { type: 'string' },
+      'password-file': { type: 'string' },
     },
     strict: true,
   });

@@ -8,6 +8,7 @@ import { KEY_ALGORITHMS, type KeyAlgorithmName } from '../names.ts';
 import { DEFAULT_RENEW_BEFORE, parseDuration, parseRenewBefore } from '../policy/renewal.ts';
 import { dropUndefined } from './drop-undefined.ts';
 import { checkFallbacks, parseCertificateDuration, rawIssuerNames, readIssuers } from './issuers.ts';
+import { readMonitoring } from './monitoring.ts';
 import { type ConfigIssue, join, type Mapping, Reader } from './reader.ts';
 import { CONFIG_DEFAULTS, type Config, type DefaultsConfig, type LeaderElectionConfig } from './schema.ts';
 import { namespaceProblem, objectNameProblem } from './syntax.ts';
@@ -39,6 +40,7 @@ const TOP_KEYS = [
   'ui',
   'notices',
   'notifications',
+  'monitoring',
 ];
 
 export function loadConfig(yamlText: string): Config {
@@ -102,12 +104,14 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
   const ui = { enabled: r.boolean(uiMap, 'enabled', 'ui') ?? true };
   const notices = readNotices(r, root.notices);
   const notifications = readNotifications(r, root.notifications);
+  const namespaces = namespaceList ? [...new Set(namespaceList)] : 'all';
+  const monitoring = readMonitoring(r, root.monitoring, namespaces);
 
   if (!defaults) return undefined;
   return {
     defaults,
     issuers,
-    namespaces: namespaceList ? [...new Set(namespaceList)] : 'all',
+    namespaces,
     resyncIntervalMs,
     concurrency,
     metrics: { address },
@@ -118,6 +122,7 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     ui,
     notices,
     notifications,
+    monitoring,
   };
 }
 

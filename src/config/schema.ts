@@ -4,6 +4,7 @@
  */
 import type { KeyAlgorithmName } from '../names.ts';
 import type { RenewBefore } from '../policy/renewal.ts';
+import type { MonitoringConfig } from './monitoring.ts';
 
 export interface SecretRef {
   namespace: string;
@@ -189,6 +190,8 @@ export interface Config {
     webhooks: Array<{ name: string; url: string; format: 'alertmanager' | 'json'; timeoutMs: number }>;
     resendIntervalMs: number;
   };
+  /** Certificates outside TLS Secrets (config/monitoring.ts); every source off by default. */
+  monitoring: MonitoringConfig;
 }
 
 export const CONFIG_DEFAULTS = {

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { requireListenAddress } from '../listen-address.ts';
 import { renderStatusPage, STATUS_PAGE_CSP, type StatusView } from '../ui/status-page.ts';
-import type { Metrics } from './metrics.ts';
+import type { Registry } from './prom.ts';
 
 export interface HealthSource {
   /**
@@ -29,7 +29,7 @@ const PAGE_HEADERS = {
 /** `/metrics`, `/healthz`, `/readyz` and, given a `statusPage` source, the status page at `/`. */
 export function startHttpServer(
   address: string,
-  metrics: Metrics,
+  metrics: { registry: Registry },
   health: HealthSource,
   statusPage?: () => StatusView,
 ): Promise<{ server: Server; port: number }> {

@@ -173,3 +173,50 @@ describe('cert-rotator scan PATH...', () => {
     expect(o.stderr).toBe('cert-rotator scan: --output must be one of table, wide, json, got "yaml"\n');
   });
 });
+
+describe('cert-rotator scan PATH... --password-file (keystores)', () => {
+  const fixtures = new URL('monitor/fixtures/', import.meta.url).pathname;
+
+  it('lists every certificate of a PKCS#12 and a JKS keystore with the password from the file', () => {
+    const pw = join(mkdtempSync(join(tmpdir(), 'cr-scan-pw-')), 'password');
+    writeFileSync(pw, 's3cret\n');
+    const r = scan([join(fixtures, 'modern.p12'), '--password-file', pw, '-o', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = (JSON.parse(r.stdout) as { items: Row[] }).items;
+    expect(rows.map((row) => [row.source, row.state]).sort()).toEqual([
+      ['PKCS#12 keystore 1 of 3', 'valid'],
+      ['PKCS#12 keystore 2 of 3', 'valid'],
+      ['PKCS#12 keystore 3 of 3', 'valid'],
+    ]);
+    // A JKS truststore is read without its password (its certificates are not encrypted).
+    const jks = scan([join(fixtures, 'trust.jks'), '-o', 'json']);
+    expect((JSON.parse(jks.stdout) as { items: Row[] }).items.map((row) => row.issuer).sort()).toEqual([
+      'fixture-root',
+      'fixture-root',
+    ]);
+  });
+
+  it('says "wrong password" for a keystore it cannot open, and goes on', () => {
+    const pw = join(mkdtempSync(join(tmpdir(), 'cr-scan-pw-')), 'password');
+    writeFileSync(pw, 'nope');
+    const r = scan([
+      join(fixtures, 'modern.p12'),
+      join(fixtures, 'leaf.crt'),
+      '--password-file',
+      pw,
+      '-o',
+      'json',
+    ]);
+    const rows = (JSON.parse(r.stdout) as { items: Row[] }).items;
+    expect(rows.map((row) => [row.source, row.state, row.problems])).toEqual([
+      ['PKCS#12 keystore', 'invalid', ['cannot be read: the PKCS#12 integrity check failed: wrong password']],
+      ['certificate', 'valid', []],
+    ]);
+  });
+
+  it('refuses --password-file without paths', () => {
+    const r = scan(['--password-file', '/dev/null']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--password-file applies to keystore files');
+  });
+});

@@ -97,4 +97,76 @@ groups:
             No target of job {{ $job }} has been up for {{ .for }}: certificates are neither renewed
             nor monitored.
 {{- end }}{{ end }}
+{{- if include "cert-rotator.x509Enabled" . }}
+{{- /* The x509 family (docs/monitoring.md), only when a source of it is on. One series per
+       certificate across replicas: max by every label but job, instance and pod. */ -}}
+{{- $xby := "source, namespace, name, key, index, subject_cn, issuer_cn, node" -}}
+{{- $hooks := "source=~\"validatingwebhook|mutatingwebhook|apiservice|crdconversion\"" -}}
+{{- $others := "source!~\"validatingwebhook|mutatingwebhook|apiservice|crdconversion\"" -}}
+{{- $where := "{{ $labels.source }} {{ if $labels.namespace }}{{ $labels.namespace }}/{{ end }}{{ $labels.name }}{{ if $labels.key }} key {{ $labels.key }}{{ end }}{{ if $labels.node }} on node {{ $labels.node }}{{ end }}" }}
+  - name: cert-rotator-x509
+    rules:
+{{- with $a.x509WebhookExpiring }}{{ if .enabled }}
+      - alert: CertRotatorWebhookCABundleExpiring
+        expr: max by ({{ $xby }}) (cert_rotator_x509_not_after_timestamp_seconds{ {{- $hooks -}} }) - time() < {{ .days }} * 86400
+        for: {{ .for }}
+        labels:
+          severity: {{ .severity }}
+        annotations:
+          summary: The CA bundle of {{ $where }} expires in {{ "{{ $value | humanizeDuration }}" }}
+          description: >-
+            Certificate {{ "{{ $labels.index }}" }} (CN {{ "{{ $labels.subject_cn }}" }}) of the caBundle of {{ $where }}
+            expires in {{ "{{ $value | humanizeDuration }}" }}. Once it has, the API server cannot verify the
+            webhook or API service and every request it handles fails. Replace the caBundle (and the
+            serving certificate it verifies) before then.
+{{- end }}{{ end }}
+{{- with $a.x509ExpiringSoon }}{{ if .enabled }}
+      - alert: CertRotatorX509CertificateExpiringSoon
+        expr: max by ({{ $xby }}) (cert_rotator_x509_not_after_timestamp_seconds{ {{- $others -}} }) - time() < {{ .days }} * 86400{{ if $a.x509ExpiringCritical.enabled }} >= {{ $a.x509ExpiringCritical.days }} * 86400{{ end }}
+        for: {{ .for }}
+        labels:
+          severity: {{ .severity }}
+        annotations:
+          summary: A certificate in {{ $where }} expires in less than {{ .days }} days
+          description: >-
+            Certificate {{ "{{ $labels.index }}" }} (CN {{ "{{ $labels.subject_cn }}" }}, issuer {{ "{{ $labels.issuer_cn }}" }}) in {{ $where }}
+            expires in {{ "{{ $value | humanizeDuration }}" }}.
+{{- end }}{{ end }}
+{{- with $a.x509ExpiringCritical }}{{ if .enabled }}
+      - alert: CertRotatorX509CertificateExpiringCritical
+        expr: max by ({{ $xby }}) (cert_rotator_x509_not_after_timestamp_seconds{ {{- $others -}} }) - time() < {{ .days }} * 86400 > 0
+        for: {{ .for }}
+        labels:
+          severity: {{ .severity }}
+        annotations:
+          summary: A certificate in {{ $where }} expires in less than {{ .days }} days
+          description: >-
+            Certificate {{ "{{ $labels.index }}" }} (CN {{ "{{ $labels.subject_cn }}" }}, issuer {{ "{{ $labels.issuer_cn }}" }}) in {{ $where }}
+            expires in {{ "{{ $value | humanizeDuration }}" }}.
+{{- end }}{{ end }}
+{{- with $a.x509Expired }}{{ if .enabled }}
+      - alert: CertRotatorX509CertificateExpired
+        expr: time() - max by ({{ $xby }}) (cert_rotator_x509_not_after_timestamp_seconds) >= 0
+        for: {{ .for }}
+        labels:
+          severity: {{ .severity }}
+        annotations:
+          summary: A certificate in {{ $where }} has expired
+          description: >-
+            Certificate {{ "{{ $labels.index }}" }} (CN {{ "{{ $labels.subject_cn }}" }}) in {{ $where }} expired
+            {{ "{{ $value | humanizeDuration }}" }} ago.
+{{- end }}{{ end }}
+{{- with $a.x509ReadErrors }}{{ if .enabled }}
+      - alert: CertRotatorX509ReadErrors
+        expr: max by (source, namespace, name, key, reason, node) (cert_rotator_x509_read_errors) > 0
+        for: {{ .for }}
+        labels:
+          severity: {{ .severity }}
+        annotations:
+          summary: Certificates in {{ $where }} cannot be read ({{ "{{ $labels.reason }}" }})
+          description: >-
+            The certificates in {{ $where }} cannot be read: {{ "{{ $labels.reason }}" }}. Their expiry is not
+            monitored. The CertificateUnreadable event on the object (or the monitor's log) says why.
+{{- end }}{{ end }}
+{{- end }}
 {{- end -}}

@@ -115,6 +115,12 @@ Rules for the namespaces the controller watches. Each line is a call the code ma
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
   verbs: [get, list, watch, patch]
+{{- if (include "cert-rotator.monitoring" . | fromJson).configMaps }}
+{{- /* monitoring.configMaps: certificates in ConfigMaps (src/monitor/cluster-monitor.ts). */}}
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [list, watch]
+{{- end }}
 {{- if (default (dict) .Values.acme).enabled }}
 {{- /* acme issuers: pending-order (and account) Secrets, HTTP-01 routing objects (src/kube/acme-resources.ts).
        get: an object under a computed name is read and checked to be ours before it is deleted. */}}
@@ -176,8 +182,8 @@ dict namespace -> list of names. Only needed with rbac.scope=namespaced.
 {{- define "cert-rotator.issuerSecrets" -}}
 {{- $watched := .Values.watchNamespaces -}}
 {{- $out := dict -}}
-{{- range $issuer := (default (list) .Values.config.issuers) -}}
 {{- $refs := list -}}
+{{- range $issuer := (default (list) .Values.config.issuers) -}}
 {{- if and (kindIs "map" $issuer) $issuer.ca -}}
 {{- $refs = append $refs (default (dict) $issuer.ca.secret) -}}
 {{- end -}}
@@ -187,11 +193,14 @@ dict namespace -> list of names. Only needed with rbac.scope=namespaced.
 {{- $refs = append $refs (default (dict) .hmacKeySecret) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- with (include "cert-rotator.monitoring" $ | fromJson).passwordSecret -}}
+{{- $refs = append $refs . -}}
+{{- end -}}
 {{- range $ref := $refs -}}
 {{- if and $ref.namespace $ref.name (not (has $ref.namespace $watched)) -}}
 {{- $names := get $out $ref.namespace | default (list) -}}
 {{- $_ := set $out $ref.namespace (append $names $ref.name | uniq) -}}
-{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $out -}}
@@ -207,4 +216,42 @@ dict namespace -> list of names. Only needed with rbac.scope=namespaced.
 {{- $total = add $total (mul $n $mult) -}}
 {{- end -}}
 {{- $total -}}
+{{- end -}}
+
+{{/*
+What the monitoring section of the config needs, as JSON:
+  configMaps      list/watch ConfigMaps where Secrets are watched
+  webhookKinds    the cluster-scoped kinds to list/watch: [{group, resource}]
+  passwordSecret  a keystore password Secret {namespace, name}, or absent
+*/}}
+{{- define "cert-rotator.monitoring" -}}
+{{- $m := default (dict) .Values.config.monitoring -}}
+{{- $out := dict "configMaps" (default false (default (dict) $m.configMaps).enabled) "webhookKinds" (list) -}}
+{{- $wh := default (dict) $m.webhooks -}}
+{{- if $wh.enabled -}}
+{{- $all := list "ValidatingWebhookConfiguration" "MutatingWebhookConfiguration" "APIService" "CustomResourceDefinition" -}}
+{{- $rules := dict
+  "ValidatingWebhookConfiguration" (dict "group" "admissionregistration.k8s.io" "resource" "validatingwebhookconfigurations")
+  "MutatingWebhookConfiguration" (dict "group" "admissionregistration.k8s.io" "resource" "mutatingwebhookconfigurations")
+  "APIService" (dict "group" "apiregistration.k8s.io" "resource" "apiservices")
+  "CustomResourceDefinition" (dict "group" "apiextensions.k8s.io" "resource" "customresourcedefinitions") -}}
+{{- range $kind := (default $all $wh.kinds) -}}
+{{- with get $rules $kind -}}{{- $_ := set $out "webhookKinds" (append $out.webhookKinds .) -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $ks := default (dict) $m.keystores -}}
+{{- if and $ks.enabled $ks.password -}}
+{{- with $ks.password.secret -}}{{- $_ := set $out "passwordSecret" (dict "namespace" .namespace "name" .name) -}}{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* "true" when a source of the x509 family is on (its alert rules are rendered only then). */}}
+{{- define "cert-rotator.x509Enabled" -}}
+{{- $m := default (dict) .Values.config.monitoring -}}
+{{- $on := .Values.nodeMonitor.enabled -}}
+{{- range $k := list "secrets" "configMaps" "keystores" "kubeconfigs" "webhooks" -}}
+{{- if (default (dict) (get $m $k)).enabled -}}{{- $on = true -}}{{- end -}}
+{{- end -}}
+{{- if $on -}}true{{- end -}}
 {{- end -}}
