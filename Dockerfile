@@ -23,14 +23,20 @@ RUN npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=err
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # /out is what ships: the compiled dist/, package.json, the lock file and the production
-# dependencies at the locked versions. --omit=optional leaves out @kubernetes/client-node, which
-# only exec and auth-provider kubeconfigs load and a pod never does (65 MB of the 107 MB);
-# without it such a kubeconfig fails with an error that says so. A dev dependency or
+# dependencies at the locked versions, less @kubernetes/client-node and what only it needs:
+# only exec and auth-provider kubeconfigs load it and a pod never does (65 MB of the 107 MB);
+# without it such a kubeconfig fails with an error that says so. It stays a regular dependency
+# of the package, not an optional one: npm skips an optional dependency whose dependencies want
+# a newer Node than the one running npm (undici wants 22.19), so `npm ci` under an older system
+# Node would leave it out of a development install. `npm uninstall --offline` removes it from
+# /out's manifest, lock and node_modules without fetching anything. A dev dependency or
 # client-node in /out fails the build.
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir /out/dist \
  && cp package.json package-lock.json /out/ \
  && cd /out \
- && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error \
+ && npm uninstall --omit=dev --offline --ignore-scripts --no-audit --no-fund --loglevel=error @kubernetes/client-node \
+ && { rmdir node_modules/@kubernetes 2>/dev/null || true; } \
  && for p in typescript vitest @biomejs node @kubernetes/client-node; do \
       if [ -e "node_modules/$p" ]; then echo "image build: $p must not be in /out/node_modules" >&2; exit 1; fi; \
     done

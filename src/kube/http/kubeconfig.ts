@@ -210,9 +210,9 @@ export function defaultTransport(path?: string, options: KubeconfigOptions = {})
 type ClientNode = typeof import('@kubernetes/client-node');
 
 /**
- * Loads @kubernetes/client-node for an `exec` or `auth-provider` user. It is an optional
- * dependency: `npm install` brings it, the container image leaves it out (a pod authenticates
- * with its ServiceAccount and never needs it), so its absence is an error that says so.
+ * Loads @kubernetes/client-node for an `exec` or `auth-provider` user. `npm install` brings it;
+ * the container image leaves it out (a pod authenticates with its ServiceAccount and never needs
+ * it), so its absence is an error that says so.
  * `load` is the import itself, replaceable in tests.
  */
 export async function importClientNode(
@@ -229,7 +229,7 @@ export async function importClientNode(
     )
       throw err;
     throw new Error(
-      `this kubeconfig's user authenticates with ${kind === 'exec' ? 'an exec credential plugin' : 'an auth-provider'}, which needs the optional package @kubernetes/client-node, and it is not installed here (the container image leaves it out: in a pod cert-rotator uses the ServiceAccount token). Use a kubeconfig with a token or client certificate, or run cert-rotator from an npm install that includes optional dependencies`,
+      `this kubeconfig's user authenticates with ${kind === 'exec' ? 'an exec credential plugin' : 'an auth-provider'}, which needs the package @kubernetes/client-node, and it is not installed here (the container image leaves it out: in a pod cert-rotator uses the ServiceAccount token). Use a kubeconfig with a token or client certificate, or run cert-rotator from an npm install of the package`,
     );
   }
 }
