@@ -197,6 +197,10 @@ function summary(over: Partial<CertSummary>): CertSummary {
     isCA: false,
     selfIssued: false,
     spkiSha256: 'x',
+    publicKeySha256: 'x',
+    serialFlag: undefined,
+    keyCertSign: false,
+    problems: [],
     keyAlgorithm: 'ecdsa-p256',
     ...over,
   };
