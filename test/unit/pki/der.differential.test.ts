@@ -175,6 +175,14 @@ describe('the findings of issue #19, each a typed problem naming its field', () 
     expect(problemFields(unknownKind)).toEqual(['subjectAltName']);
   });
 
+  it('refuses a duplicate extension (RFC 5280 4.2): no names from it', () => {
+    const san = w.sequence([w.tlv(0x82, utf8('a.example'))]);
+    const dup = w.sequence([w.oid('2.5.29.17'), w.octetString(san)]);
+    const d = buildCertificate({ key: ec, san: [w.tlv(0x82, utf8('a.example'))], extraExtensions: [dup] });
+    expect(read(d).dnsNames).toEqual([]);
+    expect(problemFields(d)).toEqual(['extensions']);
+  });
+
   it('reads basicConstraints strictly: negative pathLen, trailing bytes, malformed other extensions unmake a CA', () => {
     const bc = (content: Uint8Array) => w.sequence([w.oid('2.5.29.19'), w.TRUE, w.octetString(content)]);
     const withBc = (content: Uint8Array, extra: Uint8Array[] = []) => {
@@ -222,6 +230,9 @@ describe('the findings of issue #19, each a typed problem naming its field', () 
     const sigAlg = w.sequence([w.oid('1.2.840.10045.4.3.2')]);
     const broken = replaceLast(d, sigAlg, w.sequence([w.tlv(0x06, Uint8Array.of(0x2a, 0x86))]));
     expect(problemFields(broken)).toEqual(['signatureAlgorithm']);
+    const unknown = w.sequence([w.oid('1.2.3.4')]);
+    const unknownAlgorithm = replaceLast(replaceFirst(d, sigAlg, unknown), sigAlg, unknown);
+    expect(problemFields(unknownAlgorithm)).toEqual(['signatureAlgorithm']);
     const unusedBits = setSignatureUnusedBits(d, 3);
     expect(problemFields(unusedBits)).toEqual(['signature']);
   });
