@@ -17,7 +17,7 @@
  * certificate whichever valid encoding the certificate used.
  */
 import { createPublicKey, hash } from 'node:crypto';
-import { type Decoded, decodeString, ia5, oidProblem, oidText } from './der-strings.ts';
+import { type Decoded, decodeString, ia5, oidProblem, oidText, stringProblem } from './der-strings.ts';
 import { sequence as encodeSequence } from './der-write.ts';
 import { type CertField, PkiError } from './errors.ts';
 import { formatIp } from './ip.ts';
@@ -194,12 +194,6 @@ function startsWith(
   return true;
 }
 
-function latin1(b: Uint8Array, start: number, end: number): string {
-  let s = '';
-  for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
-  return s;
-}
-
 function strictString(d: Decoded | undefined, what: string): string {
   if (d === undefined) refuse(`${what} is not a standard string type`);
   if (!d.ok) refuse(`${what}: ${d.reason}`);
@@ -263,13 +257,14 @@ function commonName(b: Uint8Array, start: number, end: number): string | undefin
       // OpenSSL's name values (ASN1_PRINTABLE) exclude VisibleString: a name holding one fails.
       if (tTag === 0x1a)
         refuse(`${isCn ? 'CN' : 'attribute'} is a VisibleString, which X.509 names do not allow`);
-      const value = strictString(
-        decodeString(b, tTag, tStart, tEnd),
-        isCn ? 'CN' : `attribute ${oidText(b, oidStart, oidEnd)}`,
-      );
       if (isCn && !sawCn) {
         sawCn = true;
-        cn = value;
+        cn = strictString(decodeString(b, tTag, tStart, tEnd), 'CN');
+      } else {
+        // Checked without building the string: only the first CN is used.
+        const problem = stringProblem(b, tTag, tStart, tEnd);
+        if (problem !== undefined)
+          refuse(`${isCn ? 'CN' : `attribute ${oidText(b, oidStart, oidEnd)}`}: ${problem}`);
       }
     }
   }
@@ -429,7 +424,11 @@ const CURVES: Record<number, { p: bigint; b: bigint }> = {
 };
 
 function bigAt(b: Uint8Array, start: number, size: number): bigint {
-  return BigInt(`0x${hex(b, start, start + size)}`);
+  // Eight octets at a time: far cheaper than going through a hex string.
+  const view = new DataView(b.buffer, b.byteOffset + start, size);
+  let v = 0n;
+  for (let i = 0; i < size; i += 8) v = (v << 64n) | view.getBigUint64(i);
+  return v;
 }
 
 function onCurve(b: Uint8Array, start: number, size: number): boolean {
@@ -787,7 +786,8 @@ function readExtensions(
     if (tEnd !== end) refuse('trailing bytes after Extensions');
     const extsEnd = tEnd;
     if (tStart === extsEnd) refuse('empty Extensions');
-    const seenOids: string[] = [];
+    // Where each extnID seen so far starts and ends: compared in place, no strings built.
+    const seen: number[] = [];
     for (let p = tStart; p < extsEnd; ) {
       expect(b, p, extsEnd, 0x30, 'Extension SEQUENCE');
       const extEnd = tEnd;
@@ -795,9 +795,10 @@ function readExtensions(
       readOid(b, tStart, extEnd, 'extnID');
       const oidStart = tStart;
       const oidEnd = tEnd;
-      const key = latin1(b, oidStart, oidEnd);
-      if (seenOids.includes(key)) refuse(`duplicate extension ${oidText(b, oidStart, oidEnd)}`);
-      seenOids.push(key);
+      for (let i = 0; i < seen.length; i += 2)
+        if (equalRange(b, seen[i]!, seen[i + 1]!, oidStart, oidEnd))
+          refuse(`duplicate extension ${oidText(b, oidStart, oidEnd)}`);
+      seen.push(oidStart, oidEnd);
       tlv(b, oidEnd, extEnd);
       if (tTag === 0x01) {
         if (!derBoolean(b, 'critical')) refuse('critical FALSE is encoded (DER omits a DEFAULT value)');
