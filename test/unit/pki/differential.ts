@@ -23,7 +23,9 @@ export function derOutcome(read: (d: Uint8Array) => CertSummary, d: Uint8Array):
   try {
     summary = read(d);
   } catch (err) {
-    if (err instanceof PkiError && err.code === 'DER_MALFORMED') return { kind: 'malformed' };
+    // By name too: differential-report.ts can load another copy of der.ts, with its own class.
+    const named = err instanceof PkiError || (err instanceof Error && err.name === 'PkiError');
+    if (named && (err as PkiError).code === 'DER_MALFORMED') return { kind: 'malformed' };
     throw err;
   }
   // A reader without `problems` (the version before two levels) calls everything acceptable.
@@ -86,7 +88,9 @@ export function disagreements(s: CertSummary, r: OpenSslReading, d: Uint8Array):
   if (derHasSan && r.subjectAltName === undefined) out.push('otherSanKinds');
   if (s.isCA !== r.isCA && !(r.isCA && !s.isCA && isV1(d))) out.push('isCA');
   // der.ts canonicalises the keys the product supports; others are hashed as written.
-  if (s.keyAlgorithm !== 'unknown' && s.publicKeySha256 !== r.publicKeySha256) out.push('publicKey');
+  // (A reader from before #19 has only spkiSha256, the bytes as written.)
+  const publicKey = s.publicKeySha256 ?? s.spkiSha256;
+  if (s.keyAlgorithm !== 'unknown' && publicKey !== r.publicKeySha256) out.push('publicKey');
   return out;
 }
 
