@@ -208,6 +208,12 @@ function createPublicKeyDer(key: KeyObject): Buffer {
   return createPublicKey(key).export({ type: 'spki', format: 'der' });
 }
 
+/** An RSA SubjectPublicKeyInfo whose AlgorithmIdentifier omits the NULL parameters (valid, seen in real corpora). */
+export function rsaSpkiWithoutNull(key: KeyObject): Uint8Array {
+  const rsaPublicKey = new Uint8Array(createPublicKey(key).export({ type: 'pkcs1', format: 'der' }));
+  return der.sequence([der.sequence([oid('1.2.840.113549.1.1.1')]), der.bitString(rsaPublicKey)]);
+}
+
 export function keys(): { name: string; key: KeyObject }[] {
   return [
     { name: 'ecdsa-p256', key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey },
