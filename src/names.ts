@@ -93,6 +93,36 @@ export const Metric = {
   csrApprovalWait: 'cert_rotator_csr_approval_wait_seconds',
   sidecarCertificateNotAfter: 'cert_rotator_sidecar_certificate_not_after_timestamp_seconds',
   sidecarReloadsTotal: 'cert_rotator_sidecar_reloads_total',
+  podCertificateRequestsTotal: 'cert_rotator_podcertificate_requests_total',
+  podCertificateIssueSeconds: 'cert_rotator_podcertificate_issue_seconds',
+} as const;
+
+/** Values of the `result` label of `podcertificate_requests_total`. */
+export const PodCertificateResult = {
+  /** The chain was written (Issued). */
+  issued: 'issued',
+  /** A Denied condition was written. */
+  denied: 'denied',
+  /** Left pending on purpose (the CA has less than the API's one-hour minimum left). */
+  pending: 'pending',
+  /** Another signer (a second replica) wrote first: nothing written. */
+  conflict: 'conflict',
+  /** A transient error; retried, never written as Failed. */
+  error: 'error',
+} as const;
+
+/**
+ * Reasons of the condition cert-rotator sets on a PodCertificateRequest. The first two are the
+ * API's own names; the kubelet shows the reason and message in a Pod event.
+ */
+export const PodCertificateReason = {
+  issued: 'CertRotatorIssued',
+  unsupportedKeyType: 'UnsupportedKeyType',
+  invalidUserAnnotations: 'InvalidUnverifiedUserAnnotations',
+  namespaceNotAllowed: 'CertRotatorNamespaceNotAllowed',
+  serviceAccountNotAllowed: 'CertRotatorServiceAccountNotAllowed',
+  identityNotAllowed: 'CertRotatorIdentityNotAllowed',
+  invalidRequest: 'CertRotatorInvalidRequest',
 } as const;
 
 /** Values of the `result` label of `csr_requests_total`. */

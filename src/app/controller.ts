@@ -17,6 +17,7 @@ import {
 import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
+import { KubePcrApi } from '../kube/pcr-api.ts';
 import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
@@ -28,6 +29,7 @@ export { StartupError } from './startup-error.ts';
 
 import { SecretController } from '../controller/controller.ts';
 import { createRollouts } from '../rollout/index.ts';
+import { type PodCertificateEntry, PodCertificateSigner } from '../signer/pod-certificates.ts';
 import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
 
 export interface ControllerOptions {
@@ -144,6 +146,25 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
           ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
         })
       : undefined;
+  // cert-rotator as the signer of PodCertificateRequests for ca issuers with `podCertificates`.
+  const podEntries: PodCertificateEntry[] = [];
+  for (const ic of config.issuers) {
+    const ca = issuers.get(ic.name);
+    if (ic.kind === 'ca' && ic.podCertificates && ca instanceof CAIssuer)
+      podEntries.push({ issuer: ic, config: ic.podCertificates, ca });
+  }
+  const podSigner =
+    podEntries.length > 0
+      ? new PodCertificateSigner({
+          transport: kc,
+          api: new KubePcrApi(kc),
+          entries: podEntries,
+          log,
+          onResult: (signer, result) => metrics.podCertificateRequests.inc({ signer, result }),
+          onIssued: (signer, seconds) => metrics.podCertificateIssue.observe({ signer }, seconds),
+          ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+        })
+      : undefined;
   if (config.leaderElection.enabled) {
     const le = config.leaderElection;
     elector = new LeaderElector(clients.coordination, {
@@ -158,6 +179,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         controller.replanAll();
         rollouts.manager.replanAll();
         signer?.replanAll();
+        podSigner?.replanAll();
       },
       onStoppedLeading: () => {
         // As client-go's binaries do: a leader that lost its lease exits and starts over clean,
@@ -177,6 +199,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   waker?.start();
   rollouts.start();
   signer?.start();
+  podSigner?.start();
   elector?.start();
   log.info(
     {
@@ -196,6 +219,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       await controller.stop();
       waker?.stop();
       await signer?.stop();
+      await podSigner?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();
       await elector?.stop();

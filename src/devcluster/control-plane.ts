@@ -59,6 +59,10 @@ export interface ControlPlaneOptions {
    * its own and would create a ReplicaSet per Deployment). Default true.
    */
   controllerManager?: boolean;
+  /** Added to kube-apiserver's command line (e.g. feature gates, runtime-config). */
+  apiServerArgs?: readonly string[];
+  /** Added to kube-controller-manager's command line. */
+  controllerManagerArgs?: readonly string[];
 }
 
 /**
@@ -122,6 +126,8 @@ export async function startControlPlane(
       peers,
       step,
       controllerManager: options.controllerManager !== false,
+      apiServerArgs: options.apiServerArgs ?? [],
+      controllerManagerArgs: options.controllerManagerArgs ?? [],
     });
   } catch (err) {
     // A half-started control plane is stopped, not left to the exit handler.
@@ -187,6 +193,8 @@ async function launch(
     peers: Peer[];
     step: (what: string) => void;
     controllerManager: boolean;
+    apiServerArgs: readonly string[];
+    controllerManagerArgs: readonly string[];
   },
 ): Promise<Launched> {
   const { ca, admin, files, logDir, peers, step } = ctx;
@@ -239,6 +247,7 @@ async function launch(
     '--allow-privileged=true',
     '--profiling=false',
     '--v=1',
+    ...ctx.apiServerArgs,
   ];
   const startApi = async () => {
     const api = await startPeer('kube-apiserver', bins.kubeApiserver, apiArgs, { logDir });
@@ -280,6 +289,7 @@ async function launch(
         '--secure-port=0',
         '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner',
         '--v=1',
+        ...ctx.controllerManagerArgs,
       ],
       { logDir },
     );

@@ -106,6 +106,11 @@ export class CAIssuer implements Issuer {
     return this.cached;
   }
 
+  /** When the CA certificate expires (reads and checks the CA Secret like a signing would). */
+  async caNotAfter(now: number): Promise<number> {
+    return (await this.load(now)).notAfter;
+  }
+
   /**
    * Signs a public key (from a CSR the signer has checked) for `identity` with exactly `usages`;
    * the leaf never outlives the CA. Used by the CSR signer (src/signer/).
@@ -117,9 +122,11 @@ export class CAIssuer implements Issuer {
     usages: readonly string[];
     durationMs: number;
     now: number;
+    /** Exact validity (the pod certificate signer plans it against the API's rules). */
+    validity?: { notBefore: number; notAfter: number };
   }): Promise<{ chainPem: string; notAfter: number }> {
     const ca = await this.load(input.now);
-    const window = validityWindow(input.now, input.durationMs);
+    const window = input.validity ?? validityWindow(input.now, input.durationMs);
     const notAfter = Math.min(window.notAfter, ca.notAfter);
     try {
       const issued = await issueCertificate({
