@@ -4,12 +4,16 @@
  * test plays the node's part — a Node object, Pods bound to it, and PCRs for those pods with a
  * real stub PKCS#10 request (or the deprecated public key + proof of possession) that the API
  * server checks as it would the kubelet's. Two controller replicas without leader election race
- * for every request, so each outcome below is also "written exactly once".
+ * for every request, so each outcome below is also "written exactly once"; they run with the
+ * token of the chart's ServiceAccount and only the RBAC `helm template` renders for this config.
  */
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject, sign, X509Certificate } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments, stringify } from 'yaml';
 import type { ControlPlane } from '../../src/devcluster/control-plane.ts';
 import { loadKubeConfig } from '../../src/kube/client.ts';
 import type { KubeTransport } from '../../src/kube/http/transport.ts';
@@ -24,6 +28,7 @@ import {
   writeConfig,
 } from '../testenv/controller-process.ts';
 import { startOwnControlPlane } from '../testenv/env.ts';
+import { serviceAccountKubeConfig, testEnv } from '../testenv/kube.ts';
 import { waitFor } from '../testenv/net.ts';
 import { makeTestCA, type Pair, tlsSecret } from '../testenv/tls-fixtures.ts';
 
@@ -33,6 +38,7 @@ const APPS = 'apps';
 const LAB = 'lab';
 const OTHER = 'elsewhere';
 const ROLE = 'cert-rotator.io/role';
+const CHART = new URL('../../charts/cert-rotator', import.meta.url).pathname;
 const PCRS = (ns: string) => `/apis/certificates.k8s.io/v1beta1/namespaces/${ns}/podcertificaterequests`;
 
 let plane: ControlPlane;
@@ -180,6 +186,30 @@ async function expectWrittenOnce(namespace: string, name: string): Promise<void>
   expect(outcomeLines(key), `outcomes written for ${key}`).toHaveLength(1);
 }
 
+interface Rendered {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }>;
+  [key: string]: unknown;
+}
+
+/** `helm template` of the chart with these values, as objects. */
+async function renderChart(dir: string, values: unknown): Promise<Rendered[]> {
+  const file = join(dir, `values-${Math.random().toString(36).slice(2)}.yaml`);
+  await writeFile(file, stringify(values));
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(
+      testEnv().bins.helm,
+      ['template', 'cr', CHART, '--namespace', 'cert-rotator', '-f', file],
+      { env: { PATH: process.env.PATH ?? '', HOME: dir }, maxBuffer: 16 << 20 },
+      (err, out, stderr) => (err ? reject(new Error(`helm template: ${stderr}`)) : resolve(out)),
+    ),
+  );
+  return parseAllDocuments(stdout)
+    .map((d) => d.toJS() as Rendered | null)
+    .filter((d): d is Rendered => d !== null);
+}
+
 function spiffe(namespace: string, sa: string): string {
   return `spiffe://cluster.local/ns/${namespace}/sa/${sa}`;
 }
@@ -206,45 +236,56 @@ beforeAll(async () => {
   const shortCa = await makeTestCA('short-lived CA', 50 * 60_000);
   await core.createNamespacedSecret({ namespace: 'cert-rotator', body: tlsSecret('short-ca', shortCa) });
 
-  const configPath = await writeConfig(join(own.dir), {
+  const issuers = [
+    {
+      name: 'pods',
+      ca: { secret: { namespace: 'cert-rotator', name: 'pods-ca' } },
+      allowedURIs: [`spiffe://cluster.local/ns/${APPS}/sa/*`],
+      allowedDomains: [
+        `*.${APPS}.pod.cluster.local`,
+        `frontend.${APPS}.svc.cluster.local`,
+        `backend.${APPS}.svc.cluster.local`,
+      ],
+      podCertificates: {
+        signerName: SIGNER,
+        maxDuration: '2h',
+        refreshAt: '70%',
+        allow: { namespaces: [APPS, LAB], serviceAccounts: ['web', `${APPS}/api-*`] },
+        uris: ['spiffe://cluster.local/ns/{namespace}/sa/{serviceaccount}'],
+        dnsNames: [
+          '{podname}.{namespace}.pod.cluster.local',
+          `{annotation:${ROLE}}.{namespace}.svc.cluster.local`,
+        ],
+        keyTypes: ['ECDSAP256', 'ED25519', 'RSA3072'],
+      },
+    },
+    {
+      name: 'short',
+      ca: { secret: { namespace: 'cert-rotator', name: 'short-ca' } },
+      podCertificates: {
+        signerName: SHORT_SIGNER,
+        allow: { namespaces: [APPS] },
+        uris: ['spiffe://cluster.local/ns/{namespace}/sa/{serviceaccount}'],
+      },
+    },
+  ];
+  const configPath = await writeConfig(own.dir, {
     namespaces: ['cert-rotator'],
     leaderElection: { enabled: false },
-    issuers: [
-      {
-        name: 'pods',
-        ca: { secret: { namespace: 'cert-rotator', name: 'pods-ca' } },
-        allowedURIs: [`spiffe://cluster.local/ns/${APPS}/sa/*`],
-        allowedDomains: [
-          `*.${APPS}.pod.cluster.local`,
-          `frontend.${APPS}.svc.cluster.local`,
-          `backend.${APPS}.svc.cluster.local`,
-        ],
-        podCertificates: {
-          signerName: SIGNER,
-          maxDuration: '2h',
-          refreshAt: '70%',
-          allow: { namespaces: [APPS, LAB], serviceAccounts: ['web', `${APPS}/api-*`] },
-          uris: ['spiffe://cluster.local/ns/{namespace}/sa/{serviceaccount}'],
-          dnsNames: [
-            '{podname}.{namespace}.pod.cluster.local',
-            `{annotation:${ROLE}}.{namespace}.svc.cluster.local`,
-          ],
-          keyTypes: ['ECDSAP256', 'ED25519', 'RSA3072'],
-        },
-      },
-      {
-        name: 'short',
-        ca: { secret: { namespace: 'cert-rotator', name: 'short-ca' } },
-        podCertificates: {
-          signerName: SHORT_SIGNER,
-          allow: { namespaces: [APPS] },
-          uris: ['spiffe://cluster.local/ns/{namespace}/sa/{serviceaccount}'],
-        },
-      },
-    ],
+    issuers,
   });
+  // The chart's ServiceAccount and RBAC for this config, applied as rendered; the replicas run
+  // with that ServiceAccount's token, so a grant the signer lacks fails this file.
+  const rendered = await renderChart(own.dir, { config: { issuers } });
+  const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+  const rbacKinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
+  for (const o of rendered.filter((x) => rbacKinds.includes(x.kind)))
+    await objects.create(o as k8s.KubernetesObject);
+  const sa = rendered.find((x) => x.kind === 'ServiceAccount')?.metadata.name ?? '';
+  const saKubeconfig = join(own.dir, 'chart-sa.kubeconfig');
+  await writeFile(saKubeconfig, (await serviceAccountKubeConfig(kc, 'cert-rotator', sa)).exportConfig());
   for (let i = 0; i < 2; i++)
-    replicas.push(startControllerProcess({ configPath, kubeconfigPath: plane.kubeconfigPath }));
+    replicas.push(startControllerProcess({ configPath, kubeconfigPath: saKubeconfig }));
   await Promise.all(
     replicas.map((r) => r.waitForLog('the pod signer', (l) => l.msg === 'pod certificate signer started')),
   );
@@ -318,7 +359,7 @@ describe('issuing', () => {
       );
       expect(leaf.publicKey.export({ type: 'spki', format: 'der' }).equals(spki)).toBe(true);
       expect(leaf.subjectAltName).toBe(
-        `URI:${spiffe(APPS, 'api-reader')}, DNS:api-1.${APPS}.pod.cluster.local`,
+        `DNS:api-1.${APPS}.pod.cluster.local, URI:${spiffe(APPS, 'api-reader')}`,
       );
     }
     const capped = await readPcr(APPS, short.name);
@@ -519,3 +560,76 @@ async function apiServerRequests(): Promise<number> {
   }
   return sum;
 }
+
+describe('the chart grants the pod certificate signer only when the config has one', () => {
+  const ca = { secret: { namespace: 'cert-rotator', name: 'ca' } };
+  const podRole = (objects: Rendered[]) =>
+    objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'cr-cert-rotator-pod-certificates');
+
+  it('no podCertificates block: no ClusterRole for it, and no binding', async () => {
+    const objects = await renderChart(join(plane.kubeconfigPath, '..'), {
+      config: { issuers: [{ name: 'plain', ca, signer: {} }] },
+    });
+    expect(podRole(objects)).toBeUndefined();
+    expect(objects.filter((o) => o.metadata.name.endsWith('-pod-certificates'))).toEqual([]);
+  });
+
+  it('with blocks: sign on exactly their signer names (the default one too), PCRs read and status written, pods read', async () => {
+    const objects = await renderChart(join(plane.kubeconfigPath, '..'), {
+      config: {
+        issuers: [
+          {
+            name: 'a',
+            ca,
+            podCertificates: {
+              signerName: 'example.com/a',
+              allow: { namespaces: ['x'] },
+              uris: ['spiffe://td/{namespace}'],
+            },
+          },
+          { name: 'b', ca, podCertificates: { allow: { namespaces: ['x'] }, dnsNames: ['{podname}.x'] } },
+        ],
+      },
+    });
+    expect(podRole(objects)?.rules).toEqual([
+      {
+        apiGroups: ['certificates.k8s.io'],
+        resources: ['podcertificaterequests'],
+        verbs: ['get', 'list', 'watch'],
+      },
+      { apiGroups: ['certificates.k8s.io'], resources: ['podcertificaterequests/status'], verbs: ['update'] },
+      {
+        apiGroups: ['certificates.k8s.io'],
+        resources: ['signers'],
+        resourceNames: ['example.com/a', 'cert-rotator.io/b-pods'],
+        verbs: ['sign'],
+      },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    ]);
+    const binding = objects.find(
+      (o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === 'cr-cert-rotator-pod-certificates',
+    );
+    expect(binding?.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'cr-cert-rotator', namespace: 'cert-rotator' },
+    ]);
+  });
+
+  it('a template with {serviceaccountuid}: ServiceAccounts are read too', async () => {
+    const objects = await renderChart(join(plane.kubeconfigPath, '..'), {
+      config: {
+        issuers: [
+          {
+            name: 'a',
+            ca,
+            podCertificates: { allow: { namespaces: ['x'] }, uris: ['spiffe://td/sa/{serviceaccountuid}'] },
+          },
+        ],
+      },
+    });
+    expect(podRole(objects)?.rules?.at(-1)).toEqual({
+      apiGroups: [''],
+      resources: ['serviceaccounts'],
+      verbs: ['get'],
+    });
+  });
+});
