@@ -38,14 +38,17 @@ import {
 export interface PodCertificateEntry {
   issuer: IssuerConfig & { kind: 'ca' };
   config: PodCertificatesConfig;
-  ca: CAIssuer;
+  ca: Pick<CAIssuer, 'caNotAfter' | 'signPublicKey'>;
 }
+
+/** What the reconciler calls of the API (kube/pcr-api.ts provides it). */
+export type PcrPort = Pick<KubePcrApi, 'getRaw' | 'writeStatus' | 'pod' | 'serviceAccountUid'>;
 
 export type PodCertificateResultValue = (typeof PodCertificateResult)[keyof typeof PodCertificateResult];
 
 export interface PodCertificateSignerDeps {
   transport: KubeTransport;
-  api: KubePcrApi;
+  api: PcrPort;
   entries: PodCertificateEntry[];
   log: Logger;
   /** With leader election: only the leader signs. Absent = always. */
