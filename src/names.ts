@@ -208,5 +208,16 @@ export const EnvVar = {
   serviceAccountDir: 'CERT_ROTATOR_SERVICEACCOUNT_DIR',
 } as const;
 
+/**
+ * The ConfigMap (in cert-rotator's namespace) where the pod certificate signer records, per CA
+ * certificate (data key: its SHA-256), the latest notAfter of a pod certificate it signed.
+ */
+export const ISSUED_RECORD = {
+  name: 'cert-rotator-pod-certificates-issued',
+  descriptionAnnotation: 'cert-rotator.io/description',
+  description:
+    'Per CA certificate (data key: SHA-256 of its DER), the latest notAfter of a pod certificate cert-rotator signed with it. Kept until that time; read by a CA rollover.',
+} as const;
+
 /** fieldManager of every write cert-rotator makes. */
 export const FIELD_MANAGER = 'cert-rotator';

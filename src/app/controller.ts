@@ -14,10 +14,12 @@ import {
   loadKubeConfig,
   makeClients,
 } from '../kube/client.ts';
+import { ConfigMapStore } from '../kube/configmap-store.ts';
 import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { KubePcrApi } from '../kube/pcr-api.ts';
+import { ISSUED_RECORD } from '../names.ts';
 import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
@@ -29,6 +31,7 @@ export { StartupError } from './startup-error.ts';
 
 import { SecretController } from '../controller/controller.ts';
 import { createRollouts } from '../rollout/index.ts';
+import { IssuedLedger } from '../signer/issued-ledger.ts';
 import { type PodCertificateEntry, PodCertificateSigner } from '../signer/pod-certificates.ts';
 import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
 
@@ -162,6 +165,12 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
           log,
           onResult: (signer, result) => metrics.podCertificateRequests.inc({ signer, result }),
           onIssued: (signer, seconds) => metrics.podCertificateIssue.observe({ signer }, seconds),
+          ledger: new IssuedLedger(
+            new ConfigMapStore(kc, config.leaderElection.namespace ?? ownNamespace(), ISSUED_RECORD.name, {
+              labels: { 'app.kubernetes.io/managed-by': 'cert-rotator' },
+              annotations: { [ISSUED_RECORD.descriptionAnnotation]: ISSUED_RECORD.description },
+            }),
+          ),
           ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
         })
       : undefined;

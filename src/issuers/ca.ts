@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { SecretRef } from '../config/schema.ts';
 import {
   certificatesFromPem,
@@ -21,6 +22,9 @@ const CA_CACHE_MS = 5_000;
 
 interface LoadedCA {
   resourceVersion: string;
+  /** Lowercase hex SHA-256 of the CA certificate's DER: which CA signed a leaf. */
+  sha256: string;
+  commonName?: string | undefined;
   certPem: string;
   keyPem: string;
   notAfter: number;
@@ -98,6 +102,8 @@ export class CAIssuer implements Issuer {
       throw new IssuerError('CA_INVALID', `${this.where()}: the CA certificate has expired`, true);
     this.cached = {
       resourceVersion: secret.resourceVersion,
+      sha256: createHash('sha256').update(der).digest('hex'),
+      commonName: summary.subjectCommonName,
       certPem,
       keyPem,
       notAfter: summary.notAfter,
@@ -106,9 +112,14 @@ export class CAIssuer implements Issuer {
     return this.cached;
   }
 
-  /** When the CA certificate expires (reads and checks the CA Secret like a signing would). */
-  async caNotAfter(now: number): Promise<number> {
-    return (await this.load(now)).notAfter;
+  /** The CA certificate that signs now (reads and checks the CA Secret like a signing would). */
+  async caCertificate(now: number): Promise<{ sha256: string; commonName?: string; notAfter: number }> {
+    const ca = await this.load(now);
+    return {
+      sha256: ca.sha256,
+      notAfter: ca.notAfter,
+      ...(ca.commonName ? { commonName: ca.commonName } : {}),
+    };
   }
 
   /**
@@ -124,7 +135,7 @@ export class CAIssuer implements Issuer {
     now: number;
     /** Exact validity (the pod certificate signer plans it against the API's rules). */
     validity?: { notBefore: number; notAfter: number };
-  }): Promise<{ chainPem: string; notAfter: number }> {
+  }): Promise<{ chainPem: string; notAfter: number; caSha256: string }> {
     const ca = await this.load(input.now);
     const window = input.validity ?? validityWindow(input.now, input.durationMs);
     const notAfter = Math.min(window.notAfter, ca.notAfter);
@@ -139,7 +150,7 @@ export class CAIssuer implements Issuer {
         issuer: { certPem: ca.certPem, keyPem: ca.keyPem },
       });
       // Leaf and the CA's chain, as the CA issuer writes to tls.crt (kcm returns the leaf alone).
-      return { chainPem: issued.chainPem, notAfter };
+      return { chainPem: issued.chainPem, notAfter, caSha256: ca.sha256 };
     } catch (err) {
       this.cached = undefined;
       const what = err instanceof Error ? err.message : String(err);

@@ -27,6 +27,7 @@ import {
 import { type Result, WorkQueue } from '../kube/workqueue.ts';
 import { PodCertificateReason, PodCertificateResult } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { IssuedLedger } from './issued-ledger.ts';
 import {
   type Denial,
   planValidity,
@@ -38,7 +39,7 @@ import {
 export interface PodCertificateEntry {
   issuer: IssuerConfig & { kind: 'ca' };
   config: PodCertificatesConfig;
-  ca: Pick<CAIssuer, 'caNotAfter' | 'signPublicKey'>;
+  ca: Pick<CAIssuer, 'caCertificate' | 'signPublicKey'>;
 }
 
 /** What the reconciler calls of the API (kube/pcr-api.ts provides it). */
@@ -57,6 +58,8 @@ export interface PodCertificateSignerDeps {
   onResult?: (signer: string, result: PodCertificateResultValue) => void;
   /** Seconds from the PCR's creation to its chain being written. */
   onIssued?: (signer: string, seconds: number) => void;
+  /** Where each CA's last leaf is recorded before the leaf is published (issued-ledger.ts). */
+  ledger?: Pick<IssuedLedger, 'cover'>;
   now?: () => number;
 }
 
@@ -176,7 +179,7 @@ export class PodCertificateSigner {
       now,
       maxExpirationSeconds: pcr.maxExpirationSeconds,
       maxDurationMs: entry.config.maxDurationMs,
-      caNotAfter: await entry.ca.caNotAfter(now),
+      caNotAfter: (await entry.ca.caCertificate(now)).notAfter,
       refreshAtFraction: entry.config.refreshAtFraction,
     });
     if (!plan.ok) {
@@ -196,6 +199,8 @@ export class PodCertificateSigner {
       now,
       validity: { notBefore: plan.notBefore, notAfter: plan.notAfter },
     });
+    // Recorded before the chain is published: a crash in between over-states, never under-states.
+    await this.deps.ledger?.cover(entry.issuer.name, signed.caSha256, signed.notAfter);
     const names = [...identity.identity.uris, ...identity.identity.dnsNames];
     const outcome: PcrOutcome = {
       issued: {

@@ -8,7 +8,7 @@
  * token of the chart's ServiceAccount and only the RBAC `helm template` renders for this config.
  */
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject, sign, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, sign, X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -285,7 +285,14 @@ beforeAll(async () => {
   const saKubeconfig = join(own.dir, 'chart-sa.kubeconfig');
   await writeFile(saKubeconfig, (await serviceAccountKubeConfig(kc, 'cert-rotator', sa)).exportConfig());
   for (let i = 0; i < 2; i++)
-    replicas.push(startControllerProcess({ configPath, kubeconfigPath: saKubeconfig }));
+    replicas.push(
+      startControllerProcess({
+        configPath,
+        kubeconfigPath: saKubeconfig,
+        // cert-rotator's own namespace, as the chart's Deployment sets it: the issued record's home.
+        env: { POD_NAMESPACE: 'cert-rotator' },
+      }),
+    );
   await Promise.all(
     replicas.map((r) => r.waitForLog('the pod signer', (l) => l.msg === 'pod certificate signer started')),
   );
@@ -533,6 +540,21 @@ describe('two replicas racing on a burst', () => {
       (await metricSum('issued')) - issuedBefore === 20 ? true : undefined,
     );
     const after = await apiServerRequests();
+    // The record of what was issued: this CA's entry covers the latest leaf (rounded up to 5 minutes).
+    const leaves = await Promise.all(
+      created.map(async (c) => Date.parse((await readPcr(APPS, c.name)).status?.notAfter ?? '')),
+    );
+    const record = await core.readNamespacedConfigMap({
+      namespace: 'cert-rotator',
+      name: 'cert-rotator-pod-certificates-issued',
+    });
+    const caSha = createHash('sha256').update(new X509Certificate(ca.certPem).raw).digest('hex');
+    expect(Object.keys(record.data ?? {})).toEqual([caSha]); // the short-lived CA issued nothing
+    const entry = JSON.parse(record.data?.[caSha] ?? '{}') as { issuer: string; lastLeafNotAfter: string };
+    expect(entry.issuer).toBe('pods');
+    const recorded = Date.parse(entry.lastLeafNotAfter);
+    expect(recorded).toBeGreaterThanOrEqual(Math.max(...leaves));
+    expect(recorded - Math.max(...leaves)).toBeLessThanOrEqual(5 * 60_000);
     const latencies = created.map((c) => (issuedAt.get(c.name) ?? 0) - c.created).sort((a, b) => a - b);
     const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
     console.log(
@@ -609,6 +631,19 @@ describe('the chart grants the pod certificate signer only when the config has o
     const binding = objects.find(
       (o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === 'cr-cert-rotator-pod-certificates',
     );
+    const record = objects.find(
+      (o) => o.kind === 'Role' && o.metadata.name === 'cr-cert-rotator-pod-certificates-record',
+    );
+    expect(record?.metadata.namespace).toBe('cert-rotator');
+    expect(record?.rules).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
+      {
+        apiGroups: [''],
+        resources: ['configmaps'],
+        resourceNames: ['cert-rotator-pod-certificates-issued'],
+        verbs: ['get', 'update'],
+      },
+    ]);
     expect(binding?.subjects).toEqual([
       { kind: 'ServiceAccount', name: 'cr-cert-rotator', namespace: 'cert-rotator' },
     ]);

@@ -94,7 +94,7 @@ async function caEntry(): Promise<PodCertificateEntry & { signings: () => number
     config: issuer.podCertificates,
     signings: () => signings,
     ca: {
-      caNotAfter: async () => now + 86_400_000 * 30,
+      caCertificate: async () => ({ sha256: 'ca-sha', notAfter: now + 86_400_000 * 30 }),
       signPublicKey: async (input) => {
         signings++;
         const issued = await issueCertificate({
@@ -105,7 +105,7 @@ async function caEntry(): Promise<PodCertificateEntry & { signings: () => number
           notAfter: input.validity?.notAfter ?? input.now + input.durationMs,
           issuer: { certPem: ca.certPem, keyPem },
         });
-        return { chainPem: issued.chainPem, notAfter: input.validity?.notAfter ?? 0 };
+        return { chainPem: issued.chainPem, notAfter: input.validity?.notAfter ?? 0, caSha256: 'ca-sha' };
       },
     },
   };
