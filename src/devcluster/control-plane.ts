@@ -59,10 +59,16 @@ export interface ControlPlaneOptions {
    * its own and would create a ReplicaSet per Deployment). Default true.
    */
   controllerManager?: boolean;
-  /** Added to kube-apiserver's command line (e.g. feature gates, runtime-config). */
-  apiServerArgs?: readonly string[];
-  /** Added to kube-controller-manager's command line. */
-  controllerManagerArgs?: readonly string[];
+  /** `--feature-gates` for kube-apiserver and kube-controller-manager (and a node's components). */
+  featureGates?: Record<string, boolean>;
+  /** `--runtime-config` entries, e.g. `certificates.k8s.io/v1beta1=true`. */
+  runtimeConfig?: string[];
+}
+
+/** `--feature-gates` value: `A=true,B=false`, sorted, or undefined when there are none. */
+export function featureGatesArg(gates: Record<string, boolean> | undefined): string | undefined {
+  const entries = Object.entries(gates ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length > 0 ? entries.map(([k, v]) => `${k}=${v}`).join(',') : undefined;
 }
 
 /**
@@ -126,8 +132,7 @@ export async function startControlPlane(
       peers,
       step,
       controllerManager: options.controllerManager !== false,
-      apiServerArgs: options.apiServerArgs ?? [],
-      controllerManagerArgs: options.controllerManagerArgs ?? [],
+      options,
     });
   } catch (err) {
     // A half-started control plane is stopped, not left to the exit handler.
@@ -193,11 +198,11 @@ async function launch(
     peers: Peer[];
     step: (what: string) => void;
     controllerManager: boolean;
-    apiServerArgs: readonly string[];
-    controllerManagerArgs: readonly string[];
+    options: ControlPlaneOptions;
   },
 ): Promise<Launched> {
-  const { ca, admin, files, logDir, peers, step } = ctx;
+  const { ca, admin, files, logDir, peers, step, options } = ctx;
+  const gates = featureGatesArg(options.featureGates);
   const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   step('starting etcd');
@@ -247,7 +252,8 @@ async function launch(
     '--allow-privileged=true',
     '--profiling=false',
     '--v=1',
-    ...ctx.apiServerArgs,
+    ...(gates ? [`--feature-gates=${gates}`] : []),
+    ...(options.runtimeConfig?.length ? [`--runtime-config=${options.runtimeConfig.join(',')}`] : []),
   ];
   const startApi = async () => {
     const api = await startPeer('kube-apiserver', bins.kubeApiserver, apiArgs, { logDir });
@@ -289,7 +295,7 @@ async function launch(
         '--secure-port=0',
         '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner',
         '--v=1',
-        ...ctx.controllerManagerArgs,
+        ...(gates ? [`--feature-gates=${gates}`] : []),
       ],
       { logDir },
     );

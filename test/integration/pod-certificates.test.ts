@@ -217,10 +217,8 @@ function spiffe(namespace: string, sa: string): string {
 beforeAll(async () => {
   const own = await startOwnControlPlane('cert-rotator-pcr-', {
     controllerManager: false,
-    apiServerArgs: [
-      '--feature-gates=PodCertificateRequest=true',
-      '--runtime-config=certificates.k8s.io/v1beta1=true',
-    ],
+    featureGates: { PodCertificateRequest: true },
+    runtimeConfig: ['certificates.k8s.io/v1beta1=true'],
   });
   plane = own.plane;
   kc = own.kubeConfig;

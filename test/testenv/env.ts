@@ -170,7 +170,7 @@ export async function startTestEnv(runDir?: string): Promise<TestEnv> {
  */
 export async function startOwnControlPlane(
   prefix: string,
-  opts: Pick<ControlPlaneOptions, 'controllerManager' | 'apiServerArgs' | 'controllerManagerArgs'> = {},
+  opts: Pick<ControlPlaneOptions, 'controllerManager' | 'featureGates' | 'runtimeConfig'> = {},
 ): Promise<{ plane: ControlPlane; kubeConfig: k8s.KubeConfig; dir: string }> {
   const dir = await makeRunDir(prefix);
   const bins = binaries();
