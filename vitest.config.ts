@@ -20,6 +20,22 @@ export default defineConfig({
           hookTimeout: 180_000,
           // Two cores: the control plane needs one; files run one at a time.
           fileParallelism: false,
+          // Explicit, so that e2e (a later group) runs after it; a project left at the default 0
+          // with one worker would be run last of all.
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          // Starts the node lazily, on the first file's request; snapshots the host before and
+          // compares after. Where the node cannot run, says why; with CI=true that fails.
+          globalSetup: ['test/testenv/e2e-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
         },
       },
     ],
