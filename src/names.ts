@@ -112,8 +112,10 @@ export const PodCertificateResult = {
 } as const;
 
 /**
- * Reasons of the condition cert-rotator sets on a PodCertificateRequest. The first two are the
- * API's own names; the kubelet shows the reason and message in a Pod event.
+ * Reasons of the condition cert-rotator sets on a PodCertificateRequest; the kubelet shows the
+ * reason and message in a Pod event. UnsupportedKeyType is the reason the API documents for a key
+ * type a signer does not sign; InvalidUnverifiedUserAnnotations is for the keys the API asks
+ * signers to refuse (unverifiedUserAnnotations they do not understand).
  */
 export const PodCertificateReason = {
   issued: 'CertRotatorIssued',
