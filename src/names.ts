@@ -114,6 +114,38 @@ export const Metric = {
   x509NotBefore: 'cert_rotator_x509_not_before_timestamp_seconds',
   /** 1 per monitored object and key whose certificates cannot be read, with the reason. */
   x509ReadErrors: 'cert_rotator_x509_read_errors',
+  podCertificateRequestsTotal: 'cert_rotator_podcertificate_requests_total',
+  podCertificateIssueSeconds: 'cert_rotator_podcertificate_issue_seconds',
+} as const;
+
+/** Values of the `result` label of `podcertificate_requests_total`. */
+export const PodCertificateResult = {
+  /** The chain was written (Issued). */
+  issued: 'issued',
+  /** A Denied condition was written. */
+  denied: 'denied',
+  /** Left pending on purpose (the CA has less than the API's one-hour minimum left). */
+  pending: 'pending',
+  /** Another signer (a second replica) wrote first: nothing written. */
+  conflict: 'conflict',
+  /** A transient error; retried, never written as Failed. */
+  error: 'error',
+} as const;
+
+/**
+ * Reasons of the condition cert-rotator sets on a PodCertificateRequest; the kubelet shows the
+ * reason and message in a Pod event. UnsupportedKeyType is the reason the API documents for a key
+ * type a signer does not sign; InvalidUnverifiedUserAnnotations is for the keys the API asks
+ * signers to refuse (unverifiedUserAnnotations they do not understand).
+ */
+export const PodCertificateReason = {
+  issued: 'CertRotatorIssued',
+  unsupportedKeyType: 'UnsupportedKeyType',
+  invalidUserAnnotations: 'InvalidUnverifiedUserAnnotations',
+  namespaceNotAllowed: 'CertRotatorNamespaceNotAllowed',
+  serviceAccountNotAllowed: 'CertRotatorServiceAccountNotAllowed',
+  identityNotAllowed: 'CertRotatorIdentityNotAllowed',
+  invalidRequest: 'CertRotatorInvalidRequest',
 } as const;
 
 /** `alertname` of the alerts cert-rotator sends to webhooks (the chart's rules use the same names). */
@@ -235,6 +267,17 @@ export const EnvVar = {
  */
 export const NOTICE_RECORD_PREFIX = 'cert-rotator-notices';
 export const NOTICE_RECORD_SHARDS = 8;
+
+/**
+ * The ConfigMap (in cert-rotator's namespace) where the pod certificate signer records, per CA
+ * certificate (data key: its SHA-256), the latest notAfter of a pod certificate it signed.
+ */
+export const ISSUED_RECORD = {
+  name: 'cert-rotator-pod-certificates-issued',
+  descriptionAnnotation: 'cert-rotator.io/description',
+  description:
+    'Per CA certificate (data key: SHA-256 of its DER), the latest notAfter of a pod certificate cert-rotator signed with it. Kept until that time; read by a CA rollover.',
+} as const;
 
 /** fieldManager of every write cert-rotator makes. */
 export const FIELD_MANAGER = 'cert-rotator';

@@ -13,11 +13,13 @@ import {
   loadKubeConfig,
   makeClients,
 } from '../kube/client.ts';
+import { ConfigMapStore } from '../kube/configmap-store.ts';
 import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
 import type { HttpTransport } from '../kube/http/transport.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
-import { WorkQueueName } from '../names.ts';
+import { KubePcrApi } from '../kube/pcr-api.ts';
+import { ISSUED_RECORD, WorkQueueName } from '../names.ts';
 import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
@@ -32,6 +34,8 @@ export { StartupError } from './startup-error.ts';
 import { SecretController } from '../controller/controller.ts';
 import { ClusterMonitor, monitoringEnabled } from '../monitor/cluster-monitor.ts';
 import { createRollouts } from '../rollout/index.ts';
+import { IssuedLedger } from '../signer/issued-ledger.ts';
+import { type PodCertificateEntry, PodCertificateSigner } from '../signer/pod-certificates.ts';
 import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
 
 /** How often the status page reloads itself. */
@@ -182,6 +186,31 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
           ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
         })
       : undefined;
+  // cert-rotator as the signer of PodCertificateRequests for ca issuers with `podCertificates`.
+  const podEntries: PodCertificateEntry[] = [];
+  for (const ic of config.issuers) {
+    const ca = issuers.get(ic.name);
+    if (ic.kind === 'ca' && ic.podCertificates && ca instanceof CAIssuer)
+      podEntries.push({ issuer: ic, config: ic.podCertificates, ca });
+  }
+  const podSigner =
+    podEntries.length > 0
+      ? new PodCertificateSigner({
+          transport: kc,
+          api: new KubePcrApi(kc),
+          entries: podEntries,
+          log,
+          onResult: (signer, result) => metrics.podCertificateRequests.inc({ signer, result }),
+          onIssued: (signer, seconds) => metrics.podCertificateIssue.observe({ signer }, seconds),
+          ledger: new IssuedLedger(
+            new ConfigMapStore(kc, config.leaderElection.namespace ?? ownNamespace(), ISSUED_RECORD.name, {
+              labels: { 'app.kubernetes.io/managed-by': 'cert-rotator' },
+              annotations: { [ISSUED_RECORD.descriptionAnnotation]: ISSUED_RECORD.description },
+            }),
+          ),
+          ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+        })
+      : undefined;
   if (config.leaderElection.enabled) {
     const le = config.leaderElection;
     elector = new LeaderElector(clients.coordination, {
@@ -197,6 +226,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         rollouts.manager.replanAll();
         signer?.replanAll();
         monitor?.leading();
+        podSigner?.replanAll();
       },
       onStoppedLeading: () => {
         // As client-go's binaries do: a leader that lost its lease exits and starts over clean,
@@ -245,6 +275,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   rollouts.start();
   signer?.start();
   notifications.start();
+  podSigner?.start();
   elector?.start();
   log.info(
     {
@@ -266,6 +297,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       waker?.stop();
       await notifications.stop();
       await signer?.stop();
+      await podSigner?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();
       await elector?.stop();

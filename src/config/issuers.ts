@@ -5,6 +5,7 @@ import { parseDuration } from '../policy/renewal.ts';
 import { readAcme } from './acme.ts';
 import { readApprove, readKubernetesCsr, readSigner } from './csr.ts';
 import { dropUndefined } from './drop-undefined.ts';
+import { readPodCertificates } from './pod-certificates.ts';
 import { join, type Mapping, type Reader } from './reader.ts';
 import type { IssuerConfig, IssuerKind } from './schema.ts';
 import { CONFIG_DEFAULTS } from './schema.ts';
@@ -24,6 +25,7 @@ const ISSUER_KEYS = [
   'allowedOrganizations',
   'signer',
   'approve',
+  'podCertificates',
   'fallback',
   'fallbackAfter',
 ];
@@ -73,6 +75,18 @@ export function readIssuers(r: Reader, value: unknown): IssuerConfig[] {
       issuers.push(issuer);
     }
   });
+  // A PodCertificateRequest names one signer: two issuers answering it would both sign.
+  const podSigners = new Map<string, string>();
+  for (const issuer of issuers) {
+    if (issuer.kind !== 'ca' || !issuer.podCertificates) continue;
+    const other = podSigners.get(issuer.podCertificates.signerName);
+    if (other !== undefined) {
+      r.report(
+        `issuers[${value.findIndex((i: unknown) => rawName(i) === issuer.name)}].podCertificates.signerName`,
+        `"${issuer.podCertificates.signerName}" is also the pod certificate signer of issuer "${other}"`,
+      );
+    } else podSigners.set(issuer.podCertificates.signerName, issuer.name);
+  }
   return issuers;
 }
 
@@ -171,7 +185,18 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
           "needs signer: the approver approves requests for this issuer's signer",
         );
       }
-      if (secret) issuer = dropUndefined({ ...common, kind, ca: { secret }, signer, approve });
+      const podCertificates =
+        m.podCertificates === undefined
+          ? undefined
+          : readPodCertificates(r, m.podCertificates, join(path, 'podCertificates'), name ?? '');
+      if (podCertificates && signer?.signerName === podCertificates.signerName && m.signer !== undefined) {
+        r.report(
+          join(join(path, 'podCertificates'), 'signerName'),
+          `"${podCertificates.signerName}" is also signer.signerName: a CSR signer and a pod certificate signer need names of their own`,
+        );
+      }
+      if (secret)
+        issuer = dropUndefined({ ...common, kind, ca: { secret }, signer, approve, podCertificates });
       break;
     }
     case 'selfSigned':
@@ -214,6 +239,8 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
     for (const key of ['signer', 'approve'] as const) {
       if (m[key] !== undefined) r.report(join(path, key), 'only a ca issuer can sign CSRs');
     }
+    if (m.podCertificates !== undefined)
+      r.report(join(path, 'podCertificates'), 'only a ca issuer can sign PodCertificateRequests');
   }
   if (issuer && (issuer.kind === 'ca' || issuer.kind === 'selfSigned')) {
     issuer.durationMs ??= parseDuration(CONFIG_DEFAULTS.issuerDuration);

@@ -103,6 +103,26 @@ export interface CsrSignerConfig {
   allowedUsages: string[];
 }
 
+/**
+ * PodCertificateRequests (KEP-4317) the issuer signs: the kubelet asks for a pod's key and
+ * certificate with a `podCertificate` volume naming `signerName`.
+ */
+export interface PodCertificatesConfig {
+  signerName: string;
+  /** Longest leaf it issues; a PCR's maxExpirationSeconds may only shorten it. */
+  maxDurationMs: number;
+  /** When the kubelet should refresh, as a fraction of the lifetime after notBefore (0.7 = "70%"). */
+  refreshAtFraction: number;
+  /** Who may have a certificate: globs of namespaces, and of ServiceAccounts (`name` or `namespace/name`). */
+  allow: { namespaces: string[]; serviceAccounts: string[] };
+  /** URI SAN templates (placeholders: see POD_CERTIFICATE_PLACEHOLDERS in config/pod-certificates.ts). */
+  uris: string[];
+  /** DNS SAN templates, same placeholders. */
+  dnsNames: string[];
+  /** Key types it signs; any other is denied with UnsupportedKeyType. */
+  keyTypes: string[];
+}
+
 /** Which requests the signer's approver approves (every other request for it is denied). */
 export interface CsrApproveConfig {
   serviceAccounts: {
@@ -145,7 +165,13 @@ export type IssuerKind = 'ca' | 'selfSigned' | 'acme' | 'kubernetesCSR';
 
 export type IssuerConfig = IssuerCommon &
   (
-    | { kind: 'ca'; ca: CAIssuerConfig; signer?: CsrSignerConfig; approve?: CsrApproveConfig }
+    | {
+        kind: 'ca';
+        ca: CAIssuerConfig;
+        signer?: CsrSignerConfig;
+        approve?: CsrApproveConfig;
+        podCertificates?: PodCertificatesConfig;
+      }
     | { kind: 'selfSigned' }
     | { kind: 'acme'; acme: AcmeIssuerConfig }
     | { kind: 'kubernetesCSR'; kubernetesCSR: KubernetesCSRIssuerConfig }
@@ -215,6 +241,8 @@ export const CONFIG_DEFAULTS = {
   csrApprovalTimeout: '15m',
   csrApprovalHold: '20s',
   signerMaxDuration: '24h',
+  podCertificateMaxDuration: '24h',
+  podCertificateRefreshAt: '70%',
   minCertificateDuration: '1h',
   fallbackAfter: 3,
   acmeMaxOrdersPerHour: 5,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { SecretRef } from '../config/schema.ts';
 import {
   assertSigningCa,
@@ -22,6 +23,9 @@ const CA_CACHE_MS = 5_000;
 
 interface LoadedCA {
   resourceVersion: string;
+  /** Lowercase hex SHA-256 of the CA certificate's DER: which CA signed a leaf. */
+  sha256: string;
+  commonName?: string | undefined;
   certPem: string;
   keyPem: string;
   notAfter: number;
@@ -107,12 +111,24 @@ export class CAIssuer implements Issuer {
       throw new IssuerError('CA_INVALID', `${this.where()}: the CA certificate has expired`, true);
     this.cached = {
       resourceVersion: secret.resourceVersion,
+      sha256: createHash('sha256').update(der).digest('hex'),
+      commonName: summary.subjectCommonName,
       certPem,
       keyPem,
       notAfter: summary.notAfter,
       loadedAt: now,
     };
     return this.cached;
+  }
+
+  /** The CA certificate that signs now (reads and checks the CA Secret like a signing would). */
+  async caCertificate(now: number): Promise<{ sha256: string; commonName?: string; notAfter: number }> {
+    const ca = await this.load(now);
+    return {
+      sha256: ca.sha256,
+      notAfter: ca.notAfter,
+      ...(ca.commonName ? { commonName: ca.commonName } : {}),
+    };
   }
 
   /**
@@ -126,9 +142,11 @@ export class CAIssuer implements Issuer {
     usages: readonly string[];
     durationMs: number;
     now: number;
-  }): Promise<{ chainPem: string; notAfter: number }> {
+    /** Exact validity (the pod certificate signer plans it against the API's rules). */
+    validity?: { notBefore: number; notAfter: number };
+  }): Promise<{ chainPem: string; notAfter: number; caSha256: string }> {
     const ca = await this.load(input.now);
-    const window = validityWindow(input.now, input.durationMs);
+    const window = input.validity ?? validityWindow(input.now, input.durationMs);
     const notAfter = Math.min(window.notAfter, ca.notAfter);
     try {
       const issued = await issueCertificate({
@@ -141,7 +159,7 @@ export class CAIssuer implements Issuer {
         issuer: { certPem: ca.certPem, keyPem: ca.keyPem },
       });
       // Leaf and the CA's chain, as the CA issuer writes to tls.crt (kcm returns the leaf alone).
-      return { chainPem: issued.chainPem, notAfter };
+      return { chainPem: issued.chainPem, notAfter, caSha256: ca.sha256 };
     } catch (err) {
       this.cached = undefined;
       const what = err instanceof Error ? err.message : String(err);

@@ -25,6 +25,8 @@ export class Metrics {
   readonly notifications: Counter<'webhook' | 'result'>;
   private leading: () => boolean = () => true;
   private readonly queues = new Map<string, () => QueueStats>();
+  readonly podCertificateRequests: Counter<'signer' | 'result'>;
+  readonly podCertificateIssue: Histogram<'signer'>;
 
   constructor({
     processMetrics = true,
@@ -141,6 +143,19 @@ export class Metrics {
         },
       ),
     );
+    this.podCertificateRequests = new Counter({
+      name: Metric.podCertificateRequestsTotal,
+      help: 'PodCertificateRequests the pod certificate signer handled, by signer name and result (issued, denied, pending, conflict, error).',
+      labelNames: ['signer', 'result'],
+      registers: r,
+    });
+    this.podCertificateIssue = new Histogram({
+      name: Metric.podCertificateIssueSeconds,
+      help: 'Time from a PodCertificateRequest being created to its certificate chain being written.',
+      labelNames: ['signer'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: r,
+    });
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
   }
 

@@ -24,7 +24,8 @@ function x509Module(): Promise<typeof X509> {
 }
 
 function toArrayBuffer(u: Uint8Array): ArrayBuffer {
-  return u.slice().buffer as ArrayBuffer;
+  // Not u.slice(): on a Buffer that is a view into Node's shared pool, whose .buffer is the pool.
+  return Uint8Array.prototype.slice.call(u).buffer as ArrayBuffer;
 }
 
 const EXTENSION_REQUEST = der.oid('1.2.840.113549.1.9.14');

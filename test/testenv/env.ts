@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { type Bind, startBind } from './bind.ts';
 import { makeCA } from './certs.ts';
-import { type ControlPlane, startControlPlane } from './control-plane.ts';
+import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from './control-plane.ts';
 import { type Pebble, startPebble } from './pebble.ts';
 
 export interface Binaries {
@@ -190,7 +190,7 @@ export async function startTestEnv(runDir?: string): Promise<TestEnv> {
  */
 export async function startOwnControlPlane(
   prefix: string,
-  opts: { controllerManager?: boolean } = {},
+  opts: Pick<ControlPlaneOptions, 'controllerManager' | 'featureGates' | 'runtimeConfig'> = {},
 ): Promise<{ plane: ControlPlane; kubeConfig: k8s.KubeConfig; dir: string }> {
   const dir = await makeRunDir(prefix);
   const bins = binaries();

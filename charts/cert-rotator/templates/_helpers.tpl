@@ -152,9 +152,11 @@ What the CSR pieces of the config need, as JSON:
   sign             signerNames of ca issuers with `signer` (status + sign, get/list/watch CSRs)
   approve          signerNames of those with `approve` (approval + approve)
   configMaps       caBundleFrom ConfigMaps: namespace -> names (get)
+  podSign          podCertificates signerNames of ca issuers (sign, PCRs get/list/watch + status, pods get)
+  podSAUid         some podCertificates template names {serviceaccountuid} (serviceaccounts get)
 */}}
 {{- define "cert-rotator.csr" -}}
-{{- $out := dict "requester" false "selfApprove" (list) "sign" (list) "approve" (list) "configMaps" (dict) -}}
+{{- $out := dict "requester" false "selfApprove" (list) "sign" (list) "approve" (list) "configMaps" (dict) "podSign" (list) "podSAUid" false -}}
 {{- range $issuer := (default (list) .Values.config.issuers) -}}
 {{- if kindIs "map" $issuer -}}
 {{- with $issuer.kubernetesCSR -}}
@@ -169,6 +171,14 @@ What the CSR pieces of the config need, as JSON:
 {{- $signerName := (default (dict) $issuer.signer).signerName | default (printf "cert-rotator.io/%s" $issuer.name) -}}
 {{- $_ := set $out "sign" (append $out.sign $signerName | uniq) -}}
 {{- if $issuer.approve -}}{{- $_ := set $out "approve" (append $out.approve $signerName | uniq) -}}{{- end -}}
+{{- end -}}
+{{- if and $issuer.ca (hasKey $issuer "podCertificates") -}}
+{{- $pc := default (dict) $issuer.podCertificates -}}
+{{- $podSigner := $pc.signerName | default (printf "cert-rotator.io/%s-pods" $issuer.name) -}}
+{{- $_ := set $out "podSign" (append $out.podSign $podSigner | uniq) -}}
+{{- if contains "{serviceaccountuid}" (toJson (concat (default (list) $pc.uris) (default (list) $pc.dnsNames))) -}}
+{{- $_ := set $out "podSAUid" true -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
