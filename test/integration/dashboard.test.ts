@@ -193,12 +193,26 @@ beforeAll(async () => {
   await waitForRevision(core, ns(), 'client', '1', 60_000);
   // Each round is held until Prometheus has five scrapes of it, so a rate over the next round
   // sees the counters and histograms move (a series' first sample is no increase to a rate).
-  const seen = (expr: string) =>
-    waitFor(
-      `Prometheus to hold 5 scrapes of ${expr}`,
-      async () => ((await instant(`min_over_time((${expr})[5s:1s]) > 0`)).length === 1 ? true : undefined),
-      { timeoutMs: 30_000 },
-    );
+  // The deadline is generous (a loaded 2-core machine in the middle of the whole suite); on a
+  // time-out the error names what each part of the condition stood at.
+  const seen = async (expr: string) => {
+    try {
+      await waitFor(
+        `Prometheus to hold 5 scrapes of ${expr}`,
+        async () => ((await instant(`min_over_time((${expr})[5s:1s]) > 0`)).length === 1 ? true : undefined),
+        { timeoutMs: 90_000 },
+      );
+    } catch (err) {
+      const parts = await Promise.all(
+        expr.split(' and ').map(async (part) => {
+          const sum = part.replace(/\s*>=\s*\d+$/, '');
+          const r = await instant(sum).catch(() => []);
+          return `${sum} = ${r[0]?.value[1] ?? 'no data'}`;
+        }),
+      );
+      throw new Error(`${(err as Error).message}; now: ${parts.join(', ')}`);
+    }
+  };
   await seen(
     'sum(cert_rotator_renewals_total{result="success"}) >= 2 and sum(cert_rotator_rollouts_total) >= 1 and sum(cert_rotator_secret_errors_total) >= 1 and sum(cert_rotator_renewals_total{result="failure"}) >= 1',
   );
