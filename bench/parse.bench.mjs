@@ -9,14 +9,16 @@ import 'reflect-metadata';
 import { hash, X509Certificate } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import * as x509 from '@peculiar/x509';
-import {
+import * as pki from '../dist/pki/index.js';
+
+const {
   certificateParts,
   certificatesFromPem,
   generateKey,
   issueCertificate,
   KEY_ALGORITHMS,
   readCertificateSummary,
-} from '../dist/pki/index.js';
+} = pki;
 
 const DAY = 86_400_000;
 
@@ -100,6 +102,18 @@ const parsers = {
     const bc = c.getExtension(x509.BasicConstraintsExtension);
     sink += c.notAfter.getTime() + (san?.names.items.length ?? 0) + c.serialNumber.length + (bc?.ca ? 1 : 0);
   },
+  /**
+   * What the controller does for an opted-in Secret since #19: the fast path, then node:crypto's
+   * reading of the same certificate compared with it (pki/x509-check.ts). Absent before #19.
+   */
+  ...(pki.withOpenSslCheck
+    ? {
+        fastAndOpenSslCheck(der) {
+          const s = pki.withOpenSslCheck(der, readCertificateSummary(der));
+          sink += s.notAfter + s.problems.length;
+        },
+      }
+    : {}),
   /** Only the SPKI hash the fast path includes, to show its share of the cost. */
   spkiHashOnly(_der, spki) {
     sink += hash('sha256', spki, 'hex').length;
@@ -147,6 +161,17 @@ export async function run({ certs = 2000, rounds = 7, seed = 1, ders } = {}) {
       fastOverPeculiar: +(fast / results.peculiar.medianCertsPerSec).toFixed(2),
       spkiHashShareOfFast: +(fast / results.spkiHashOnly.medianCertsPerSec).toFixed(3),
     },
+    // The cross-check's added CPU for 20,000 opted-in Secrets (one core), from the two medians.
+    ...(results.fastAndOpenSslCheck
+      ? {
+          openSslCheckUsPerCert: +(1e6 / results.fastAndOpenSslCheck.medianCertsPerSec - 1e6 / fast).toFixed(
+            1,
+          ),
+          openSslCheckMsAt20000: Math.round(
+            20_000 * (1 / results.fastAndOpenSslCheck.medianCertsPerSec - 1 / fast) * 1000,
+          ),
+        }
+      : {}),
     sink: sink > 0,
   };
 }
@@ -169,4 +194,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     `  fast/node ${out.ratios.fastOverNode}x   fast/peculiar ${out.ratios.fastOverPeculiar}x   ` +
       `SPKI hash share of fast path ${(out.ratios.spkiHashShareOfFast * 100).toFixed(1)}%   (${Date.now() - t0} ms total)`,
   );
+  if (out.openSslCheckUsPerCert !== undefined)
+    console.log(
+      `  node:crypto cross-check: +${out.openSslCheckUsPerCert} µs per certificate, +${out.openSslCheckMsAt20000} ms for 20,000 opted-in Secrets`,
+    );
 }

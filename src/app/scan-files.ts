@@ -8,7 +8,7 @@ import {
   readCertificateSummary,
   splitPem,
 } from '../pki/index.ts';
-import { certFields, type ScanRow } from './scan-rows.ts';
+import { certFields, certificateProblems, type ScanRow } from './scan-rows.ts';
 
 /** Larger files are reported, not read: no certificate file is this big. */
 const MAX_FILE_BYTES = 8 * 1024 * 1024;
@@ -21,6 +21,7 @@ function fileRow(
   problems: string[],
 ): ScanRow {
   const expired = cert !== null && cert.notAfter <= now;
+  problems.push(...certificateProblems(cert));
   if (expired) problems.push(`expired ${new Date(cert.notAfter).toISOString()}`);
   return {
     kind: 'File',

@@ -43,6 +43,22 @@ export interface ScanRow {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/**
+ * What is wrong with a certificate that is still readable for its expiry: each part not
+ * acceptable to act on (its names are not shown), and a flagged serial (reported only: never a
+ * reason to renew).
+ */
+export function certificateProblems(cert: CertSummary | null): string[] {
+  if (!cert) return [];
+  const out = cert.problems.map(
+    (p) => `certificate ${p.field} is not acceptable to act on (${p.reason}); names from it are not used`,
+  );
+  if (cert.serialFlag === 'negative')
+    out.push('serial number is negative (RFC 5280 requires a positive one)');
+  if (cert.serialFlag === 'non-minimal') out.push('serial number is not minimally encoded');
+  return out;
+}
+
 /** The certificate fields of a row, from the leaf's summary. */
 export function certFields(
   cert: CertSummary | null,
@@ -90,6 +106,7 @@ export function rowFromSecret(secret: k8s.V1Secret, config: Config, fromFile: bo
   const problems: string[] = [];
   if (record.certProblem) problems.push(record.certProblem);
   const cert = record.cert;
+  problems.push(...certificateProblems(cert));
   if (cert) problems.push(...keyProblems(secret));
   const ev = evaluate(record, configFor(secret, config, fromFile), now);
   // A Secret that is not opted in is renewed by nobody: only an issuer it names itself is shown.

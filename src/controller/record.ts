@@ -1,6 +1,12 @@
 import type * as k8s from '@kubernetes/client-node';
 import { ANNOTATION_PREFIX, Annotation, SecretKey, STATUS_ANNOTATION_PREFIX } from '../names.ts';
-import { type CertSummary, certificatesFromPem, isPkiError, readCertificateSummary } from '../pki/index.ts';
+import {
+  type CertSummary,
+  certificatesFromPem,
+  isPkiError,
+  readCertificateSummary,
+  withOpenSslCheck,
+} from '../pki/index.ts';
 import { decodeData } from './secret-body.ts';
 
 /**
@@ -15,6 +21,7 @@ export interface SecretRecord {
   /** Only the `cert-rotator.io/*` and `status.cert-rotator.io/*` annotations. */
   annotations: Record<string, string>;
   managed: boolean;
+  /** Readable for expiry; `cert.problems` lists the parts not acceptable to act on. */
   cert: CertSummary | null;
   /** Why `cert` is null: missing or unparseable tls.crt. */
   certProblem?: string;
@@ -33,14 +40,22 @@ export function ourAnnotations(all: Record<string, string> | undefined): Record<
   return out;
 }
 
-/** Leaf summary of a base64 `tls.crt` value, or the reason there is none. */
-export function summarizeTlsCrt(b64: string | undefined): { cert: CertSummary | null; problem?: string } {
+/**
+ * Leaf summary of a base64 `tls.crt` value, or the reason there is none. With `actOn` (a Secret
+ * the controller may renew from its identity) OpenSSL must also accept the certificate and read
+ * the same identity, or the summary carries an `openssl` problem (see pki/x509-check.ts).
+ */
+export function summarizeTlsCrt(
+  b64: string | undefined,
+  actOn = false,
+): { cert: CertSummary | null; problem?: string } {
   if (!b64) return { cert: null, problem: `${SecretKey.certificate} is missing or empty` };
   try {
     const pem = decodeData(b64);
     const leaf = certificatesFromPem(pem)[0];
     if (!leaf) return { cert: null, problem: `${SecretKey.certificate} holds no certificate` };
-    return { cert: readCertificateSummary(leaf) };
+    const summary = readCertificateSummary(leaf);
+    return { cert: actOn ? withOpenSslCheck(leaf, summary) : summary };
   } catch (err) {
     const why = isPkiError(err) ? err.message : 'unreadable';
     return { cert: null, problem: `${SecretKey.certificate} cannot be parsed: ${why}` };
@@ -57,14 +72,15 @@ export function certificateProblem(secret: k8s.V1Secret): string | undefined {
 
 export function recordFromSecret(secret: k8s.V1Secret): SecretRecord {
   const annotations = ourAnnotations(secret.metadata?.annotations);
-  const { cert, problem } = summarizeTlsCrt(secret.data?.[SecretKey.certificate]);
+  const managed = annotations[Annotation.enabled] === 'true';
+  const { cert, problem } = summarizeTlsCrt(secret.data?.[SecretKey.certificate], managed);
   return {
     namespace: secret.metadata?.namespace ?? '',
     name: secret.metadata?.name ?? '',
     uid: secret.metadata?.uid ?? '',
     resourceVersion: secret.metadata?.resourceVersion ?? '',
     annotations,
-    managed: annotations[Annotation.enabled] === 'true',
+    managed,
     cert,
     ...(problem !== undefined ? { certProblem: problem } : {}),
   };

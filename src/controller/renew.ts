@@ -78,8 +78,12 @@ export interface RenewOutput {
   recentOrders?: number[];
 }
 
-/** The identity to issue for: annotations first, the rest copied from the current certificate. */
-export function targetIdentity(policy: SecretPolicy, current: CertSummary | null): Identity {
+/**
+ * The identity to issue for: annotations first, the rest copied from the current certificate,
+ * but only from one acceptable to act on (no problems, OpenSSL reads the same names).
+ */
+export function targetIdentity(policy: SecretPolicy, cert: CertSummary | null): Identity {
+  const current = cert && cert.problems.length === 0 ? cert : null;
   const o = policy.identityOverride;
   const commonName = o.commonName ?? current?.subjectCommonName;
   return {
@@ -88,6 +92,13 @@ export function targetIdentity(policy: SecretPolicy, current: CertSummary | null
     ipAddresses: o.ipAddresses ?? current?.ipAddresses ?? [],
     uris: o.uris ?? current?.uris ?? [],
   };
+}
+
+/** Why the current certificate gives no identity to copy, for a NO_IDENTITY message. */
+function unusableCertificate(cert: CertSummary | null): string {
+  const problem = cert?.problems[0];
+  if (problem === undefined) return `${SecretKey.certificate} has no usable certificate`;
+  return `${SecretKey.certificate} is readable but not acceptable to act on (${problem.field}: ${problem.reason})`;
 }
 
 async function chooseKey(input: RenewInput): Promise<{ keyPem: string; rotated: boolean }> {
@@ -113,7 +124,9 @@ async function chooseKey(input: RenewInput): Promise<{ keyPem: string; rotated: 
         `rotate-key is "false" but the Secret has no ${SecretKey.privateKey} to keep`,
       );
     }
-    if (currentCert && currentCert.spkiSha256 !== current.spkiSha256) {
+    // The canonical public key: an RSA certificate without the NULL parameters, or with a
+    // compressed EC point, still matches its key (keyMatchesCertificate agrees).
+    if (currentCert && currentCert.publicKeySha256 !== current.spkiSha256) {
       throw new RenewFailure(
         'KEY_MISMATCH',
         `${SecretKey.privateKey} does not match ${SecretKey.certificate}; refusing to keep a key that is not the certificate's (fix the Secret or set rotate-key "true")`,
@@ -162,7 +175,7 @@ export async function issue(input: RenewInput): Promise<Issued> {
   ) {
     throw new RenewFailure(
       'NO_IDENTITY',
-      `nothing to issue for: ${input.certProblem ?? `${SecretKey.certificate} has no usable certificate`}, and no dns-names, ip-addresses, uris or common-name annotation names one`,
+      `nothing to issue for: ${input.certProblem ?? unusableCertificate(input.currentCert)}, and no dns-names, ip-addresses, uris or common-name annotation names one`,
     );
   }
   const chosen = await chooseKey(input);

@@ -1,5 +1,6 @@
 import type { SecretRef } from '../config/schema.ts';
 import {
+  assertSigningCa,
   certificatesFromPem,
   isPkiError,
   issueCertificate,
@@ -79,8 +80,16 @@ export class CAIssuer implements Issuer {
       const what = isPkiError(err) ? err.message : String(err);
       throw new IssuerError('CA_INVALID', `${this.where()}: tls.crt is not a certificate (${what})`, true);
     }
-    if (!summary.isCA)
-      throw new IssuerError('CA_INVALID', `${this.where()}: tls.crt is not a CA certificate`, true);
+    try {
+      assertSigningCa(der, summary);
+    } catch (err) {
+      const what = isPkiError(err) ? err.message : String(err);
+      throw new IssuerError(
+        'CA_INVALID',
+        `${this.where()}: tls.crt is not a usable CA certificate (${what})`,
+        true,
+      );
+    }
     let matches = false;
     try {
       matches = keyMatchesCertificate(keyPem, der);

@@ -7,6 +7,12 @@ export type PkiErrorCode =
   | 'PEM_MALFORMED'
   /** Certificate DER is not a well-formed X.509 certificate (as far as the fast path reads it). */
   | 'DER_MALFORMED'
+  /**
+   * The certificate is readable for its expiry but not acceptable to act on: a part the policy
+   * or an issuer would use (names, CA constraints, algorithms, signature) is not strict DER per
+   * RFC 5280, or a TLS client (OpenSSL) reads it differently. `field` names the part.
+   */
+  | 'CERT_UNACCEPTABLE'
   /** PEM text contained no CERTIFICATE block. */
   | 'NO_CERTIFICATE'
   /** No private key block, or the key bytes do not decode. */
@@ -32,13 +38,38 @@ export type PkiErrorCode =
   /** A PKCS#10 certificate request does not decode. */
   | 'CSR_MALFORMED';
 
+/**
+ * The parts of a certificate a CERT_UNACCEPTABLE error can name (see docs/controller.md, "Two
+ * levels of reading a certificate"). `openssl` is node:crypto's X509Certificate refusing the
+ * certificate or reading its identity differently.
+ */
+export type CertField =
+  | 'version'
+  | 'serialNumber'
+  | 'signatureAlgorithm'
+  | 'signature'
+  | 'issuer'
+  | 'subject'
+  | 'subjectPublicKeyInfo'
+  | 'extensions'
+  | 'subjectAltName'
+  | 'basicConstraints'
+  | 'keyUsage'
+  | 'extKeyUsage'
+  | 'subjectKeyIdentifier'
+  | 'authorityKeyIdentifier'
+  | 'openssl';
+
 export class PkiError extends Error {
   readonly code: PkiErrorCode;
+  /** For CERT_UNACCEPTABLE: the part of the certificate that failed. */
+  readonly field: CertField | undefined;
 
-  constructor(code: PkiErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: PkiErrorCode, message: string, options?: { cause?: unknown; field?: CertField }) {
     super(message, options);
     this.name = 'PkiError';
     this.code = code;
+    this.field = options?.field;
   }
 }
 

@@ -2,12 +2,14 @@ export { acmeCertId } from './cert-id.ts';
 export { createCsrPem, type ParsedCsr, parseCsr } from './csr.ts';
 export {
   type CertificateParts,
+  type CertProblem,
   type CertSummary,
   certificateParts,
   keyAlgorithmOfSpki,
   readCertificateSummary,
+  unacceptableError,
 } from './der.ts';
-export { isPkiError, PkiError, type PkiErrorCode } from './errors.ts';
+export { type CertField, isPkiError, PkiError, type PkiErrorCode } from './errors.ts';
 export { canonicalIp, formatIp, parseIp } from './ip.ts';
 export {
   type GeneratedKey,
@@ -27,3 +29,10 @@ export {
   issueCertificate,
 } from './sign.ts';
 export { missingNames, type VerifyIssuedInput, verifyIssued } from './verify.ts';
+export {
+  assertActionable,
+  assertSigningCa,
+  type OpenSslReading,
+  readWithOpenSsl,
+  withOpenSslCheck,
+} from './x509-check.ts';

@@ -116,7 +116,7 @@ export function loadPrivateKey(pem: string): LoadedPrivateKey {
   return { key, algorithm, spki, spkiSha256: hash('sha256', spki, 'hex') };
 }
 
-/** Algorithm and public-key fingerprint (same as CertSummary.spkiSha256) of a private key PEM. */
+/** Algorithm and canonical public-key fingerprint (same as CertSummary.publicKeySha256) of a private key PEM. */
 export function inspectPrivateKey(pem: string): { algorithm: KeyAlgorithm; spkiSha256: string } {
   const { algorithm, spkiSha256 } = loadPrivateKey(pem);
   return { algorithm, spkiSha256 };

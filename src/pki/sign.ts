@@ -11,6 +11,7 @@ import { PkiError } from './errors.ts';
 import { parseIp } from './ip.ts';
 import { type KeyAlgorithm, type LoadedPrivateKey, loadPrivateKey, spkiMatchesKey } from './keys.ts';
 import { certificatesFromPem, toPem } from './pem.ts';
+import { assertSigningCa } from './x509-check.ts';
 
 /** The names a certificate is for. */
 export interface Identity {
@@ -159,13 +160,9 @@ interface Issuer {
 function loadIssuer(issuer: { certPem: string; keyPem: string }): Issuer {
   const certs = certificatesFromPem(issuer.certPem);
   const caDer = certs[0]!;
-  const summary = readCertificateSummary(caDer);
-  if (!summary.isCA) {
-    throw new PkiError(
-      'ISSUER_NOT_CA',
-      `issuer certificate${summary.subjectCommonName ? ` "${summary.subjectCommonName}"` : ''} is not a CA (basicConstraints cA is not set)`,
-    );
-  }
+  // A CA by both readings (der.ts and OpenSSL), with keyCertSign: clients would refuse every
+  // leaf signed by anything less.
+  assertSigningCa(caDer, readCertificateSummary(caDer));
   const key = loadPrivateKey(issuer.keyPem);
   const parts = certificateParts(caDer);
   if (!spkiMatchesKey(key, parts.spki)) {

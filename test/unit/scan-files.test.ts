@@ -127,6 +127,20 @@ describe('cert-rotator scan PATH...', () => {
     expect(rows.find((row) => row.source?.includes('client certificate'))?.problems).toEqual([]);
   });
 
+  it('a certificate readable but not acceptable to act on: its expiry, no names from the failed part, the problem', () => {
+    const corpus = new URL('./pki/corpus/', import.meta.url).pathname;
+    const r = scan([join(corpus, 'malformed-san.pem'), join(corpus, 'negative_serial.pem'), '-o', 'json']);
+    const rows = (JSON.parse(r.stdout) as { items: (Row & { dnsNames: string[] })[] }).items;
+    const san = rows.find((row) => row.name.endsWith('malformed-san.pem'))!;
+    expect(san).toMatchObject({ notAfter: '2017-09-27T11:24:43.000Z', dnsNames: [], state: 'expired' });
+    expect(san.problems[0]).toBe(
+      'certificate subjectAltName is not acceptable to act on (expected otherName [0] value); names from it are not used',
+    );
+    const negative = rows.find((row) => row.name.endsWith('negative_serial.pem'))!;
+    expect(negative.dnsNames).toEqual(['*.gov.us', 'gov.us']);
+    expect(negative.problems[0]).toBe('serial number is negative (RFC 5280 requires a positive one)');
+  });
+
   it('prints the same table as for Secrets, and --expiring-within works on files', () => {
     const r = scan([join(dir, 'certs', 'server.pem'), join(dir, 'certs', 'notes.txt')]);
     expect(r.code, r.stderr).toBe(0);

@@ -58,7 +58,7 @@ export async function resumePendingOrder(
   if (!order.certificate) return drop('valid order names no certificate');
   const result = await download(conn, order.certificate);
   const leaf = certificatesFromPem(result.chainPem)[0];
-  if (!leaf || readCertificateSummary(leaf).spkiSha256 !== spki) {
+  if (!leaf || readCertificateSummary(leaf).publicKeySha256 !== spki) {
     return drop('certificate does not certify the persisted key');
   }
   ctx.log.info(

@@ -63,6 +63,10 @@ describe('suggested renewal time vs renew-before', () => {
         isCA: false,
         selfIssued: true,
         spkiSha256: 'x',
+        publicKeySha256: 'x',
+        serialFlag: undefined,
+        keyCertSign: false,
+        problems: [],
         keyAlgorithm: 'ecdsa-p256' as const,
       },
     };

@@ -18,6 +18,7 @@ function cert(serialHex: string): CertSummary {
     ipAddresses: [],
     uris: [],
     keyAlgorithm: 'ecdsa-p256',
+    problems: [],
   } as unknown as CertSummary;
 }
 

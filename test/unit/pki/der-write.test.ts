@@ -89,7 +89,7 @@ describe('issued certificates are canonical DER that other parsers read the same
 });
 
 describe('subjectKeyIdentifier as read for an issuer', () => {
-  it('is read from the CA certificate, and a malformed one is ignored rather than failing the read', async () => {
+  it('is read from the CA certificate; a malformed one does not fail the read but unmakes the CA (as OpenSSL)', async () => {
     const ca = await makeRootCa('ecdsa-p256', 'SKI CA');
     const raw = certificatesFromPem(ca.certPem)[0]!;
     const ski = new x509.X509Certificate(ca.certPem).getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
@@ -101,6 +101,9 @@ describe('subjectKeyIdentifier as read for an issuer', () => {
     expect(broken[at + 7]).toBe(0x04);
     broken[at + 7] = 0x05;
     expect(certificateParts(broken).subjectKeyId).toBeUndefined();
-    expect(readCertificateSummary(broken).isCA).toBe(true);
+    const summary = readCertificateSummary(broken);
+    expect(summary.isCA).toBe(false);
+    expect(summary.problems.map((p) => p.field)).toEqual(['subjectKeyIdentifier']);
+    expect(new X509Certificate(broken).ca).toBe(false);
   });
 });

@@ -197,6 +197,10 @@ function summary(over: Partial<CertSummary>): CertSummary {
     isCA: false,
     selfIssued: false,
     spkiSha256: 'x',
+    publicKeySha256: 'x',
+    serialFlag: undefined,
+    keyCertSign: false,
+    problems: [],
     keyAlgorithm: 'ecdsa-p256',
     ...over,
   };
@@ -236,6 +240,23 @@ defaults: { issuer: internal }
     );
     expect(ev).toMatchObject({ kind: 'not-allowed', issuer: 'internal' });
     expect(ev.kind === 'not-allowed' && ev.reason).toContain('"10.0.0.9"');
+  });
+
+  it('a certificate not acceptable to act on is planned at its renewal time, and its names are not checked', () => {
+    const cert = summary({
+      dnsNames: ['a.example.com'],
+      ipAddresses: ['10.0.0.9'],
+      notAfter: Date.now() + 90 * 86_400_000,
+      notBefore: Date.now() - 86_400_000,
+      problems: [{ field: 'subjectAltName', reason: 'unknown GeneralName tag 0x89' }],
+    });
+    const ev = evaluate(record(cert, { 'cert-rotator.io/dns-names': 'b.example.com' }), config, Date.now());
+    expect(ev.kind).toBe('planned');
+    if (ev.kind !== 'planned') return;
+    expect(ev.identity.dnsNames).toEqual(['b.example.com']);
+    expect(ev.identity.ipAddresses).toEqual([]);
+    expect(ev.decision.action).toBe('wait');
+    expect(ev.decision.at).toBeGreaterThan(Date.now() + 50 * 86_400_000);
   });
 
   it('a common-name annotation outside the lists is refused, naming it', () => {
