@@ -55,6 +55,12 @@ export const StatusAnnotation = {
   restartOwed: 'status.cert-rotator.io/restart-owed',
   /** Times (epoch seconds, comma-separated) of the ACME orders of the last hour: `maxOrdersPerHour`. */
   acmeOrders: 'status.cert-rotator.io/acme-orders',
+  /**
+   * Digest of the `ca.crt` written together with the current leaf. A `ca.crt` that differs from it
+   * (a CA rollover widened or narrowed the trust) rolls the workloads; without it `ca.crt` is not
+   * part of the rollout hash (Secrets written before this existed keep their hash).
+   */
+  trustBaseline: 'status.cert-rotator.io/trust-baseline',
 } as const;
 
 /** Values of the `state` status annotation. */
