@@ -165,7 +165,12 @@ describe('a change of ca.crt alone rolls the workloads once (real API server)', 
 
   it('a Secret written before the trust baseline existed rolls nothing for its ca.crt (an upgrade rolls nothing)', async () => {
     const ca = await makeTestCA('legacy CA');
-    const pair = await makeLeaf({ dnsNames: ['legacy.example.com'], fromMs: -HOUR, toMs: 30 * 24 * HOUR, ca });
+    const pair = await makeLeaf({
+      dnsNames: ['legacy.example.com'],
+      fromMs: -HOUR,
+      toMs: 30 * 24 * HOUR,
+      ca,
+    });
     const legacy = await core.createNamespacedSecret({
       namespace: ns(),
       body: {

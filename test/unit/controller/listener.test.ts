@@ -104,12 +104,17 @@ describe('a change of ca.crt alone (trust-baseline)', async () => {
     expect(change(withCa('01', 'old+new', 'old'), withCa('01', 'old+new', 'old'))).toBeUndefined();
     // Narrowed again (Retire) → one more change; ca.crt removed → also one.
     expect(change(withCa('01', 'old+new', 'old'), withCa('01', 'new', 'old'))).toBeDefined();
-    expect(change(withCa('01', 'old', 'old'), withCa('01', undefined, 'old'))?.fingerprint).toMatch(/ca:none$/);
+    expect(change(withCa('01', 'old', 'old'), withCa('01', undefined, 'old'))?.fingerprint).toMatch(
+      /ca:none$/,
+    );
   });
 
   it('keeps the fingerprint, and so the pod-template hash, byte-identical to earlier versions while ca.crt is as written', () => {
     // The formula of 0.1: sha256 over sorted "name=serial:spki" lines, 32 hex digits.
-    const before = createHash('sha256').update(`s=${fingerprintOf(cert('01'))}`).digest('hex').slice(0, 32);
+    const before = createHash('sha256')
+      .update(`s=${fingerprintOf(cert('01'))}`)
+      .digest('hex')
+      .slice(0, 32);
     for (const r of [withCa('01', 'old', 'old'), withCa('01', 'anything'), withCa('01', undefined)]) {
       const fp = change(undefined, r)?.fingerprint ?? '';
       expect(certificateHash([{ name: 's', fingerprint: fp }])).toBe(before);
