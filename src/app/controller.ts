@@ -26,8 +26,10 @@ import { StartupError } from './startup-error.ts';
 
 export { StartupError } from './startup-error.ts';
 
+import { systemClock } from '../clock.ts';
 import { SecretController } from '../controller/controller.ts';
 import { createRollouts } from '../rollout/index.ts';
+import { CaRollover } from '../rollover/rollover.ts';
 import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
 
 export interface ControllerOptions {
@@ -119,6 +121,23 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     metrics,
     ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
   });
+  // CA rollovers: one per ca issuer, walking Trust → Propagate → Reissue → Retire (docs/ca-rollover.md).
+  const rollovers = config.issuers.flatMap((issuer) =>
+    issuer.kind === 'ca'
+      ? [
+          new CaRollover({
+            issuer,
+            config,
+            clients,
+            events,
+            log,
+            metrics,
+            clock: systemClock,
+            ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+          }),
+        ]
+      : [],
+  );
   // A renewal waiting for a person's approval is looked at again as soon as its CSR is answered.
   const waker = csrWaker(config, kc, controller, log);
   // cert-rotator as a CSR signer (and approver) for ca issuers with a `signer` key.
@@ -177,6 +196,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   waker?.start();
   rollouts.start();
   signer?.start();
+  for (const r of rollovers) r.start();
   elector?.start();
   log.info(
     {
@@ -198,6 +218,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       await signer?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();
+      await Promise.all(rollovers.map((r) => r.stop()));
       await elector?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();

@@ -6,7 +6,7 @@ import { readAcme } from './acme.ts';
 import { readApprove, readKubernetesCsr, readSigner } from './csr.ts';
 import { dropUndefined } from './drop-undefined.ts';
 import { join, type Mapping, type Reader } from './reader.ts';
-import type { IssuerConfig, IssuerKind } from './schema.ts';
+import type { CARolloverConfig, IssuerConfig, IssuerKind } from './schema.ts';
 import { CONFIG_DEFAULTS } from './schema.ts';
 import { readSecretRef } from './secret-refs.ts';
 import { globProblem, isDnsLabel } from './syntax.ts';
@@ -160,8 +160,9 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
   let issuer: IssuerConfig | undefined;
   switch (kind) {
     case 'ca': {
-      const ca = r.optionalMapping(m.ca, join(path, 'ca'), ['secret']);
+      const ca = r.optionalMapping(m.ca, join(path, 'ca'), ['secret', 'rollover']);
       const secret = ca && readSecretRef(r, ca, 'secret', join(path, 'ca'));
+      const rollover = readRollover(r, ca?.rollover, join(join(path, 'ca'), 'rollover'));
       const signer =
         m.signer === undefined ? undefined : readSigner(r, m.signer, join(path, 'signer'), name ?? '');
       const approve = m.approve === undefined ? undefined : readApprove(r, m.approve, join(path, 'approve'));
@@ -171,7 +172,7 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
           "needs signer: the approver approves requests for this issuer's signer",
         );
       }
-      if (secret) issuer = dropUndefined({ ...common, kind, ca: { secret }, signer, approve });
+      if (secret) issuer = dropUndefined({ ...common, kind, ca: { secret, rollover }, signer, approve });
       break;
     }
     case 'selfSigned':
@@ -219,4 +220,36 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
     issuer.durationMs ??= parseDuration(CONFIG_DEFAULTS.issuerDuration);
   }
   return name === undefined ? undefined : dropUndefined(issuer);
+}
+
+const ROLLOVER_KEYS = ['trustPropagation', 'maxWait', 'onMaxWait', 'reissue', 'retireAfter', 'checkInterval'];
+
+/** `ca.rollover`: every key optional; durations may be seconds long (tests shorten the phases). */
+function readRollover(r: Reader, value: unknown, path: string): CARolloverConfig {
+  const d = CONFIG_DEFAULTS;
+  const m = value === undefined ? {} : (r.optionalMapping(value, path, ROLLOVER_KEYS) ?? {});
+  const reissue =
+    m.reissue === undefined
+      ? {}
+      : (r.optionalMapping(m.reissue, join(path, 'reissue'), ['maxPerMinute']) ?? {});
+  const onMaxWait = r.string(m, 'onMaxWait', path) ?? 'continue';
+  if (onMaxWait !== 'continue' && onMaxWait !== 'hold') {
+    r.report(join(path, 'onMaxWait'), `"${onMaxWait}" must be "continue" or "hold"`);
+  }
+  const out: CARolloverConfig = {
+    trustPropagationMs:
+      r.parsed(m, 'trustPropagation', path, parseDuration) ?? parseDuration(d.rolloverTrustPropagation),
+    maxWaitMs: r.parsed(m, 'maxWait', path, parseDuration) ?? parseDuration(d.rolloverMaxWait),
+    onMaxWait: onMaxWait === 'hold' ? 'hold' : 'continue',
+    reissuePerMinute:
+      r.integer(reissue, 'maxPerMinute', join(path, 'reissue'), 1, 100_000) ?? d.rolloverReissuePerMinute,
+    retireAfterMs: r.parsed(m, 'retireAfter', path, parseDuration) ?? parseDuration(d.rolloverRetireAfter),
+    checkIntervalMs:
+      r.parsed(m, 'checkInterval', path, parseDuration) ?? parseDuration(d.rolloverCheckInterval),
+  };
+  if (out.maxWaitMs < out.trustPropagationMs) {
+    r.report(join(path, 'maxWait'), 'must be at least trustPropagation');
+  }
+  if (out.checkIntervalMs < 1000) r.report(join(path, 'checkInterval'), 'must be at least 1s');
+  return out;
 }

@@ -27,6 +27,24 @@ export interface DefaultsConfig {
 export interface CAIssuerConfig {
   /** A kubernetes.io/tls Secret holding the CA certificate and key. */
   secret: SecretRef;
+  /** How a staged next CA replaces this one (docs/ca-rollover.md). */
+  rollover: CARolloverConfig;
+}
+
+/** Timings of a CA rollover: Trust → Propagate → Reissue → Retire. */
+export interface CARolloverConfig {
+  /** Least time in Propagate, for readers the controller cannot see (sidecars, outside the cluster). */
+  trustPropagationMs: number;
+  /** Longest wait in Propagate for the workloads to roll out. */
+  maxWaitMs: number;
+  /** After maxWait: `continue` with a Warning event, or `hold` until the workloads have rolled. */
+  onMaxWait: 'continue' | 'hold';
+  /** Leaves asked to be re-issued per minute in Reissue. */
+  reissuePerMinute: number;
+  /** How long the old CA stays trusted after the last leaf moved to the new one. */
+  retireAfterMs: number;
+  /** How often the rollover looks at the CA Secret (a staged CA is noticed within this). */
+  checkIntervalMs: number;
 }
 
 export interface Rfc2136Config {
@@ -206,6 +224,11 @@ export const CONFIG_DEFAULTS = {
   kubeApiBurst: 600,
   renewalBackoffBase: '5m',
   renewalBackoffCap: '32h',
+  rolloverTrustPropagation: '5m',
+  rolloverMaxWait: '1h',
+  rolloverReissuePerMinute: 60,
+  rolloverRetireAfter: '24h',
+  rolloverCheckInterval: '30s',
 } as const;
 
 export function findIssuer(config: Pick<Config, 'issuers'>, name: string): IssuerConfig | undefined {

@@ -5,6 +5,7 @@ import {
   Counter,
   collectDefaultMetrics,
   escapeLabel,
+  Gauge,
   Histogram,
   Registry,
   scrapeTimeFamily,
@@ -21,6 +22,8 @@ export class Metrics {
   readonly secretErrors: Counter<'reason'>;
   readonly csrRequests: Counter<'issuer' | 'result'>;
   readonly csrApprovalWait: Histogram<'issuer'>;
+  readonly caRolloverPhase: Gauge<'issuer'>;
+  readonly caNotAfter: Gauge<'issuer'>;
 
   constructor({
     processMetrics = true,
@@ -94,6 +97,18 @@ export class Metrics {
       help: 'Time from creating a CertificateSigningRequest to its certificate.',
       labelNames: ['issuer'],
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+      registers: r,
+    });
+    this.caRolloverPhase = new Gauge({
+      name: Metric.caRolloverPhase,
+      help: "A ca issuer's CA rollover phase: 0 none, 1 Trust, 2 Propagate, 3 Reissue, 4 Retire.",
+      labelNames: ['issuer'],
+      registers: r,
+    });
+    this.caNotAfter = new Gauge({
+      name: Metric.caNotAfter,
+      help: "notAfter of a ca issuer's signing CA certificate, as a Unix timestamp.",
+      labelNames: ['issuer'],
       registers: r,
     });
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });

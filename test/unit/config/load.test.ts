@@ -53,7 +53,17 @@ describe('loadConfig', () => {
       {
         name: 'internal-ca',
         kind: 'ca',
-        ca: { secret: { namespace: 'cert-rotator', name: 'internal-ca' } },
+        ca: {
+          secret: { namespace: 'cert-rotator', name: 'internal-ca' },
+          rollover: {
+            trustPropagationMs: 5 * 60_000,
+            maxWaitMs: 3_600_000,
+            onMaxWait: 'continue',
+            reissuePerMinute: 60,
+            retireAfterMs: D,
+            checkIntervalMs: 30_000,
+          },
+        },
         allowedNamespaces: ['*'],
         durationMs: 90 * D,
       },
@@ -461,6 +471,46 @@ issuers:
       'issuers[0].signer.allowedUsages[0]: "cert sign" is not a usage here (one of: digital signature, key encipherment, server auth, client auth)',
       'issuers[0].approve.serviceAccounts.uris[0]: "spiffe://td/{pod}": unknown placeholder {pod} (uris may use {namespace}, {serviceaccount})',
       'issuers[1].signer: only a ca issuer can sign CSRs',
+    ]);
+  });
+});
+
+describe('ca.rollover', () => {
+  const ca = (rollover: string) =>
+    `issuers: [{ name: c, ca: { secret: { namespace: n, name: s }, rollover: ${rollover} } }]\n`;
+
+  it('reads shortened timings', () => {
+    const config = loadConfig(
+      ca(
+        '{ trustPropagation: 2s, maxWait: 4s, onMaxWait: hold, reissue: { maxPerMinute: 5 }, retireAfter: 6s, checkInterval: 1s }',
+      ),
+    );
+    const issuer = config.issuers[0];
+    expect(issuer?.kind === 'ca' ? issuer.ca.rollover : undefined).toEqual({
+      trustPropagationMs: 2000,
+      maxWaitMs: 4000,
+      onMaxWait: 'hold',
+      reissuePerMinute: 5,
+      retireAfterMs: 6000,
+      checkIntervalMs: 1000,
+    });
+  });
+
+  it('refuses unknown keys, a bad onMaxWait, maxWait below trustPropagation and a too short interval', () => {
+    expect(issues(ca('{ windows: x }'))).toEqual([
+      expect.stringMatching(/^issuers\[0\]\.ca\.rollover.*windows/),
+    ]);
+    expect(issues(ca('{ onMaxWait: skip }'))).toEqual([
+      expect.stringMatching(/^issuers\[0\]\.ca\.rollover\.onMaxWait: .*"continue" or "hold"/),
+    ]);
+    expect(issues(ca('{ trustPropagation: 10m, maxWait: 1m }'))).toEqual([
+      expect.stringMatching(/^issuers\[0\]\.ca\.rollover\.maxWait: must be at least trustPropagation/),
+    ]);
+    expect(issues(ca('{ checkInterval: 100ms }'))).toEqual([
+      expect.stringMatching(/checkInterval: must be at least 1s/),
+    ]);
+    expect(issues(ca('{ reissue: { maxPerMinute: 0 } }'))).toEqual([
+      expect.stringMatching(/reissue\.maxPerMinute: must be between 1 and 100000/),
     ]);
   });
 });
