@@ -60,6 +60,55 @@ export function signedBy(leafPem: string, caPem: string): boolean {
   }
 }
 
+export interface IssuedSecrets {
+  /** The managed Secrets the issuer signs for. */
+  secrets: k8s.V1Secret[];
+  /** Every managed Secret's record in the watched namespaces, keyed "namespace/name". */
+  managed: Map<string, SecretRecord>;
+}
+
+/** The managed Secrets an issuer signs for (its name, or the default issuer), with their records. */
+export async function issuedSecrets(
+  clients: Pick<KubeClients, 'core'>,
+  config: Pick<Config, 'namespaces' | 'defaults'>,
+  issuer: string,
+): Promise<IssuedSecrets> {
+  const namespaces = config.namespaces;
+  const lists =
+    namespaces === 'all'
+      ? [await clients.core.listSecretForAllNamespaces({})]
+      : await Promise.all(namespaces.map((namespace) => clients.core.listNamespacedSecret({ namespace })));
+  const managed = new Map<string, SecretRecord>();
+  const secrets: k8s.V1Secret[] = [];
+  for (const s of lists.flatMap((l) => l.items)) {
+    const a = s.metadata?.annotations ?? {};
+    if (a[Annotation.enabled] !== 'true') continue;
+    const record = recordFromSecret(s);
+    managed.set(`${record.namespace}/${record.name}`, record);
+    if ((a[Annotation.issuer] ?? config.defaults.issuer) === issuer) secrets.push(s);
+  }
+  return { secrets, managed };
+}
+
+/** The Deployments, StatefulSets and DaemonSets of these namespaces. */
+export async function listWorkloads(
+  clients: Pick<KubeClients, 'apps'>,
+  namespaces: Iterable<string>,
+): Promise<Workload[]> {
+  const out: Workload[] = [];
+  for (const namespace of namespaces) {
+    const [d, s, ds] = await Promise.all([
+      clients.apps.listNamespacedDeployment({ namespace }),
+      clients.apps.listNamespacedStatefulSet({ namespace }),
+      clients.apps.listNamespacedDaemonSet({ namespace }),
+    ]);
+    for (const object of d.items) out.push({ kind: 'deployment', object });
+    for (const object of s.items) out.push({ kind: 'statefulset', object });
+    for (const object of ds.items) out.push({ kind: 'daemonset', object });
+  }
+  return out;
+}
+
 export class CaRollover {
   readonly #d: RolloverDeps;
   readonly #cfg: CARolloverConfig;
@@ -221,25 +270,8 @@ export class CaRollover {
     );
   }
 
-  /** The managed Secrets this issuer signs for, with their records. */
-  async #issued(): Promise<{ secrets: k8s.V1Secret[]; managed: Map<string, SecretRecord> }> {
-    const namespaces = this.#d.config.namespaces;
-    const lists =
-      namespaces === 'all'
-        ? [await this.#d.clients.core.listSecretForAllNamespaces({})]
-        : await Promise.all(
-            namespaces.map((namespace) => this.#d.clients.core.listNamespacedSecret({ namespace })),
-          );
-    const managed = new Map<string, SecretRecord>();
-    const secrets: k8s.V1Secret[] = [];
-    for (const s of lists.flatMap((l) => l.items)) {
-      const a = s.metadata?.annotations ?? {};
-      if (a[Annotation.enabled] !== 'true') continue;
-      const record = recordFromSecret(s);
-      managed.set(`${record.namespace}/${record.name}`, record);
-      if ((a[Annotation.issuer] ?? this.#d.config.defaults.issuer) === this.name) secrets.push(s);
-    }
-    return { secrets, managed };
+  #issued(): Promise<IssuedSecrets> {
+    return issuedSecrets(this.#d.clients, this.#d.config, this.name);
   }
 
   /**
@@ -293,20 +325,8 @@ export class CaRollover {
     );
   }
 
-  async #workloads(namespaces: ReadonlySet<string>): Promise<Workload[]> {
-    const apps = this.#d.clients.apps;
-    const out: Workload[] = [];
-    for (const namespace of namespaces) {
-      const [d, s, ds] = await Promise.all([
-        apps.listNamespacedDeployment({ namespace }),
-        apps.listNamespacedStatefulSet({ namespace }),
-        apps.listNamespacedDaemonSet({ namespace }),
-      ]);
-      for (const object of d.items) out.push({ kind: 'deployment', object });
-      for (const object of s.items) out.push({ kind: 'statefulset', object });
-      for (const object of ds.items) out.push({ kind: 'daemonset', object });
-    }
-    return out;
+  #workloads(namespaces: ReadonlySet<string>): Promise<Workload[]> {
+    return listWorkloads(this.#d.clients, namespaces);
   }
 
   async #propagate(ca: k8s.V1Secret, since: number, now: number): Promise<void> {

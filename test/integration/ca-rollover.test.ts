@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -43,6 +44,28 @@ let ca1: Pair;
 
 const pemOf = (p: string) => new X509Certificate(p).toString();
 const caSecret = () => core.readNamespacedSecret({ namespace: ns(), name: 'issuing-ca' });
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+
+/** `cert-rotator ca status` as a user runs it. */
+async function caStatus(
+  ...extra: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [CLI, 'ca', 'status', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, KUBECONFIG: testEnv().kubeconfigPath },
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (c: string) => {
+    stdout += c;
+  });
+  proc.stderr.setEncoding('utf8').on('data', (c: string) => {
+    stderr += c;
+  });
+  const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+  return { code, stdout, stderr };
+}
+
 const phaseOf = (s: k8s.V1Secret) => s.metadata?.annotations?.[`${S}ca-rollover-phase`];
 
 async function startController(): Promise<void> {
@@ -241,6 +264,26 @@ describe('CA rollover (real API server)', () => {
       }),
     ).toBe(2);
 
+    // `ca status` shows the phase and who Propagate waits for.
+    const status = await caStatus('internal-ca', '--config', configPath, '-o', 'json');
+    expect(status.code, status.stderr).toBe(0);
+    const json = JSON.parse(status.stdout) as {
+      phase: string;
+      secrets: number;
+      trustCurrent: number;
+      fromActiveCa: number;
+      workloads: { pending: string[]; unconfirmed: string[] };
+    };
+    expect(json).toMatchObject({ phase: 'Propagate', secrets: 3, trustCurrent: 3, fromActiveCa: 3 });
+    expect(json.workloads.pending).toEqual([`deployment/${ns()}/app-b`]);
+    expect(json.workloads.unconfirmed).toEqual([`deployment/${ns()}/app-c`]);
+    const text = await caStatus('internal-ca', '--config', configPath);
+    expect(text.stdout).toMatch(/^phase: +Propagate since \S+Z$/m);
+    expect(text.stdout).toContain('next CA:       CN=rollover CA 2');
+    const unknown = await caStatus('nope', '--config', configPath);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('"nope" is not a ca issuer');
+
     // A restart in Propagate: the new process continues there.
     await controller.kill();
     await startController();
@@ -252,6 +295,23 @@ describe('CA rollover (real API server)', () => {
 
     const reissuing = await waitForPhase('Reissue');
     timeline.push(['Reissue', Date.now()]);
+    // Paused inside Reissue's first seconds (no renewal asked yet), and a restart there: nothing
+    // moves while paused; resumed, it continues in Reissue.
+    await annotateCa({ [`${A}rollover-paused`]: 'true' });
+    await controller.kill();
+    await startController();
+    await new Promise((r) => setTimeout(r, 3000)); // three looks at checkInterval 1s
+    expect(phaseOf(await caSecret())).toBe('Reissue');
+    for (const name of SECRETS) {
+      const s = await core.readNamespacedSecret({ namespace: ns(), name });
+      expect(s.metadata?.annotations?.[`${A}revision`], name).toBe(revisions.get(name));
+    }
+    expect(
+      await metricValue(await controller.metricsUrl(), 'cert_rotator_ca_rollover_phase', {
+        issuer: 'internal-ca',
+      }),
+    ).toBe(3);
+    await annotateCa({ [`${A}rollover-paused`]: undefined });
     expect(decoded(reissuing, 'tls.crt')).toBe(ca2.certPem);
     expect(decoded(reissuing, 'previous.crt')).toBe(ca1.certPem);
     expect(reissuing.data?.['next.crt']).toBeUndefined();
@@ -278,6 +338,9 @@ describe('CA rollover (real API server)', () => {
     await startController();
     await waitForPhase(undefined);
     timeline.push(['done', Date.now()]);
+    const finished = await caStatus('internal-ca', '--config', configPath);
+    expect(finished.stdout).toMatch(/^phase: +None$/m);
+    expect(finished.stdout).toContain('ca.crt holds the current trust: 3; leaf from the active CA: 3');
     const done = await caSecret();
     expect(done.data?.['previous.crt']).toBeUndefined();
     expect(done.data?.['previous.key']).toBeUndefined();
