@@ -317,6 +317,7 @@ describe('helm lint and helm template', () => {
       'CertRotatorCertificateExpiringCritical',
       'CertRotatorCertificateExpired',
       'CertRotatorRenewalFailures',
+      'CertRotatorCAExpiringSoon',
       'CertRotatorAbsent',
     ]);
     expect(rules.find((r) => r.alert === 'CertRotatorCertificateExpiringSoon')?.expr).toContain(
