@@ -92,6 +92,13 @@ export const StatusAnnotation = {
   caRolloverStarted: 'status.cert-rotator.io/ca-rollover-started',
   /** On a CA Secret in Retire: the old CA is out of the trust; Secrets' ca.crt are being narrowed. */
   caRolloverRetired: 'status.cert-rotator.io/ca-rollover-retired',
+  /**
+   * On a CA Secret: the rollover was started because the CA was overwritten in place (no staged
+   * CA); renewals are held in Trust and Propagate unless a leaf is about to expire.
+   */
+  caRolloverUnsafe: 'status.cert-rotator.io/ca-rollover-unsafe',
+  /** On a CA Secret: SHA-256 of the CA certificate the rollover last saw active. */
+  caFingerprint: 'status.cert-rotator.io/ca-fingerprint',
 } as const;
 
 /** Values of the `state` status annotation. */
@@ -116,6 +123,8 @@ export const EventReason = {
   caRolloverRefused: 'CARolloverRefused',
   /** On a CA Secret: a phase waits longer than it should, or a Reissue wave failed (Warning). */
   caRolloverStalled: 'CARolloverStalled',
+  /** On a CA Secret: its CA was replaced in place (Warning); a rollover keeps the old one trusted. */
+  caOverwritten: 'CAOverwritten',
 } as const;
 export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
 

@@ -84,7 +84,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     readSecret: async (namespace, name) => {
       try {
         const s = await clients.core.readNamespacedSecret({ namespace, name });
-        return { resourceVersion: s.metadata?.resourceVersion ?? '', data: decodeSecretData(s.data) };
+        return {
+          resourceVersion: s.metadata?.resourceVersion ?? '',
+          data: decodeSecretData(s.data),
+          annotations: s.metadata?.annotations ?? {},
+        };
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw new Error(describeApiError(err));

@@ -1,5 +1,5 @@
 import type { SecretRef } from '../config/schema.ts';
-import { CaSecretKey, SecretKey } from '../names.ts';
+import { Annotation, CaSecretKey, RolloverPhase, SecretKey, StatusAnnotation } from '../names.ts';
 import {
   assertSigningCa,
   certificatesFromPem,
@@ -30,7 +30,15 @@ interface LoadedCA {
   loadedAt: number;
   /** What ca.crt gets: this CA, and during a rollover the next or the previous CA as well. */
   trustPem: string;
+  /** The CA was overwritten in place and its trust has not propagated yet: renewals wait. */
+  holdRenewals: boolean;
 }
+
+/** Less than this share of a leaf's lifetime left (or a day, whichever is less): renew even when held. */
+const EMERGENCY_FRACTION = 0.1;
+const DAY_MS = 86_400_000;
+/** When a held renewal is looked at again. */
+const HOLD_RETRY_MS = 30_000;
 
 /** Why a certificate and key cannot serve as a signing CA now (not a CA, key mismatch, expired). */
 export interface CaPairProblem {
@@ -140,6 +148,10 @@ export class CAIssuer implements Issuer {
       notAfter: summary.notAfter,
       loadedAt: now,
       trustPem: trustSet(certPem, secret.data),
+      holdRenewals:
+        secret.annotations?.[StatusAnnotation.caRolloverUnsafe] !== undefined &&
+        (secret.annotations[StatusAnnotation.caRolloverPhase] === RolloverPhase.trust ||
+          secret.annotations[StatusAnnotation.caRolloverPhase] === RolloverPhase.propagate),
     };
     return this.cached;
   }
@@ -180,6 +192,15 @@ export class CAIssuer implements Issuer {
 
   async issue(input: IssueInput): Promise<IssueResult> {
     const ca = await this.load(input.now);
+    if (ca.holdRenewals && !aboutToExpire(input)) {
+      const err = new IssuerError(
+        'PENDING',
+        `renewal held: ${this.where()} was overwritten in place and not every workload trusts the new CA yet; a leaf about to expire is still renewed (stage the next CA with ${Annotation.nextCa} instead, see docs/ca-rollover.md)`,
+        true,
+      );
+      err.retryAfterMs = HOLD_RETRY_MS;
+      throw err;
+    }
     const window = validityWindow(input.now, input.durationMs ?? this.defaultDurationMs);
     // A leaf never outlives its CA: a verifier would reject it after the CA expires anyway.
     const notAfter = Math.min(window.notAfter, ca.notAfter);
@@ -199,4 +220,12 @@ export class CAIssuer implements Issuer {
       throw new IssuerError('ISSUE_FAILED', `${this.where()} could not sign: ${what}`, true);
     }
   }
+}
+
+/** Would holding this renewal let the current leaf run out (or is there none to keep)? */
+function aboutToExpire(input: IssueInput): boolean {
+  const v = input.currentValidity;
+  if (!v) return true;
+  const margin = Math.min((v.notAfter - v.notBefore) * EMERGENCY_FRACTION, DAY_MS);
+  return v.notAfter - input.now < margin;
 }

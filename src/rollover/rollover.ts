@@ -185,6 +185,7 @@ export class CaRollover {
     switch (state.phase) {
       case undefined:
         if (state.next !== undefined) await this.#begin(ca, state.next, now);
+        else await this.#checkOverwrite(ca, now);
         return;
       case RolloverPhase.trust:
         return await this.#trust(ca, now);
@@ -367,8 +368,70 @@ export class CaRollover {
     await this.#switch(ca, now, `${report.rolled.length} workloads rolled out${unconfirmed}`);
   }
 
+  /**
+   * Was the CA overwritten in place? Only looked into when the active CA is not the one recorded
+   * (`ca-fingerprint`): an issued leaf that the active CA did not sign, whose own ca.crt holds
+   * the CA that did, names the old CA. That CA is an overwritten one when the record named
+   * another CA, or (the record went with the overwrite) when it has the active CA's subject.
+   * Then a rollover starts in Trust with the old certificate as `previous.crt`; otherwise the
+   * active CA is recorded and not looked into again.
+   */
+  async #checkOverwrite(ca: k8s.V1Secret, now: number): Promise<void> {
+    const activePem = firstCertPem(decodeData(ca.data?.[SecretKey.certificate]));
+    if (!activePem) return;
+    const active = new X509Certificate(activePem);
+    const fingerprint = active.fingerprint256;
+    const recorded = ca.metadata?.annotations?.[StatusAnnotation.caFingerprint];
+    if (recorded === fingerprint) return;
+    const { secrets } = await this.#issued();
+    let old: X509Certificate | undefined;
+    for (const s of secrets) {
+      const leaf = decodeData(s.data?.[SecretKey.certificate]);
+      if (!leaf || signedBy(leaf, activePem)) continue;
+      for (const der of certificatesFromPem(decodeData(s.data?.[SecretKey.caCertificate]))) {
+        const candidate = new X509Certificate(Buffer.from(der));
+        if (
+          candidate.fingerprint256 !== fingerprint &&
+          candidate.ca &&
+          signedBy(leaf, candidate.toString())
+        ) {
+          old = candidate;
+          break;
+        }
+      }
+      if (old) break;
+    }
+    const annotations = { ...(ca.metadata?.annotations ?? {}) };
+    annotations[StatusAnnotation.caFingerprint] = fingerprint;
+    const overwritten = old !== undefined && (recorded !== undefined || old.subject === active.subject);
+    if (!old || !overwritten) {
+      await this.#writeCa(ca, { ...ca.data }, annotations);
+      return;
+    }
+    const data = { ...ca.data, [CaSecretKey.previousCertificate]: b64(old.toString()) };
+    const next = enterPhase(annotations, RolloverPhase.trust, now);
+    next[StatusAnnotation.caRolloverUnsafe] = 'overwritten';
+    if (!(await this.#writeCa(ca, data, next))) return;
+    await this.#event(
+      ca,
+      'Warning',
+      EventReason.caOverwritten,
+      `the CA of issuer "${this.name}" was overwritten in place; the old CA (${old.subject.replace(/\n/g, ', ')}) stays trusted next to the new one, renewals are held (except leaves about to expire) until every workload trusts the new CA, then every leaf is re-issued. Next time stage the new CA with ${Annotation.nextCa} (docs/ca-rollover.md)`,
+    );
+  }
+
   /** The new CA starts signing: it moves into tls.crt/tls.key, the old one into previous.*. */
   async #switch(ca: k8s.V1Secret, now: number, why: string): Promise<void> {
+    if (readState(ca.metadata?.annotations).unsafe) {
+      // Overwritten in place: the new CA already signs; Reissue moves every leaf to it.
+      await this.#advance(
+        ca,
+        RolloverPhase.reissue,
+        now,
+        `CA rollover of issuer "${this.name}": trust propagated (${why}); Reissue — renewals resume, every leaf is re-issued at most ${this.#cfg.reissuePerMinute} a minute`,
+      );
+      return;
+    }
     const next = readState(ca.metadata?.annotations).next;
     const staged = next === undefined ? undefined : await this.#staged(ca, next, now);
     const nextPem = decodeData(ca.data?.[CaSecretKey.nextCertificate]);

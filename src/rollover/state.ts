@@ -19,6 +19,8 @@ export interface RolloverState {
   since: number | undefined;
   /** When the rollover began, as written: also the renew token of its Reissue. */
   started: string | undefined;
+  /** Started because the CA was overwritten in place (no staged CA, no old key). */
+  unsafe: boolean;
   /** Retire has taken the old CA out of the trust (its key is gone). */
   retired: boolean;
   paused: boolean;
@@ -37,6 +39,7 @@ export function readState(annotations: Record<string, string> | undefined): Roll
     since: phase !== undefined && Number.isFinite(since) ? since : undefined,
     started: a[StatusAnnotation.caRolloverStarted],
     retired: a[StatusAnnotation.caRolloverRetired] !== undefined,
+    unsafe: a[StatusAnnotation.caRolloverUnsafe] !== undefined,
     paused: a[Annotation.rolloverPaused] === 'true',
     next: next === '' ? undefined : next,
   };
@@ -55,6 +58,8 @@ export function enterPhase(
 ): Record<string, string> {
   const out = { ...annotations };
   delete out[StatusAnnotation.caRolloverRetired];
+  // Renewals are held only from Trust to Propagate of a rollover started by an overwrite.
+  if (phase !== RolloverPhase.propagate) delete out[StatusAnnotation.caRolloverUnsafe];
   if (phase === undefined) {
     delete out[StatusAnnotation.caRolloverPhase];
     delete out[StatusAnnotation.caRolloverPhaseSince];

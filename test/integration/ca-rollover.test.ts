@@ -375,4 +375,77 @@ describe('CA rollover (real API server)', () => {
       .map(([p, t], i) => `${timeline[i]?.[0]}→${p} ${((t - (timeline[i]?.[1] ?? t)) / 1000).toFixed(1)}s`);
     console.log(`[ca-rollover] ${SECRETS.length} Secrets: ${spans.join(', ')}`);
   });
+
+  it('a CA overwritten in place: the old CA stays trusted, renewals are held until the trust has propagated, then every leaf moves', async () => {
+    const before = await caSecret();
+    const replaced = await makeTestCA('rollover CA 2'); // the same subject, another key
+    const oldPem = decoded(before, 'tls.crt');
+    const revisions = new Map<string, number>();
+    for (const name of SECRETS) {
+      const s = await core.readNamespacedSecret({ namespace: ns(), name });
+      revisions.set(name, Number(s.metadata?.annotations?.[`${A}revision`]));
+    }
+    // Propagate will wait for app-b again.
+    await apps.patchNamespacedDeployment(
+      { namespace: ns(), name: 'app-b', body: { spec: { replicas: 1 } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    // As `kubectl create secret tls ... --dry-run -o yaml | kubectl replace -f -` does: a whole
+    // new object, without the annotations cert-rotator recorded.
+    await core.replaceNamespacedSecret({
+      namespace: ns(),
+      name: 'issuing-ca',
+      body: {
+        ...tlsSecret('issuing-ca', replaced),
+        metadata: { name: 'issuing-ca', resourceVersion: before.metadata?.resourceVersion ?? '' },
+      },
+    });
+    const event = await waitFor('a CAOverwritten event', async () =>
+      (await eventsFor(core, ns(), 'issuing-ca')).find((e) => e.reason === 'CAOverwritten'),
+    );
+    expect(event.type).toBe('Warning');
+    expect(event.message).toContain('cert-rotator.io/next-ca');
+    const propagating = await waitForPhase('Propagate');
+    expect(decoded(propagating, 'previous.crt')).toBe(pemOf(oldPem));
+    expect(propagating.metadata?.annotations?.[`${S}ca-rollover-unsafe`]).toBeDefined();
+    for (const name of SECRETS) {
+      const s = await core.readNamespacedSecret({ namespace: ns(), name });
+      expect(decoded(s, 'ca.crt'), name).toBe(pemOf(replaced.certPem) + pemOf(oldPem));
+    }
+    // A renewal asked for now is held: the controller says so and writes nothing.
+    const s = await core.readNamespacedSecret({ namespace: ns(), name: 'svc-a' });
+    s.metadata = {
+      ...s.metadata,
+      annotations: { ...s.metadata?.annotations, [`${A}renew-requested-at`]: 'during-propagate' },
+    };
+    await core.replaceNamespacedSecret({ namespace: ns(), name: 'svc-a', body: s });
+    await controller.waitForLog(
+      'the held renewal',
+      (l) => l.secret === `${ns()}/svc-a` && String(l.msg).startsWith('renewal held'),
+    );
+    const held = await core.readNamespacedSecret({ namespace: ns(), name: 'svc-a' });
+    expect(Number(held.metadata?.annotations?.[`${A}revision`])).toBe(revisions.get('svc-a'));
+
+    await apps.patchNamespacedDeployment(
+      { namespace: ns(), name: 'app-b', body: { spec: { replicas: 0 } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await waitForPhase('Retire');
+    await waitForPhase(undefined);
+    for (const name of SECRETS) {
+      const after = await core.readNamespacedSecret({ namespace: ns(), name });
+      expect(
+        new X509Certificate(decoded(after, 'tls.crt')).verify(
+          new X509Certificate(replaced.certPem).publicKey,
+        ),
+        name,
+      ).toBe(true);
+      expect(decoded(after, 'ca.crt'), name).toBe(pemOf(replaced.certPem));
+      // svc-a: the held request and the Reissue are one renewal, not two.
+      expect(Number(after.metadata?.annotations?.[`${A}revision`]), name).toBe(
+        (revisions.get(name) ?? 0) + 1,
+      );
+    }
+    expect((await caSecret()).data?.['previous.crt']).toBeUndefined();
+  });
 });
