@@ -127,7 +127,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   });
   // CA rollovers: one per ca issuer, walking Trust → Propagate → Reissue → Retire (docs/ca-rollover.md).
   const rollovers = config.issuers.flatMap((issuer) =>
-    issuer.kind === 'ca'
+    issuer.kind === 'ca' && issuer.ca.rollover.enabled
       ? [
           new CaRollover({
             issuer,

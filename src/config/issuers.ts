@@ -222,7 +222,15 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
   return name === undefined ? undefined : dropUndefined(issuer);
 }
 
-const ROLLOVER_KEYS = ['trustPropagation', 'maxWait', 'onMaxWait', 'reissue', 'retireAfter', 'checkInterval'];
+const ROLLOVER_KEYS = [
+  'enabled',
+  'trustPropagation',
+  'maxWait',
+  'onMaxWait',
+  'reissue',
+  'retireAfter',
+  'checkInterval',
+];
 
 /** `ca.rollover`: every key optional; durations may be seconds long (tests shorten the phases). */
 function readRollover(r: Reader, value: unknown, path: string): CARolloverConfig {
@@ -236,7 +244,10 @@ function readRollover(r: Reader, value: unknown, path: string): CARolloverConfig
   if (onMaxWait !== 'continue' && onMaxWait !== 'hold') {
     r.report(join(path, 'onMaxWait'), `"${onMaxWait}" must be "continue" or "hold"`);
   }
+  const enabled = m.enabled ?? true;
+  if (typeof enabled !== 'boolean') r.report(join(path, 'enabled'), 'must be true or false');
   const out: CARolloverConfig = {
+    enabled: enabled !== false,
     trustPropagationMs:
       r.parsed(m, 'trustPropagation', path, parseDuration) ?? parseDuration(d.rolloverTrustPropagation),
     maxWaitMs: r.parsed(m, 'maxWait', path, parseDuration) ?? parseDuration(d.rolloverMaxWait),

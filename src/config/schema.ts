@@ -33,6 +33,8 @@ export interface CAIssuerConfig {
 
 /** Timings of a CA rollover: Trust → Propagate → Reissue → Retire. */
 export interface CARolloverConfig {
+  /** false: no rollover for this issuer (a staged or overwritten CA is not acted on). */
+  enabled: boolean;
   /** Least time in Propagate, for readers the controller cannot see (sidecars, outside the cluster). */
   trustPropagationMs: number;
   /** Longest wait in Propagate for the workloads to roll out. */

@@ -56,6 +56,7 @@ describe('loadConfig', () => {
         ca: {
           secret: { namespace: 'cert-rotator', name: 'internal-ca' },
           rollover: {
+            enabled: true,
             trustPropagationMs: 5 * 60_000,
             maxWaitMs: 3_600_000,
             onMaxWait: 'continue',
@@ -487,6 +488,7 @@ describe('ca.rollover', () => {
     );
     const issuer = config.issuers[0];
     expect(issuer?.kind === 'ca' ? issuer.ca.rollover : undefined).toEqual({
+      enabled: true,
       trustPropagationMs: 2000,
       maxWaitMs: 4000,
       onMaxWait: 'hold',
@@ -508,6 +510,9 @@ describe('ca.rollover', () => {
     ]);
     expect(issues(ca('{ checkInterval: 100ms }'))).toEqual([
       expect.stringMatching(/checkInterval: must be at least 1s/),
+    ]);
+    expect(issues(ca('{ enabled: "no" }'))).toEqual([
+      expect.stringMatching(/rollover\.enabled: must be true or false/),
     ]);
     expect(issues(ca('{ reissue: { maxPerMinute: 0 } }'))).toEqual([
       expect.stringMatching(/reissue\.maxPerMinute: must be between 1 and 100000/),
