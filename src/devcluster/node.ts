@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,16 +5,17 @@ import { type ControlPlane, type ControlPlaneBinaries, startControlPlane } from 
 import { type HttpsProbe, httpsGet, waitFor } from './net.ts';
 import { type Containerd, type ContainerdPaths, startContainerd } from './node-containerd.ts';
 import { type NodeComponentPaths, startNodeComponents } from './node-kubelet.ts';
+import { acquireLock } from './node-lock.ts';
 import { NODE_NETWORK, type NodeNetwork, setUpNetwork, writeCniConfig } from './node-network.ts';
 import {
   loadRecord,
-  NODE_STATE_DIR,
   type NodeRecord,
   newRecord,
   restoreHost,
   saveRecord,
   startTimeOf,
 } from './node-record.ts';
+import { startWatchdog } from './node-watchdog.ts';
 import type { Peer } from './processes.ts';
 
 export interface ImageArchive {
@@ -49,6 +49,12 @@ export interface NodeOptions {
   runtimeConfig?: string[];
   /** How long to wait for another node on this machine (the demo, a parallel run) to stop. */
   lockWaitMs?: number;
+  /**
+   * Called once this node holds the machine's lock and an earlier run's leftovers are gone, before
+   * anything changes: the moment to snapshot the host as found (another node may have been
+   * running until then).
+   */
+  onLocked?: () => Promise<void>;
   nodeName?: string;
 }
 
@@ -64,9 +70,20 @@ export interface Node {
   /** Imports an image archive into the node's containerd; resolves with its names (see Containerd). */
   importImage(archive: string, baseName?: string): Promise<string[]>;
   peers: Peer[];
-  /** Milliseconds: whole start, control plane, kubelet start → Node Ready (taint gone). */
-  timings: { startMs: number; controlPlaneMs: number; kubeletToReadyMs: number; staleCleanupMs: number };
-  stop(): Promise<void>;
+  /** Milliseconds: start (without the wait for the lock), lock wait, control plane, kubelet start → Node Ready (taint gone), stale-run cleanup. */
+  timings: {
+    startMs: number;
+    lockWaitMs: number;
+    controlPlaneMs: number;
+    kubeletToReadyMs: number;
+    staleCleanupMs: number;
+  };
+  /**
+   * Stops everything and restores the host. `whileLocked` runs after that and before the machine's
+   * lock is released (the moment to compare the host with its snapshot: the next node may start
+   * as soon as the lock is free); its error is stop()'s.
+   */
+  stop(options?: { whileLocked?: () => Promise<void> }): Promise<void>;
 }
 
 /**
@@ -86,50 +103,6 @@ export function nodeUnavailableReason(bins?: Partial<NodeBinaries>): string | un
   return undefined;
 }
 
-/** The lock that makes one node per machine: port 10250, the bridge and its range are shared. */
-async function acquireLock(waitMs: number, step: (s: string) => void): Promise<() => void> {
-  await mkdir(NODE_STATE_DIR, { recursive: true });
-  const lock = join(NODE_STATE_DIR, 'lock');
-  // flock holds the lock while `cat` waits on our pipe: it is released when we close the pipe or
-  // whenever this process goes away, however it ends.
-  const child = spawn(
-    'flock',
-    [
-      '-w',
-      String(Math.ceil(waitMs / 1000)),
-      '-E',
-      '75',
-      lock,
-      'sh',
-      '-c',
-      'echo locked; exec cat >/dev/null',
-    ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  const waiting = setTimeout(
-    () => step(`waiting for another test node on this machine to stop (lock ${lock})`),
-    1_000,
-  );
-  try {
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.once('data', () => resolve());
-      child.once('error', reject);
-      child.once('exit', (code) =>
-        reject(
-          new Error(
-            code === 75
-              ? `another test node has held ${lock} for ${waitMs} ms (the demo or another test run): stop it and retry`
-              : `flock ${lock} exited with ${code}`,
-          ),
-        ),
-      );
-    });
-  } finally {
-    clearTimeout(waiting);
-  }
-  return () => child.stdin.end();
-}
-
 /**
  * Starts a one-node cluster of its own for the e2e tests (the integration tests' control plane
  * keeps having no node): the network, a control plane on the bridge address (Node,RBAC, the
@@ -147,6 +120,7 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
   const nodeName = options.nodeName ?? 'cert-rotator-node';
   const featureGates = options.featureGates ?? E2E_FEATURE_GATES;
   const release = await acquireLock(options.lockWaitMs ?? 600_000, step);
+  const lockWaitMs = Date.now() - t0;
 
   const stale = await loadRecord();
   const tStale = Date.now();
@@ -158,11 +132,18 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
     });
   }
   const staleCleanupMs = Date.now() - tStale;
+  if (options.onLocked) {
+    await options.onLocked().catch((err: unknown) => {
+      release();
+      throw err;
+    });
+  }
 
   await mkdir(dir, { recursive: true });
   const logDir = join(dir, 'logs');
   const rec: NodeRecord = await newRecord(dir, net.bridge);
   await saveRecord(rec);
+  const stopWatchdog = startWatchdog(dir, join(dir, 'watchdog.log'));
   const peers: Peer[] = [];
   let plane: ControlPlane | undefined;
   const recordPeer = async (p: Peer) => {
@@ -170,7 +151,7 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
     await saveRecord(rec);
   };
   let stopped = false;
-  const stop = async () => {
+  const stop = async (stopOptions: { whileLocked?: () => Promise<void> } = {}) => {
     if (stopped) return;
     stopped = true;
     const problems: string[] = [];
@@ -182,8 +163,13 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
     );
     // containerd's content and snapshots: large, and of no use to a later run.
     await rm(join(dir, 'containerd'), { recursive: true, force: true }).catch(() => undefined);
-    release();
-    if (problems.length > 0) throw new Error(problems.join('; '));
+    try {
+      if (problems.length > 0) throw new Error(problems.join('; '));
+      await stopOptions.whileLocked?.();
+    } finally {
+      release();
+      stopWatchdog();
+    }
   };
 
   try {
@@ -278,7 +264,13 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
       images: { pause: pause ?? bins.pause.ref, testbox: testbox ?? bins.testbox.ref },
       importImage: (archive, baseName) => containerd.importImage(archive, baseName),
       peers: [...readyPlane.peers, ...peers],
-      timings: { startMs: Date.now() - t0, controlPlaneMs, kubeletToReadyMs, staleCleanupMs },
+      timings: {
+        startMs: Date.now() - t0 - lockWaitMs,
+        lockWaitMs,
+        controlPlaneMs,
+        kubeletToReadyMs,
+        staleCleanupMs,
+      },
       stop,
     };
   } catch (err) {
