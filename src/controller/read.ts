@@ -12,11 +12,14 @@ export interface Current {
   record: SecretRecord;
 }
 
-/** The Secret as read now, with its record; undefined when it no longer exists. */
+/**
+ * The Secret as read now, with its record; undefined when it no longer exists. This is the read
+ * a renewal acts on, so its certificate is cross-checked with OpenSSL (record.ts).
+ */
 export async function readCurrent(
   api: SecretApi,
   at: { namespace: string; name: string },
 ): Promise<Current | undefined> {
   const secret = await api.read(at.namespace, at.name);
-  return secret ? { secret, record: recordFromSecret(secret) } : undefined;
+  return secret ? { secret, record: recordFromSecret(secret, true) } : undefined;
 }

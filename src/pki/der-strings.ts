@@ -64,12 +64,16 @@ export function ia5(b: Uint8Array, start: number, end: number): Decoded {
  */
 export function decodeString(b: Uint8Array, tag: number, start: number, end: number): Decoded | undefined {
   switch (tag) {
-    case StringTag.utf8:
+    case StringTag.utf8: {
+      let ascii = true;
+      for (let i = start; i < end; i++) if (b[i]! >= 0x80) ascii = false;
+      if (ascii) return { ok: true, value: latin1(b, start, end) };
       try {
         return { ok: true, value: fatalUtf8.decode(b.subarray(start, end)) };
       } catch {
         return bad('UTF8String is not valid UTF-8');
       }
+    }
     case StringTag.numeric:
       return ascii(b, start, end, (c) => c === 0x20 || (c >= 0x30 && c <= 0x39), 'NumericString');
     case StringTag.printable:
@@ -104,6 +108,81 @@ export function decodeString(b: Uint8Array, tag: number, start: number, end: num
     }
     default:
       return undefined;
+  }
+}
+
+function latin1(b: Uint8Array, start: number, end: number): string {
+  let s = '';
+  for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
+  return s;
+}
+
+/** Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF. */
+function utf8Valid(b: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  while (i < end) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let min: number;
+    let cp: number;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      min = 0x80;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      min = 0x800;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      min = 0x10000;
+      cp = c & 0x07;
+    } else return false;
+    if (i + n >= end) return false; // truncated sequence
+    for (let k = 1; k <= n; k++) {
+      const d = b[i + k]!;
+      if ((d & 0xc0) !== 0x80) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+/**
+ * Why b[start..end) is not a valid value of string type `tag`, without building the string:
+ * undefined when it is valid, a reason otherwise ('not a standard string type' for other tags).
+ */
+export function stringProblem(b: Uint8Array, tag: number, start: number, end: number): string | undefined {
+  const scan = (ok: (c: number) => boolean, type: string): string | undefined => {
+    for (let i = start; i < end; i++)
+      if (!ok(b[i]!)) return `${type} holds byte 0x${b[i]!.toString(16).padStart(2, '0')}`;
+    return undefined;
+  };
+  switch (tag) {
+    case StringTag.utf8:
+      return utf8Valid(b, start, end) ? undefined : 'UTF8String is not valid UTF-8';
+    case StringTag.numeric:
+      return scan((c) => c === 0x20 || (c >= 0x30 && c <= 0x39), 'NumericString');
+    case StringTag.printable:
+      return scan(isPrintableChar, 'PrintableString');
+    case StringTag.teletex:
+      return undefined;
+    case StringTag.ia5:
+      return scan((c) => c < 0x80, 'IA5String');
+    case StringTag.visible:
+      return scan((c) => c >= 0x20 && c <= 0x7e, 'VisibleString');
+    default: {
+      // BMP and Universal strings are rare: decode them to check.
+      const d = decodeString(b, tag, start, end);
+      if (d === undefined) return 'not a standard string type';
+      return d.ok ? undefined : d.reason;
+    }
   }
 }
 

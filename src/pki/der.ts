@@ -17,7 +17,7 @@
  * certificate whichever valid encoding the certificate used.
  */
 import { createPublicKey, hash } from 'node:crypto';
-import { type Decoded, decodeString, ia5, oidProblem, oidText } from './der-strings.ts';
+import { type Decoded, decodeString, ia5, oidProblem, oidText, stringProblem } from './der-strings.ts';
 import { sequence as encodeSequence } from './der-write.ts';
 import { type CertField, PkiError } from './errors.ts';
 import { formatIp } from './ip.ts';
@@ -194,12 +194,6 @@ function startsWith(
   return true;
 }
 
-function latin1(b: Uint8Array, start: number, end: number): string {
-  let s = '';
-  for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
-  return s;
-}
-
 function strictString(d: Decoded | undefined, what: string): string {
   if (d === undefined) refuse(`${what} is not a standard string type`);
   if (!d.ok) refuse(`${what}: ${d.reason}`);
@@ -263,13 +257,14 @@ function commonName(b: Uint8Array, start: number, end: number): string | undefin
       // OpenSSL's name values (ASN1_PRINTABLE) exclude VisibleString: a name holding one fails.
       if (tTag === 0x1a)
         refuse(`${isCn ? 'CN' : 'attribute'} is a VisibleString, which X.509 names do not allow`);
-      const value = strictString(
-        decodeString(b, tTag, tStart, tEnd),
-        isCn ? 'CN' : `attribute ${oidText(b, oidStart, oidEnd)}`,
-      );
       if (isCn && !sawCn) {
         sawCn = true;
-        cn = value;
+        cn = strictString(decodeString(b, tTag, tStart, tEnd), 'CN');
+      } else {
+        // Checked without building the string: only the first CN is used.
+        const problem = stringProblem(b, tTag, tStart, tEnd);
+        if (problem !== undefined)
+          refuse(`${isCn ? 'CN' : `attribute ${oidText(b, oidStart, oidEnd)}`}: ${problem}`);
       }
     }
   }
@@ -376,8 +371,9 @@ function classifySpki(b: Uint8Array, start: number, end: number): KeyAlgorithm |
     const form = b[bitsStart + 1];
     const n = bitsEnd - bitsStart - 1;
     if (form === 0x04 && n === 2 * size + 1) {
-      // uncompressed: canonical already, and must lie on the curve (OpenSSL will not load it otherwise)
-      if (!onCurve(b, bitsStart + 2, size)) refuse('EC point is not on the curve');
+      // Uncompressed: canonical already. Whether the point lies on the curve is not checked here:
+      // it doubled the cost of this reader (BigInt arithmetic) and names no identity; a key that
+      // is not on its curve never matches a private key, so key checks refuse it where a key is used.
     } else if ((form === 0x02 || form === 0x03) && n === size + 1) {
       spkiNeedsCanonical = true;
     } else {
@@ -414,30 +410,6 @@ function classifySpki(b: Uint8Array, start: number, end: number): KeyAlgorithm |
     }
   }
   return 'unknown';
-}
-
-// P-256 and P-384 (SEC 2): y² = x³ − 3x + b over GF(p).
-const CURVES: Record<number, { p: bigint; b: bigint }> = {
-  32: {
-    p: 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn,
-    b: 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn,
-  },
-  48: {
-    p: 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffffn,
-    b: 0xb3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aefn,
-  },
-};
-
-function bigAt(b: Uint8Array, start: number, size: number): bigint {
-  return BigInt(`0x${hex(b, start, start + size)}`);
-}
-
-function onCurve(b: Uint8Array, start: number, size: number): boolean {
-  const { p, b: cb } = CURVES[size]!;
-  const x = bigAt(b, start, size);
-  const y = bigAt(b, start + size, size);
-  if (x >= p || y >= p) return false;
-  return (y * y - (x * x * x - 3n * x + cb)) % p === 0n;
 }
 
 /** INTEGER content b[start..end) is minimal DER and > 0. */
@@ -787,7 +759,8 @@ function readExtensions(
     if (tEnd !== end) refuse('trailing bytes after Extensions');
     const extsEnd = tEnd;
     if (tStart === extsEnd) refuse('empty Extensions');
-    const seenOids: string[] = [];
+    // Where each extnID seen so far starts and ends: compared in place, no strings built.
+    const seen: number[] = [];
     for (let p = tStart; p < extsEnd; ) {
       expect(b, p, extsEnd, 0x30, 'Extension SEQUENCE');
       const extEnd = tEnd;
@@ -795,9 +768,10 @@ function readExtensions(
       readOid(b, tStart, extEnd, 'extnID');
       const oidStart = tStart;
       const oidEnd = tEnd;
-      const key = latin1(b, oidStart, oidEnd);
-      if (seenOids.includes(key)) refuse(`duplicate extension ${oidText(b, oidStart, oidEnd)}`);
-      seenOids.push(key);
+      for (let i = 0; i < seen.length; i += 2)
+        if (equalRange(b, seen[i]!, seen[i + 1]!, oidStart, oidEnd))
+          refuse(`duplicate extension ${oidText(b, oidStart, oidEnd)}`);
+      seen.push(oidStart, oidEnd);
       tlv(b, oidEnd, extEnd);
       if (tTag === 0x01) {
         if (!derBoolean(b, 'critical')) refuse('critical FALSE is encoded (DER omits a DEFAULT value)');

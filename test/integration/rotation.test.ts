@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -286,6 +287,34 @@ describe('bad input ends in an event and no certificate written', () => {
     });
     expect(after.metadata?.annotations?.[`${A}failures`]).toBe('1');
     await expectUntouched('garbage', before, true);
+  });
+
+  it('a certificate readable but not acceptable to act on: RenewalFailed naming the part, or renewed for the annotated names only', async () => {
+    // pyca/cryptography's malformed-san.pem: an otherName without its [0] wrapper (OpenSSL then
+    // reads no SAN at all). Expired in 2017, so its planned renewal time is now.
+    const certPem = readFileSync(new URL('../unit/pki/corpus/malformed-san.pem', import.meta.url), 'utf8');
+    const before = await create(
+      tlsSecret('unacceptable', { certPem, keyPem: '' }, { [`${A}enabled`]: 'true' }),
+    );
+    const event = await waitForEvent('unacceptable', 'RenewalFailed');
+    expect(event.type).toBe('Warning');
+    expect(event.message).toContain(
+      'tls.crt is readable but not acceptable to act on (subjectAltName: expected otherName [0] value)',
+    );
+    await waitFor('the Failed state', async () =>
+      (await read('unacceptable')).metadata?.annotations?.[`${A}state`] === 'Failed' ? true : undefined,
+    );
+    await expectUntouched('unacceptable', before, true);
+
+    await create(
+      tlsSecret(
+        'unacceptable-named',
+        { certPem, keyPem: '' },
+        { [`${A}enabled`]: 'true', [`${A}dns-names`]: 'named.example.com' },
+      ),
+    );
+    const renewed = await waitForRevision('unacceptable-named');
+    expect(leafOf(renewed)).toMatchObject({ dnsNames: ['named.example.com'], problems: [] });
   });
 
   it('key/cert mismatch with rotate-key "false": RenewalFailed and the pair left as it was', async () => {

@@ -23,6 +23,7 @@ import {
   mutants,
   name,
   opensslOutcome,
+  rsaSpkiWithoutNull,
 } from './differential.ts';
 
 const { values } = parseArgs({
@@ -40,6 +41,8 @@ for (const { key } of ks) {
   generated.push(buildCertificate({ key, ca: true }));
   for (const g of everyGeneralName()) generated.push(buildCertificate({ key, san: [g.tlv] }));
 }
+const rsa = ks.find((k) => k.name === 'rsa-2048')!.key;
+generated.push(buildCertificate({ key: rsa, spki: rsaSpkiWithoutNull(rsa) }));
 for (const s of everyStringType())
   generated.push(buildCertificate({ key: ks[0]!.key, subject: name([[[CN, s.tag, s.value]]]) }));
 

@@ -23,7 +23,9 @@ export function derOutcome(read: (d: Uint8Array) => CertSummary, d: Uint8Array):
   try {
     summary = read(d);
   } catch (err) {
-    if (err instanceof PkiError && err.code === 'DER_MALFORMED') return { kind: 'malformed' };
+    // By name too: differential-report.ts can load another copy of der.ts, with its own class.
+    const named = err instanceof PkiError || (err instanceof Error && err.name === 'PkiError');
+    if (named && (err as PkiError).code === 'DER_MALFORMED') return { kind: 'malformed' };
     throw err;
   }
   // A reader without `problems` (the version before two levels) calls everything acceptable.
@@ -63,7 +65,7 @@ const same = (a: readonly string[], b: readonly string[]): boolean =>
  * The product's fields on which the two readings disagree. Serial: OpenSSL prints a negative
  * serial as "-" and the magnitude; der.ts keeps the octets (flagged), so a negative serial is
  * compared by its flag only. Public key: for the key types the product uses (for others der.ts
- * hashes the bytes as written and claims no canonical form). isCA: OpenSSL also counts a v1 self-signed root as a CA, which der.ts
+ * hashes the bytes as written and claims no canonical form) when OpenSSL can load it. isCA: OpenSSL also counts a v1 self-signed root as a CA, which der.ts
  * never does (it must be at least as strict).
  */
 export function disagreements(s: CertSummary, r: OpenSslReading, d: Uint8Array): Field[] {
@@ -86,7 +88,12 @@ export function disagreements(s: CertSummary, r: OpenSslReading, d: Uint8Array):
   if (derHasSan && r.subjectAltName === undefined) out.push('otherSanKinds');
   if (s.isCA !== r.isCA && !(r.isCA && !s.isCA && isV1(d))) out.push('isCA');
   // der.ts canonicalises the keys the product supports; others are hashed as written.
-  if (s.keyAlgorithm !== 'unknown' && s.publicKeySha256 !== r.publicKeySha256) out.push('publicKey');
+  // (A reader from before #19 has only spkiSha256, the bytes as written.) A key OpenSSL cannot
+  // load (an EC point off its curve) is not compared: der.ts does not check curve arithmetic, and
+  // such a key matches no private key, so every key check refuses it.
+  const publicKey = s.publicKeySha256 ?? s.spkiSha256;
+  if (s.keyAlgorithm !== 'unknown' && r.publicKeySha256 !== undefined && publicKey !== r.publicKeySha256)
+    out.push('publicKey');
   return out;
 }
 
@@ -202,6 +209,12 @@ export function buildCertificate(spec: CertSpec): Uint8Array {
 
 function createPublicKeyDer(key: KeyObject): Buffer {
   return createPublicKey(key).export({ type: 'spki', format: 'der' });
+}
+
+/** An RSA SubjectPublicKeyInfo whose AlgorithmIdentifier omits the NULL parameters (valid, seen in real corpora). */
+export function rsaSpkiWithoutNull(key: KeyObject): Uint8Array {
+  const rsaPublicKey = new Uint8Array(createPublicKey(key).export({ type: 'pkcs1', format: 'der' }));
+  return der.sequence([der.sequence([oid('1.2.840.113549.1.1.1')]), der.bitString(rsaPublicKey)]);
 }
 
 export function keys(): { name: string; key: KeyObject }[] {
