@@ -11,6 +11,7 @@ import { checkFallbacks, parseCertificateDuration, rawIssuerNames, readIssuers }
 import { type ConfigIssue, join, type Mapping, Reader } from './reader.ts';
 import { CONFIG_DEFAULTS, type Config, type DefaultsConfig, type LeaderElectionConfig } from './schema.ts';
 import { namespaceProblem, objectNameProblem } from './syntax.ts';
+import { readTrustBundles } from './trust-bundles.ts';
 
 export type { ConfigIssue } from './reader.ts';
 
@@ -36,6 +37,7 @@ const TOP_KEYS = [
   'rollout',
   'renewalBackoff',
   'kubeAPI',
+  'trustBundles',
 ];
 
 export function loadConfig(yamlText: string): Config {
@@ -95,6 +97,9 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     burst: r.integer(kubeMap, 'burst', 'kubeAPI', 1, 100_000) ?? CONFIG_DEFAULTS.kubeApiBurst,
   };
 
+  const caIssuers = new Set(issuers.filter((i) => i.kind === 'ca').map((i) => i.name));
+  const trustBundles = readTrustBundles(r, root.trustBundles, caIssuers);
+
   if (!defaults) return undefined;
   return {
     defaults,
@@ -107,6 +112,7 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     rollout: { debounceMs },
     renewalBackoff,
     kubeAPI,
+    trustBundles,
   };
 }
 

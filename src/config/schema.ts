@@ -170,6 +170,16 @@ export type IssuerConfig = IssuerCommon &
     | { kind: 'kubernetesCSR'; kubernetesCSR: KubernetesCSRIssuerConfig }
   );
 
+/** An issuer's trust set (its CA, both CAs during a rollover) published as a ConfigMap key. */
+export interface TrustBundleConfig {
+  /** A `ca` issuer. */
+  issuer: string;
+  configMap: string;
+  /** Default `ca.crt`. */
+  key: string;
+  namespaces: string[];
+}
+
 export interface LeaderElectionConfig {
   enabled: boolean;
   /** Absent: the namespace the controller runs in. */
@@ -196,6 +206,8 @@ export interface Config {
   kubeAPI: { qps: number; burst: number };
   /** Per-Secret backoff between failed renewals: first delay and cap (grows ×3, jittered). */
   renewalBackoff: { baseMs: number; capMs: number };
+  /** Where `ca` issuers' trust sets are published (docs/ca-rollover.md). */
+  trustBundles: TrustBundleConfig[];
 }
 
 export const CONFIG_DEFAULTS = {

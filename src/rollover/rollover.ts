@@ -182,6 +182,10 @@ export class CaRollover {
     }
     if (this.#d.isLeader?.() === false || state.paused) return;
     const now = this.#d.clock.now();
+    // Trust bundles follow the CA Secret in every phase (Trust and Retire wait for them).
+    if (state.phase !== RolloverPhase.trust && !(state.phase === RolloverPhase.retire && state.retired)) {
+      await this.#spreadBundles(trustSet(caPem, decodedAll(ca.data)));
+    }
     switch (state.phase) {
       case undefined:
         if (state.next !== undefined) await this.#begin(ca, state.next, now);
@@ -307,6 +311,45 @@ export class CaRollover {
     return left;
   }
 
+  /**
+   * Writes `trust` to every trust bundle ConfigMap of the issuer (created where missing); returns
+   * how many differed, as #spreadTrust does.
+   */
+  async #spreadBundles(trust: string): Promise<number> {
+    let left = 0;
+    for (const bundle of this.#d.config.trustBundles.filter((b) => b.issuer === this.name)) {
+      for (const namespace of bundle.namespaces) {
+        let current: k8s.V1ConfigMap | undefined;
+        try {
+          current = await this.#d.clients.core.readNamespacedConfigMap({ namespace, name: bundle.configMap });
+        } catch (err) {
+          if (httpStatus(err) !== 404) throw err;
+        }
+        if (current?.data?.[bundle.key] === trust) continue;
+        left++;
+        try {
+          if (current === undefined) {
+            await this.#d.clients.core.createNamespacedConfigMap({
+              namespace,
+              body: { metadata: { name: bundle.configMap }, data: { [bundle.key]: trust } },
+              fieldManager: FIELD_MANAGER,
+            });
+          } else {
+            await this.#d.clients.core.replaceNamespacedConfigMap({
+              namespace,
+              name: bundle.configMap,
+              body: { ...current, data: { ...current.data, [bundle.key]: trust } },
+              fieldManager: FIELD_MANAGER,
+            });
+          }
+        } catch (err) {
+          if (httpStatus(err) !== 409) throw err;
+        }
+      }
+    }
+    return left;
+  }
+
   async #advance(ca: k8s.V1Secret, to: RolloverPhaseArg, now: number, message: string): Promise<boolean> {
     const annotations = enterPhase(ca.metadata?.annotations ?? {}, to, now);
     if (!(await this.#writeCa(ca, { ...ca.data }, annotations))) return false;
@@ -317,7 +360,8 @@ export class CaRollover {
   async #trust(ca: k8s.V1Secret, now: number): Promise<void> {
     const trust = trustSet(decodeData(ca.data?.[SecretKey.certificate]), decodedAll(ca.data));
     const { secrets } = await this.#issued();
-    if ((await this.#spreadTrust(secrets, trust)) > 0) return;
+    const left = (await this.#spreadTrust(secrets, trust)) + (await this.#spreadBundles(trust));
+    if (left > 0) return;
     await this.#advance(
       ca,
       RolloverPhase.propagate,
@@ -533,7 +577,8 @@ export class CaRollover {
     }
     const trust = trustSet(decodeData(ca.data?.[SecretKey.certificate]), decodedAll(ca.data));
     const { secrets } = await this.#issued();
-    if ((await this.#spreadTrust(secrets, trust)) > 0) return;
+    const left = (await this.#spreadTrust(secrets, trust)) + (await this.#spreadBundles(trust));
+    if (left > 0) return;
     await this.#advance(
       ca,
       undefined,

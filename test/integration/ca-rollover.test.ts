@@ -66,6 +66,8 @@ async function caStatus(
   return { code, stdout, stderr };
 }
 
+const bundle = async () =>
+  (await core.readNamespacedConfigMap({ namespace: ns(), name: 'internal-ca-trust' })).data?.['ca.crt'];
 const phaseOf = (s: k8s.V1Secret) => s.metadata?.annotations?.[`${S}ca-rollover-phase`];
 
 async function startController(): Promise<void> {
@@ -154,6 +156,7 @@ beforeAll(async () => {
       },
     ],
     rollout: { debounce: '1s' },
+    trustBundles: [{ issuer: 'internal-ca', configMap: { name: 'internal-ca-trust' }, namespaces: [ns()] }],
   });
   await startController();
   // Three Secrets issued by CA 1 (renewed at once: renew-before 5h > the 4h left).
@@ -204,6 +207,8 @@ describe('CA rollover (real API server)', () => {
       expect(event.message).toContain('the current CA keeps signing');
     }
     await annotateCa({ [`${A}next-ca`]: undefined });
+    // The trust bundle holds the one CA.
+    expect(await waitFor('the trust bundle', bundle)).toBe(pemOf(ca1.certPem));
     const after = await caSecret();
     expect(phaseOf(after)).toBeUndefined();
     expect(after.data).toEqual(before.data);
@@ -249,6 +254,7 @@ describe('CA rollover (real API server)', () => {
     for (const name of SECRETS) {
       expect(decoded(await core.readNamespacedSecret({ namespace: ns(), name }), 'ca.crt'), name).toBe(both);
     }
+    expect(await bundle()).toBe(both);
     // The trust change alone rolled app-a once (app-c has restart: none on its Secret).
     await waitFor('app-a rolled for the widened trust', async () =>
       (await generation('app-a')) === g0 + 1 ? true : undefined,
@@ -342,6 +348,7 @@ describe('CA rollover (real API server)', () => {
     expect(finished.stdout).toMatch(/^phase: +None$/m);
     expect(finished.stdout).toContain('ca.crt holds the current trust: 3; leaf from the active CA: 3');
     const done = await caSecret();
+    expect(await bundle()).toBe(pemOf(ca2.certPem));
     expect(done.data?.['previous.crt']).toBeUndefined();
     expect(done.data?.['previous.key']).toBeUndefined();
     for (const name of SECRETS) {
@@ -408,6 +415,7 @@ describe('CA rollover (real API server)', () => {
     const propagating = await waitForPhase('Propagate');
     expect(decoded(propagating, 'previous.crt')).toBe(pemOf(oldPem));
     expect(propagating.metadata?.annotations?.[`${S}ca-rollover-unsafe`]).toBeDefined();
+    expect(await bundle()).toBe(pemOf(replaced.certPem) + pemOf(oldPem));
     for (const name of SECRETS) {
       const s = await core.readNamespacedSecret({ namespace: ns(), name });
       expect(decoded(s, 'ca.crt'), name).toBe(pemOf(replaced.certPem) + pemOf(oldPem));
@@ -447,5 +455,6 @@ describe('CA rollover (real API server)', () => {
       );
     }
     expect((await caSecret()).data?.['previous.crt']).toBeUndefined();
+    expect(await bundle()).toBe(pemOf(replaced.certPem));
   });
 });

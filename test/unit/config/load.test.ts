@@ -519,3 +519,36 @@ describe('ca.rollover', () => {
     ]);
   });
 });
+
+describe('trustBundles', () => {
+  const base = `issuers:
+  - { name: c, ca: { secret: { namespace: n, name: s } } }
+  - { name: self, selfSigned: {} }
+`;
+  it('reads a ConfigMap per ca issuer, key ca.crt by default', () => {
+    const config = loadConfig(
+      `${base}trustBundles: [{ issuer: c, configMap: { name: c-trust }, namespaces: [a, b, a] }]\n`,
+    );
+    expect(config.trustBundles).toEqual([
+      { issuer: 'c', configMap: 'c-trust', key: 'ca.crt', namespaces: ['a', 'b'] },
+    ]);
+    expect(loadConfig(base).trustBundles).toEqual([]);
+  });
+
+  it('refuses a non-ca issuer, a bad key, missing namespaces and a label selector (not implemented)', () => {
+    expect(
+      issues(`${base}trustBundles: [{ issuer: self, configMap: { name: t }, namespaces: [a] }]\n`),
+    ).toEqual([expect.stringMatching(/^trustBundles\[0\]\.issuer: "self" is not a ca issuer/)]);
+    expect(
+      issues(`${base}trustBundles: [{ issuer: c, configMap: { name: t, key: "a/b" }, namespaces: [a] }]\n`),
+    ).toEqual([expect.stringMatching(/configMap\.key: "a\/b" is not a valid ConfigMap key/)]);
+    expect(issues(`${base}trustBundles: [{ issuer: c, configMap: { name: t } }]\n`)).toEqual([
+      expect.stringMatching(/^trustBundles\[0\]\.namespaces: required/),
+    ]);
+    expect(
+      issues(
+        `${base}trustBundles: [{ issuer: c, configMap: { name: t }, namespaces: [a], namespaceSelector: {} }]\n`,
+      ),
+    ).toEqual([expect.stringMatching(/^trustBundles\[0\].*namespaceSelector/)]);
+  });
+});
