@@ -47,10 +47,11 @@ const caSecret = () => core.readNamespacedSecret({ namespace: ns(), name: 'issui
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 
 /** `cert-rotator ca status` as a user runs it. */
-async function caStatus(
-  ...extra: string[]
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [CLI, 'ca', 'status', ...extra], {
+const caStatus = (...extra: string[]) => cli('ca', 'status', ...extra);
+
+/** A cert-rotator command as a user runs it. */
+async function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, KUBECONFIG: testEnv().kubeconfigPath },
   });
@@ -286,6 +287,12 @@ describe('CA rollover (real API server)', () => {
     const text = await caStatus('internal-ca', '--config', configPath);
     expect(text.stdout).toMatch(/^phase: +Propagate since \S+Z$/m);
     expect(text.stdout).toContain('next CA:       CN=rollover CA 2');
+    // `scan` shows the CA Secret's phase as its state.
+    const scan = await cli('scan', '--namespace', ns(), '--output', 'json');
+    const rows = (
+      JSON.parse(scan.stdout) as { items: Array<{ name: string; controllerState: string | null }> }
+    ).items;
+    expect(rows.find((r) => r.name === 'issuing-ca')?.controllerState).toBe('CARollover/Propagate');
     const unknown = await caStatus('nope', '--config', configPath);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('"nope" is not a ca issuer');
