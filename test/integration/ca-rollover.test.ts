@@ -464,4 +464,42 @@ describe('CA rollover (real API server)', () => {
     expect((await caSecret()).data?.['previous.crt']).toBeUndefined();
     expect(await bundle()).toBe(pemOf(replaced.certPem));
   });
+
+  it('failover: the standby replica continues a rollover its leader left in Propagate', async () => {
+    const standby = startControllerProcess({ configPath, kubeconfigPath: testEnv().kubeconfigPath });
+    await standby.waitForLog('the standby to be ready', (l) => l.msg === 'initial list processed', 60_000);
+    const revisions = new Map<string, number>();
+    for (const name of SECRETS) {
+      const s = await core.readNamespacedSecret({ namespace: ns(), name });
+      revisions.set(name, Number(s.metadata?.annotations?.[`${A}revision`]));
+    }
+    await apps.patchNamespacedDeployment(
+      { namespace: ns(), name: 'app-b', body: { spec: { replicas: 1 } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const ca4 = await makeTestCA('rollover CA 4');
+    await core.createNamespacedSecret({ namespace: ns(), body: tlsSecret('next-ca-4', ca4) });
+    await annotateCa({ [`${A}next-ca`]: 'next-ca-4' });
+    await waitForPhase('Propagate');
+    expect(standby.logs.some((l) => l.msg === 'became leader')).toBe(false);
+    await controller.kill(); // the leader goes away without releasing its lease
+    await standby.waitForLog('the standby to take over', (l) => l.msg === 'became leader', 60_000);
+    controller = standby;
+    expect(phaseOf(await caSecret())).toBe('Propagate');
+    await apps.patchNamespacedDeployment(
+      { namespace: ns(), name: 'app-b', body: { spec: { replicas: 0 } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await waitForPhase('Reissue');
+    await waitForPhase(undefined);
+    for (const name of SECRETS) {
+      const s = await core.readNamespacedSecret({ namespace: ns(), name });
+      expect(
+        new X509Certificate(decoded(s, 'tls.crt')).verify(new X509Certificate(ca4.certPem).publicKey),
+        name,
+      ).toBe(true);
+      expect(Number(s.metadata?.annotations?.[`${A}revision`]), name).toBe((revisions.get(name) ?? 0) + 1);
+    }
+    expect(await bundle()).toBe(pemOf(ca4.certPem));
+  });
 });
