@@ -176,9 +176,13 @@ export class CaRollover {
     const state = readState(ca.metadata?.annotations);
     this.#d.metrics.caRolloverPhase.set({ issuer: this.name }, phaseNumber(state.phase));
     const caPem = decodeData(ca.data?.[SecretKey.certificate]);
-    const caDer = certificatesFromPem(caPem)[0];
-    if (caDer) {
-      this.#d.metrics.caNotAfter.set({ issuer: this.name }, readCertificateSummary(caDer).notAfter / 1000);
+    try {
+      const caDer = certificatesFromPem(caPem)[0];
+      if (caDer) {
+        this.#d.metrics.caNotAfter.set({ issuer: this.name }, readCertificateSummary(caDer).notAfter / 1000);
+      }
+    } catch {
+      // An unreadable CA is the issuer's error to report (CA_INVALID on the Secrets it cannot renew).
     }
     if (this.#d.isLeader?.() === false || state.paused) return;
     const now = this.#d.clock.now();
@@ -231,11 +235,12 @@ export class CaRollover {
   }
 
   async #refuse(ca: k8s.V1Secret, why: string): Promise<void> {
+    const what = readState(ca.metadata?.annotations).phase === undefined ? 'not started' : 'held';
     await this.#event(
       ca,
       'Warning',
       EventReason.caRolloverRefused,
-      `CA rollover of issuer "${this.name}" not started: ${why}; the current CA keeps signing`,
+      `CA rollover of issuer "${this.name}" ${what}: ${why}; the current CA keeps signing`,
     );
   }
 
