@@ -8,7 +8,7 @@ import { decodeData } from '../controller/secret-body.ts';
 import { trustSet } from '../issuers/ca.ts';
 import type { KubeClients } from '../kube/client.ts';
 import { CaSecretKey, SecretKey } from '../names.ts';
-import { issuedSecrets, listWorkloads, signedBy } from './rollover.ts';
+import { issuedSecrets, listWorkloads, signedBy } from './cluster.ts';
 import { readState } from './state.ts';
 import { propagation } from './workloads.ts';
 
