@@ -48,6 +48,13 @@ const COMMANDS: Record<string, CommandEntry> = {
     usage: MONITOR_USAGE,
     load: () => import('./app/monitor-command.ts'),
   },
+  ca: {
+    usage: `  ca status ISSUER --config FILE [--output text|json]
+                             A ca issuer's CA rollover: phase, CAs, how many Secrets hold the
+                             trust and the new leaves, workloads rolled/pending/unconfirmed.
+`,
+    load: () => import('./app/ca-status.ts'),
+  },
   sidecar: {
     usage: SIDECAR_USAGE,
     load: () => import('./app/sidecar-command.ts'),

@@ -23,6 +23,29 @@ export const Annotation = {
   windowTimezone: 'cert-rotator.io/window-timezone',
   /** An opaque token (`cert-rotator renew` writes an RFC 3339 time): renew once per new value. */
   renewRequestedAt: 'cert-rotator.io/renew-requested-at',
+  /** On a `ca` issuer's CA Secret: name of a Secret (same namespace) holding the next CA. */
+  nextCa: 'cert-rotator.io/next-ca',
+  /** On a CA Secret: `"true"` holds the CA rollover where it is; removing it resumes. */
+  rolloverPaused: 'cert-rotator.io/rollover-paused',
+} as const;
+
+/** Values of `status.cert-rotator.io/ca-rollover-phase` on a CA Secret, in order. */
+export const RolloverPhase = {
+  trust: 'Trust',
+  propagate: 'Propagate',
+  reissue: 'Reissue',
+  retire: 'Retire',
+} as const;
+export type RolloverPhaseValue = (typeof RolloverPhase)[keyof typeof RolloverPhase];
+
+/** Keys a CA rollover adds to the CA Secret's data next to tls.crt and tls.key. */
+export const CaSecretKey = {
+  /** The staged CA's certificate (never its key) while it is trusted but not yet signing. */
+  nextCertificate: 'next.crt',
+  /** The replaced CA's certificate, trusted until the rollover retires it. */
+  previousCertificate: 'previous.crt',
+  /** The replaced CA's key, deleted when the rollover retires it. */
+  previousKey: 'previous.key',
 } as const;
 
 /**
@@ -55,6 +78,27 @@ export const StatusAnnotation = {
   restartOwed: 'status.cert-rotator.io/restart-owed',
   /** Times (epoch seconds, comma-separated) of the ACME orders of the last hour: `maxOrdersPerHour`. */
   acmeOrders: 'status.cert-rotator.io/acme-orders',
+  /**
+   * Digest of the `ca.crt` written together with the current leaf. A `ca.crt` that differs from it
+   * (a CA rollover widened or narrowed the trust) rolls the workloads; without it `ca.crt` is not
+   * part of the rollout hash (Secrets written before this existed keep their hash).
+   */
+  trustBaseline: 'status.cert-rotator.io/trust-baseline',
+  /** On a CA Secret: the rollover's phase (RolloverPhase); absent when none is under way. */
+  caRolloverPhase: 'status.cert-rotator.io/ca-rollover-phase',
+  /** On a CA Secret: RFC 3339 time the current phase began. */
+  caRolloverPhaseSince: 'status.cert-rotator.io/ca-rollover-phase-since',
+  /** On a CA Secret: RFC 3339 time the rollover began (also the renew token of its Reissue). */
+  caRolloverStarted: 'status.cert-rotator.io/ca-rollover-started',
+  /** On a CA Secret in Retire: the old CA is out of the trust; Secrets' ca.crt are being narrowed. */
+  caRolloverRetired: 'status.cert-rotator.io/ca-rollover-retired',
+  /**
+   * On a CA Secret: the rollover was started because the CA was overwritten in place (no staged
+   * CA); renewals are held in Trust and Propagate unless a leaf is about to expire.
+   */
+  caRolloverUnsafe: 'status.cert-rotator.io/ca-rollover-unsafe',
+  /** On a CA Secret: SHA-256 of the CA certificate the rollover last saw active. */
+  caFingerprint: 'status.cert-rotator.io/ca-fingerprint',
 } as const;
 
 /** Values of the `state` status annotation. */
@@ -79,6 +123,14 @@ export const EventReason = {
   certificateExpired: 'CertificateExpired',
   /** A monitored object (not a TLS Secret) holds a value that should be certificates and cannot be read. */
   certificateUnreadable: 'CertificateUnreadable',
+  /** On a CA Secret: a rollover began, moved to the next phase, or finished. */
+  caRolloverPhase: 'CARolloverPhase',
+  /** On a CA Secret: the staged CA cannot be used (Warning); nothing changed. */
+  caRolloverRefused: 'CARolloverRefused',
+  /** On a CA Secret: a phase waits longer than it should, or a Reissue wave failed (Warning). */
+  caRolloverStalled: 'CARolloverStalled',
+  /** On a CA Secret: its CA was replaced in place (Warning); a rollover keeps the old one trusted. */
+  caOverwritten: 'CAOverwritten',
 } as const;
 export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
 
@@ -116,6 +168,9 @@ export const Metric = {
   x509ReadErrors: 'cert_rotator_x509_read_errors',
   podCertificateRequestsTotal: 'cert_rotator_podcertificate_requests_total',
   podCertificateIssueSeconds: 'cert_rotator_podcertificate_issue_seconds',
+  /** 0 none, 1 Trust, 2 Propagate, 3 Reissue, 4 Retire. */
+  caRolloverPhase: 'cert_rotator_ca_rollover_phase',
+  caNotAfter: 'cert_rotator_ca_not_after_timestamp_seconds',
 } as const;
 
 /** Values of the `result` label of `podcertificate_requests_total`. */

@@ -31,9 +31,11 @@ import { StartupError } from './startup-error.ts';
 
 export { StartupError } from './startup-error.ts';
 
+import { systemClock } from '../clock.ts';
 import { SecretController } from '../controller/controller.ts';
 import { ClusterMonitor, monitoringEnabled } from '../monitor/cluster-monitor.ts';
 import { createRollouts } from '../rollout/index.ts';
+import { CaRollover } from '../rollover/rollover.ts';
 import { IssuedLedger } from '../signer/issued-ledger.ts';
 import { type PodCertificateEntry, PodCertificateSigner } from '../signer/pod-certificates.ts';
 import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
@@ -104,7 +106,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     readSecret: async (namespace, name) => {
       try {
         const s = await clients.core.readNamespacedSecret({ namespace, name });
-        return { resourceVersion: s.metadata?.resourceVersion ?? '', data: decodeSecretData(s.data) };
+        return {
+          resourceVersion: s.metadata?.resourceVersion ?? '',
+          data: decodeSecretData(s.data),
+          annotations: s.metadata?.annotations ?? {},
+        };
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw new Error(describeApiError(err));
@@ -161,6 +167,23 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         },
       })
     : undefined;
+  // CA rollovers: one per ca issuer, walking Trust → Propagate → Reissue → Retire (docs/ca-rollover.md).
+  const rollovers = config.issuers.flatMap((issuer) =>
+    issuer.kind === 'ca' && issuer.ca.rollover.enabled
+      ? [
+          new CaRollover({
+            issuer,
+            config,
+            clients,
+            events,
+            log,
+            metrics,
+            clock: systemClock,
+            ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
+          }),
+        ]
+      : [],
+  );
   // A renewal waiting for a person's approval is looked at again as soon as its CSR is answered.
   const waker = csrWaker(config, kc, controller, log);
   // cert-rotator as a CSR signer (and approver) for ca issuers with a `signer` key.
@@ -276,6 +299,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   signer?.start();
   notifications.start();
   podSigner?.start();
+  for (const r of rollovers) r.start();
   elector?.start();
   log.info(
     {
@@ -300,6 +324,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       await podSigner?.stop();
       await closeHttp01Listeners();
       await rollouts.stop();
+      await Promise.all(rollovers.map((r) => r.stop()));
       await elector?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();

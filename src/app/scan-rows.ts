@@ -165,9 +165,17 @@ export function rowFromSecret(secret: k8s.V1Secret, config: Config, fromFile: bo
     renewalTime,
     plannedRenewal,
     state,
-    controllerState: annotations[StatusAnnotation.state] ?? null,
+    controllerState: controllerStateOf(annotations),
     problems,
   };
+}
+
+/** The controller's state annotation; for a CA Secret in a rollover, its phase (`CARollover/Propagate`). */
+function controllerStateOf(annotations: Record<string, string>): string | null {
+  const phase = annotations[StatusAnnotation.caRolloverPhase];
+  const paused = annotations[Annotation.rolloverPaused] === 'true' ? ' (paused)' : '';
+  if (phase !== undefined) return `CARollover/${phase}${paused}`;
+  return annotations[StatusAnnotation.state] ?? null;
 }
 
 /** Does tls.key belong to tls.crt? (What the controller's rollout check and a TLS server need.) */

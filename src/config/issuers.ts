@@ -7,7 +7,7 @@ import { readApprove, readKubernetesCsr, readSigner } from './csr.ts';
 import { dropUndefined } from './drop-undefined.ts';
 import { readPodCertificates } from './pod-certificates.ts';
 import { join, type Mapping, type Reader } from './reader.ts';
-import type { IssuerConfig, IssuerKind } from './schema.ts';
+import type { CARolloverConfig, IssuerConfig, IssuerKind } from './schema.ts';
 import { CONFIG_DEFAULTS } from './schema.ts';
 import { readSecretRef } from './secret-refs.ts';
 import { globProblem, isDnsLabel } from './syntax.ts';
@@ -174,8 +174,9 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
   let issuer: IssuerConfig | undefined;
   switch (kind) {
     case 'ca': {
-      const ca = r.optionalMapping(m.ca, join(path, 'ca'), ['secret']);
+      const ca = r.optionalMapping(m.ca, join(path, 'ca'), ['secret', 'rollover']);
       const secret = ca && readSecretRef(r, ca, 'secret', join(path, 'ca'));
+      const rollover = readRollover(r, ca?.rollover, join(join(path, 'ca'), 'rollover'));
       const signer =
         m.signer === undefined ? undefined : readSigner(r, m.signer, join(path, 'signer'), name ?? '');
       const approve = m.approve === undefined ? undefined : readApprove(r, m.approve, join(path, 'approve'));
@@ -196,7 +197,14 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
         );
       }
       if (secret)
-        issuer = dropUndefined({ ...common, kind, ca: { secret }, signer, approve, podCertificates });
+        issuer = dropUndefined({
+          ...common,
+          kind,
+          ca: { secret, rollover },
+          signer,
+          approve,
+          podCertificates,
+        });
       break;
     }
     case 'selfSigned':
@@ -246,4 +254,47 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
     issuer.durationMs ??= parseDuration(CONFIG_DEFAULTS.issuerDuration);
   }
   return name === undefined ? undefined : dropUndefined(issuer);
+}
+
+const ROLLOVER_KEYS = [
+  'enabled',
+  'trustPropagation',
+  'maxWait',
+  'onMaxWait',
+  'reissue',
+  'retireAfter',
+  'checkInterval',
+];
+
+/** `ca.rollover`: every key optional; durations may be seconds long (tests shorten the phases). */
+function readRollover(r: Reader, value: unknown, path: string): CARolloverConfig {
+  const d = CONFIG_DEFAULTS;
+  const m = value === undefined ? {} : (r.optionalMapping(value, path, ROLLOVER_KEYS) ?? {});
+  const reissue =
+    m.reissue === undefined
+      ? {}
+      : (r.optionalMapping(m.reissue, join(path, 'reissue'), ['maxPerMinute']) ?? {});
+  const onMaxWait = r.string(m, 'onMaxWait', path) ?? 'continue';
+  if (onMaxWait !== 'continue' && onMaxWait !== 'hold') {
+    r.report(join(path, 'onMaxWait'), `"${onMaxWait}" must be "continue" or "hold"`);
+  }
+  const enabled = m.enabled ?? true;
+  if (typeof enabled !== 'boolean') r.report(join(path, 'enabled'), 'must be true or false');
+  const out: CARolloverConfig = {
+    enabled: enabled !== false,
+    trustPropagationMs:
+      r.parsed(m, 'trustPropagation', path, parseDuration) ?? parseDuration(d.rolloverTrustPropagation),
+    maxWaitMs: r.parsed(m, 'maxWait', path, parseDuration) ?? parseDuration(d.rolloverMaxWait),
+    onMaxWait: onMaxWait === 'hold' ? 'hold' : 'continue',
+    reissuePerMinute:
+      r.integer(reissue, 'maxPerMinute', join(path, 'reissue'), 1, 100_000) ?? d.rolloverReissuePerMinute,
+    retireAfterMs: r.parsed(m, 'retireAfter', path, parseDuration) ?? parseDuration(d.rolloverRetireAfter),
+    checkIntervalMs:
+      r.parsed(m, 'checkInterval', path, parseDuration) ?? parseDuration(d.rolloverCheckInterval),
+  };
+  if (out.maxWaitMs < out.trustPropagationMs) {
+    r.report(join(path, 'maxWait'), 'must be at least trustPropagation');
+  }
+  if (out.checkIntervalMs < 1000) r.report(join(path, 'checkInterval'), 'must be at least 1s');
+  return out;
 }

@@ -12,6 +12,7 @@ import { readMonitoring } from './monitoring.ts';
 import { type ConfigIssue, join, type Mapping, Reader } from './reader.ts';
 import { CONFIG_DEFAULTS, type Config, type DefaultsConfig, type LeaderElectionConfig } from './schema.ts';
 import { namespaceProblem, objectNameProblem } from './syntax.ts';
+import { readTrustBundles } from './trust-bundles.ts';
 
 export type { ConfigIssue } from './reader.ts';
 
@@ -41,6 +42,7 @@ const TOP_KEYS = [
   'notices',
   'notifications',
   'monitoring',
+  'trustBundles',
 ];
 
 export function loadConfig(yamlText: string): Config {
@@ -106,6 +108,8 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
   const notifications = readNotifications(r, root.notifications);
   const namespaces = namespaceList ? [...new Set(namespaceList)] : 'all';
   const monitoring = readMonitoring(r, root.monitoring, namespaces);
+  const caIssuers = new Set(issuers.filter((i) => i.kind === 'ca').map((i) => i.name));
+  const trustBundles = readTrustBundles(r, root.trustBundles, caIssuers);
 
   if (!defaults) return undefined;
   return {
@@ -123,6 +127,7 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
     notices,
     notifications,
     monitoring,
+    trustBundles,
   };
 }
 

@@ -28,6 +28,26 @@ export interface DefaultsConfig {
 export interface CAIssuerConfig {
   /** A kubernetes.io/tls Secret holding the CA certificate and key. */
   secret: SecretRef;
+  /** How a staged next CA replaces this one (docs/ca-rollover.md). */
+  rollover: CARolloverConfig;
+}
+
+/** Timings of a CA rollover: Trust → Propagate → Reissue → Retire. */
+export interface CARolloverConfig {
+  /** false: no rollover for this issuer (a staged or overwritten CA is not acted on). */
+  enabled: boolean;
+  /** Least time in Propagate, for readers the controller cannot see (sidecars, outside the cluster). */
+  trustPropagationMs: number;
+  /** Longest wait in Propagate for the workloads to roll out. */
+  maxWaitMs: number;
+  /** After maxWait: `continue` with a Warning event, or `hold` until the workloads have rolled. */
+  onMaxWait: 'continue' | 'hold';
+  /** Leaves asked to be re-issued per minute in Reissue. */
+  reissuePerMinute: number;
+  /** How long the old CA stays trusted after the last leaf moved to the new one. */
+  retireAfterMs: number;
+  /** How often the rollover looks at the CA Secret (a staged CA is noticed within this). */
+  checkIntervalMs: number;
 }
 
 export interface Rfc2136Config {
@@ -177,6 +197,16 @@ export type IssuerConfig = IssuerCommon &
     | { kind: 'kubernetesCSR'; kubernetesCSR: KubernetesCSRIssuerConfig }
   );
 
+/** An issuer's trust set (its CA, both CAs during a rollover) published as a ConfigMap key. */
+export interface TrustBundleConfig {
+  /** A `ca` issuer. */
+  issuer: string;
+  configMap: string;
+  /** Default `ca.crt`. */
+  key: string;
+  namespaces: string[];
+}
+
 export interface LeaderElectionConfig {
   enabled: boolean;
   /** Absent: the namespace the controller runs in. */
@@ -218,6 +248,8 @@ export interface Config {
   };
   /** Certificates outside TLS Secrets (config/monitoring.ts); every source off by default. */
   monitoring: MonitoringConfig;
+  /** Where `ca` issuers' trust sets are published (docs/ca-rollover.md). */
+  trustBundles: TrustBundleConfig[];
 }
 
 export const CONFIG_DEFAULTS = {
@@ -255,6 +287,11 @@ export const CONFIG_DEFAULTS = {
   noticeCheckInterval: '1m',
   /** The chart's alert rules' `for:`. */
   noticeGrace: '15m',
+  rolloverTrustPropagation: '5m',
+  rolloverMaxWait: '1h',
+  rolloverReissuePerMinute: 60,
+  rolloverRetireAfter: '24h',
+  rolloverCheckInterval: '30s',
 } as const;
 
 export function findIssuer(config: Pick<Config, 'issuers'>, name: string): IssuerConfig | undefined {

@@ -10,6 +10,21 @@ export function fingerprintOf(cert: { serialHex: string; spkiSha256: string }): 
   return `${cert.serialHex}:${cert.spkiSha256}`;
 }
 
+/**
+ * What workloads are rolled to: the leaf's fingerprint, and — only when `ca.crt` differs from the
+ * trust it was written with (`trust-baseline`) — the digest of `ca.crt`. A Secret whose `ca.crt`
+ * is as written keeps exactly the fingerprint (and so the hash) earlier versions computed, so an
+ * upgrade rolls nothing; a change of `ca.crt` alone changes it, so it rolls once.
+ */
+export function rolloutFingerprint(
+  record: Pick<SecretRecord, 'annotations' | 'caDigest'>,
+  leaf: string,
+): string {
+  const baseline = record.annotations[StatusAnnotation.trustBaseline];
+  if (baseline === undefined || baseline === (record.caDigest ?? '')) return leaf;
+  return `${leaf}/ca:${record.caDigest ?? 'none'}`;
+}
+
 const ROLLOUT_ANNOTATIONS = [
   Annotation.restart,
   Annotation.window,
@@ -33,8 +48,8 @@ export function describeChange(
   writtenByUs: string | undefined,
 ): CertificateChange | undefined {
   if (!record.managed || !record.cert || ev.kind !== 'planned') return undefined;
-  const fingerprint = fingerprintOf(record.cert);
-  const before = previous?.cert ? fingerprintOf(previous.cert) : undefined;
+  const fingerprint = rolloutFingerprint(record, fingerprintOf(record.cert));
+  const before = previous?.cert ? rolloutFingerprint(previous, fingerprintOf(previous.cert)) : undefined;
   if (before === fingerprint && previous && !rolloutPolicyChanged(previous, record, config)) return undefined;
   return {
     namespace: record.namespace,

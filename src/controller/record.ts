@@ -7,7 +7,7 @@ import {
   readCertificateSummary,
   withOpenSslCheck,
 } from '../pki/index.ts';
-import { decodeData } from './secret-body.ts';
+import { decodeData, trustDigest } from './secret-body.ts';
 
 /**
  * What the controller remembers of a TLS Secret between events: names, the cert-rotator
@@ -25,6 +25,8 @@ export interface SecretRecord {
   cert: CertSummary | null;
   /** Why `cert` is null: missing or unparseable tls.crt. */
   certProblem?: string;
+  /** `trustDigest` of ca.crt; absent when the Secret has none. Never the bytes themselves. */
+  caDigest?: string;
 }
 
 export function secretKey(namespace: string, name: string): string {
@@ -79,6 +81,7 @@ export function recordFromSecret(secret: k8s.V1Secret, crossCheck = false): Secr
   const annotations = ourAnnotations(secret.metadata?.annotations);
   const managed = annotations[Annotation.enabled] === 'true';
   const { cert, problem } = summarizeTlsCrt(secret.data?.[SecretKey.certificate], managed && crossCheck);
+  const ca = secret.data?.[SecretKey.caCertificate];
   return {
     namespace: secret.metadata?.namespace ?? '',
     name: secret.metadata?.name ?? '',
@@ -88,5 +91,6 @@ export function recordFromSecret(secret: k8s.V1Secret, crossCheck = false): Secr
     managed,
     cert,
     ...(problem !== undefined ? { certProblem: problem } : {}),
+    ...(ca ? { caDigest: trustDigest(ca) } : {}),
   };
 }

@@ -190,6 +190,11 @@ export async function issue(input: RenewInput): Promise<Issued> {
       now: input.now,
       ...(input.policy.durationMs !== undefined ? { durationMs: input.policy.durationMs } : {}),
       ...(input.recentOrders ? { recentOrders: input.recentOrders } : {}),
+      ...(input.currentCert
+        ? {
+            currentValidity: { notBefore: input.currentCert.notBefore, notAfter: input.currentCert.notAfter },
+          }
+        : {}),
     });
   } catch (err) {
     if (err instanceof IssuerError && err.code === 'PENDING') {

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { isoSeconds as iso } from '../clock.ts';
 import { decodeSecretData, encodeSecretData } from '../kube/client.ts';
-import { CertState, StatusAnnotation } from '../names.ts';
+import { CertState, SecretKey, StatusAnnotation } from '../names.ts';
 
 /** Longest `last-error` written on a Secret; the event and the log carry the whole message. */
 const MAX_ERROR_ANNOTATION = 512;
@@ -35,6 +36,11 @@ function writeOrders(annotations: Record<string, string>, orders: readonly numbe
 /** One base64 value of a Secret's data as text ('' when absent). */
 export function decodeData(b64: string | undefined): string {
   return b64 ? (decodeSecretData({ v: b64 }).v ?? '') : '';
+}
+
+/** A short digest of a `ca.crt` value (base64 as in the Secret's data) that tells trust sets apart. */
+export function trustDigest(b64: string): string {
+  return createHash('sha256').update(Buffer.from(b64, 'base64')).digest('hex').slice(0, 32);
 }
 
 /** Body (as read, plus changes) for the replace that is guarded by the read's resourceVersion. */
@@ -89,6 +95,11 @@ export function renewedSecret(
   else delete annotations[StatusAnnotation.restartOwed];
   const data = { ...(fresh.data ?? {}) };
   Object.assign(data, encodeSecretData(newData));
+  // The trust written with this leaf: ca.crt changing later without the leaf rolls the workloads.
+  const ca = data[SecretKey.caCertificate];
+  if (newData[SecretKey.caCertificate] !== undefined && ca) {
+    annotations[StatusAnnotation.trustBaseline] = trustDigest(ca);
+  }
   return withChanges(fresh, annotations, data);
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { SecretRef } from '../config/schema.ts';
+import { Annotation, CaSecretKey, RolloverPhase, SecretKey, StatusAnnotation } from '../names.ts';
 import {
   assertSigningCa,
   certificatesFromPem,
@@ -7,6 +8,7 @@ import {
   issueCertificate,
   keyMatchesCertificate,
   readCertificateSummary,
+  toPem,
 } from '../pki/index.ts';
 import {
   type IssueInput,
@@ -30,6 +32,70 @@ interface LoadedCA {
   keyPem: string;
   notAfter: number;
   loadedAt: number;
+  /** What ca.crt gets: this CA, and during a rollover the next or the previous CA as well. */
+  trustPem: string;
+  /** The CA was overwritten in place and its trust has not propagated yet: renewals wait. */
+  holdRenewals: boolean;
+}
+
+/** Less than this share of a leaf's lifetime left (or a day, whichever is less): renew even when held. */
+const EMERGENCY_FRACTION = 0.1;
+const DAY_MS = 86_400_000;
+/** When a held renewal is looked at again. */
+const HOLD_RETRY_MS = 30_000;
+
+/** Why a certificate and key cannot serve as a signing CA now (not a CA, key mismatch, expired). */
+export interface CaPairProblem {
+  code: 'NOT_A_CERTIFICATE' | 'NOT_A_CA' | 'BAD_KEY' | 'KEY_MISMATCH' | 'EXPIRED';
+  message: string;
+}
+
+/**
+ * Is this pair a CA that may sign now? The same rules for the active CA and for a staged next
+ * one: a certificate both readers accept, basicConstraints cA and keyCertSign, the key belongs
+ * to it, and it has not expired.
+ */
+export function caPairProblem(certPem: string, keyPem: string, now: number): CaPairProblem | undefined {
+  let der: Uint8Array;
+  let summary: ReturnType<typeof readCertificateSummary>;
+  try {
+    der = certificatesFromPem(certPem)[0] as Uint8Array;
+    summary = readCertificateSummary(der);
+  } catch (err) {
+    const what = isPkiError(err) ? err.message : String(err);
+    return { code: 'NOT_A_CERTIFICATE', message: `tls.crt is not a certificate (${what})` };
+  }
+  try {
+    assertSigningCa(der, summary);
+  } catch (err) {
+    const what = isPkiError(err) ? err.message : String(err);
+    return { code: 'NOT_A_CA', message: `tls.crt is not a usable CA certificate (${what})` };
+  }
+  let matches = false;
+  try {
+    matches = keyMatchesCertificate(keyPem, der);
+  } catch (err) {
+    const what = isPkiError(err) ? err.message : 'unreadable key';
+    return { code: 'BAD_KEY', message: `tls.key is not a usable private key (${what})` };
+  }
+  if (!matches) return { code: 'KEY_MISMATCH', message: 'tls.key does not match tls.crt' };
+  if (summary.notAfter <= now) return { code: 'EXPIRED', message: 'the CA certificate has expired' };
+  return undefined;
+}
+
+/**
+ * The trust set of a CA Secret's data: its own CA certificate first, then the staged next CA
+ * (Trust, Propagate) or the replaced one (Reissue, Retire) when a rollover put it there.
+ */
+export function trustSet(certPem: string, data: Record<string, string>): string {
+  const pems: string[] = [];
+  for (const text of [certPem, data[CaSecretKey.nextCertificate], data[CaSecretKey.previousCertificate]]) {
+    const der = text ? certificatesFromPem(text)[0] : undefined;
+    if (!der) continue;
+    const pem = toPem('CERTIFICATE', der);
+    if (!pems.includes(pem)) pems.push(pem);
+  }
+  return pems.join('');
 }
 
 /** Signs with a CA certificate and key kept in a Secret (`tls.crt` may carry the CA's own chain). */
@@ -70,45 +136,16 @@ export class CAIssuer implements Issuer {
       );
     }
     if (!secret) throw new IssuerError('CA_UNAVAILABLE', `${this.where()} does not exist`, true);
-    const certPem = secret.data['tls.crt'];
-    const keyPem = secret.data['tls.key'];
+    const certPem = secret.data[SecretKey.certificate];
+    const keyPem = secret.data[SecretKey.privateKey];
     if (!certPem || !keyPem) {
       throw new IssuerError('CA_INVALID', `${this.where()} lacks tls.crt or tls.key`, true);
     }
-    let der: Uint8Array;
-    let summary: ReturnType<typeof readCertificateSummary>;
-    try {
-      der = certificatesFromPem(certPem)[0] as Uint8Array;
-      summary = readCertificateSummary(der);
-    } catch (err) {
-      const what = isPkiError(err) ? err.message : String(err);
-      throw new IssuerError('CA_INVALID', `${this.where()}: tls.crt is not a certificate (${what})`, true);
-    }
-    try {
-      assertSigningCa(der, summary);
-    } catch (err) {
-      const what = isPkiError(err) ? err.message : String(err);
-      throw new IssuerError(
-        'CA_INVALID',
-        `${this.where()}: tls.crt is not a usable CA certificate (${what})`,
-        true,
-      );
-    }
-    let matches = false;
-    try {
-      matches = keyMatchesCertificate(keyPem, der);
-    } catch (err) {
-      const what = isPkiError(err) ? err.message : 'unreadable key';
-      throw new IssuerError(
-        'CA_INVALID',
-        `${this.where()}: tls.key is not a usable private key (${what})`,
-        true,
-      );
-    }
-    if (!matches)
-      throw new IssuerError('CA_INVALID', `${this.where()}: tls.key does not match tls.crt`, true);
-    if (summary.notAfter <= now)
-      throw new IssuerError('CA_INVALID', `${this.where()}: the CA certificate has expired`, true);
+    const problem = caPairProblem(certPem, keyPem, now);
+    if (problem !== undefined)
+      throw new IssuerError('CA_INVALID', `${this.where()}: ${problem.message}`, true);
+    const der = certificatesFromPem(certPem)[0] as Uint8Array;
+    const summary = readCertificateSummary(der);
     this.cached = {
       resourceVersion: secret.resourceVersion,
       sha256: createHash('sha256').update(der).digest('hex'),
@@ -117,6 +154,11 @@ export class CAIssuer implements Issuer {
       keyPem,
       notAfter: summary.notAfter,
       loadedAt: now,
+      trustPem: trustSet(certPem, secret.data),
+      holdRenewals:
+        secret.annotations?.[StatusAnnotation.caRolloverUnsafe] !== undefined &&
+        (secret.annotations[StatusAnnotation.caRolloverPhase] === RolloverPhase.trust ||
+          secret.annotations[StatusAnnotation.caRolloverPhase] === RolloverPhase.propagate),
     };
     return this.cached;
   }
@@ -169,6 +211,15 @@ export class CAIssuer implements Issuer {
 
   async issue(input: IssueInput): Promise<IssueResult> {
     const ca = await this.load(input.now);
+    if (ca.holdRenewals && !aboutToExpire(input)) {
+      const err = new IssuerError(
+        'PENDING',
+        `renewal held: ${this.where()} was overwritten in place and not every workload trusts the new CA yet; a leaf about to expire is still renewed (stage the next CA with ${Annotation.nextCa} instead, see docs/ca-rollover.md)`,
+        true,
+      );
+      err.retryAfterMs = HOLD_RETRY_MS;
+      throw err;
+    }
     const window = validityWindow(input.now, input.durationMs ?? this.defaultDurationMs);
     // A leaf never outlives its CA: a verifier would reject it after the CA expires anyway.
     const notAfter = Math.min(window.notAfter, ca.notAfter);
@@ -180,11 +231,20 @@ export class CAIssuer implements Issuer {
         notAfter,
         issuer: { certPem: ca.certPem, keyPem: ca.keyPem },
       });
-      return { chainPem: issued.chainPem, caPem: issued.caPem };
+      // ca.crt holds the issuer's whole trust set: during a rollover, the old and the new CA.
+      return { chainPem: issued.chainPem, caPem: ca.trustPem };
     } catch (err) {
       this.cached = undefined;
       const what = err instanceof Error ? err.message : String(err);
       throw new IssuerError('ISSUE_FAILED', `${this.where()} could not sign: ${what}`, true);
     }
   }
+}
+
+/** Would holding this renewal let the current leaf run out (or is there none to keep)? */
+function aboutToExpire(input: IssueInput): boolean {
+  const v = input.currentValidity;
+  if (!v) return true;
+  const margin = Math.min((v.notAfter - v.notBefore) * EMERGENCY_FRACTION, DAY_MS);
+  return v.notAfter - input.now < margin;
 }

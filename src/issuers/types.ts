@@ -17,6 +17,8 @@ export interface IssueInput {
    * an issuer with a per-Secret order cap (ACME `maxOrdersPerHour`) counts them after a restart.
    */
   recentOrders?: readonly number[];
+  /** Validity of the leaf the Secret holds now, if it has a readable one (an issuer may hold a renewal that is not urgent). */
+  currentValidity?: { notBefore: number; notAfter: number };
 }
 
 export interface IssueResult {
@@ -101,7 +103,9 @@ export interface Issuer {
 export type SecretReader = (
   namespace: string,
   name: string,
-) => Promise<{ resourceVersion: string; data: Record<string, string> } | undefined>;
+) => Promise<
+  { resourceVersion: string; data: Record<string, string>; annotations?: Record<string, string> } | undefined
+>;
 
 /** Leaves are backdated a little so a verifier whose clock lags still accepts them. */
 export function validityWindow(now: number, durationMs: number): { notBefore: number; notAfter: number } {

@@ -5,6 +5,7 @@ import {
   Counter,
   collectDefaultMetrics,
   escapeLabel,
+  Gauge,
   Histogram,
   Registry,
   scrapeTimeFamily,
@@ -27,6 +28,8 @@ export class Metrics {
   private readonly queues = new Map<string, () => QueueStats>();
   readonly podCertificateRequests: Counter<'signer' | 'result'>;
   readonly podCertificateIssue: Histogram<'signer'>;
+  readonly caRolloverPhase: Gauge<'issuer'>;
+  readonly caNotAfter: Gauge<'issuer'>;
 
   constructor({
     processMetrics = true,
@@ -154,6 +157,18 @@ export class Metrics {
       help: 'Time from a PodCertificateRequest being created to its certificate chain being written.',
       labelNames: ['signer'],
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: r,
+    });
+    this.caRolloverPhase = new Gauge({
+      name: Metric.caRolloverPhase,
+      help: "A ca issuer's CA rollover phase: 0 none, 1 Trust, 2 Propagate, 3 Reissue, 4 Retire.",
+      labelNames: ['issuer'],
+      registers: r,
+    });
+    this.caNotAfter = new Gauge({
+      name: Metric.caNotAfter,
+      help: "notAfter of a ca issuer's signing CA certificate, as a Unix timestamp.",
+      labelNames: ['issuer'],
       registers: r,
     });
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });

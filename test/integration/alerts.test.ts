@@ -245,6 +245,7 @@ type AlertName =
   | 'CertRotatorCertificateExpiringCritical'
   | 'CertRotatorCertificateExpired'
   | 'CertRotatorRenewalFailures'
+  | 'CertRotatorCAExpiringSoon'
   | 'CertRotatorAbsent';
 
 /** Which alerts fire at each checked minute; every alert not listed must be silent then. */
@@ -426,7 +427,7 @@ describe('alert rules (promtool)', () => {
     const r = await run(testEnv().bins.promtool, ['check', 'rules', join(dir, 'rules.yaml')]);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain(`SUCCESS: ${rules.length} rules found`);
-    expect(rules.map((x) => x.alert)).toHaveLength(6);
+    expect(rules.map((x) => x.alert)).toHaveLength(7);
   });
 
   it('the capture holds what the rules read: certificates of every Secret, planned renewals, failures', () => {
@@ -456,6 +457,50 @@ describe('alert rules (promtool)', () => {
     const r = await run(testEnv().bins.promtool, ['test', 'rules', 'alerts.test.yaml'], dir);
     expect(r.code, `${r.out}\n(files in ${dir})`).toBe(0);
     expect(r.out).toContain('SUCCESS');
+  });
+
+  it("the CA expiry alert: the controller exports its ca issuer's CA notAfter; a CA with less than 60 days left fires", async () => {
+    // The capture's CA (one year left) keeps the alert silent above; here two issuers' series.
+    const ca = [...(capture.scrapes[0]?.samples.keys() ?? [])].filter((k) =>
+      k.startsWith(`${Metric.caNotAfter}{`),
+    );
+    expect(ca).toEqual([expect.stringContaining('issuer="internal-ca"')]);
+    const day = 86_400;
+    await writeFile(
+      join(dir, 'ca-alert.test.yaml'),
+      stringify({
+        rule_files: ['rules.yaml'],
+        evaluation_interval: '1m',
+        tests: [
+          {
+            interval: '1m',
+            input_series: [
+              { series: `${Metric.caNotAfter}{issuer="old-ca",instance="a"}`, values: `${40 * day}x30` },
+              { series: `${Metric.caNotAfter}{issuer="old-ca",instance="b"}`, values: `${40 * day}x30` },
+              { series: `${Metric.caNotAfter}{issuer="new-ca",instance="a"}`, values: `${200 * day}x30` },
+            ],
+            alert_rule_test: [
+              { eval_time: '10m', alertname: 'CertRotatorCAExpiringSoon', exp_alerts: [] },
+              {
+                eval_time: '20m',
+                alertname: 'CertRotatorCAExpiringSoon',
+                exp_alerts: [
+                  {
+                    exp_labels: { severity: 'warning', issuer: 'old-ca' },
+                    exp_annotations: {
+                      summary: 'The CA of issuer old-ca expires in less than 60 days',
+                      description: `The signing CA of ca issuer old-ca expires in ${humanizeDuration(40 * day - 20 * 60)}; leaves it signs are cut off at that time. Stage the next CA and let cert-rotator roll it over (docs/ca-rollover.md) well before then.`,
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const r = await run(testEnv().bins.promtool, ['test', 'rules', 'ca-alert.test.yaml'], dir);
+    expect(r.code, `${r.out}\n(files in ${dir})`).toBe(0);
   });
 
   it('the thresholds come from values: with critical at 4 days the 5-day certificate is only a warning', async () => {

@@ -248,6 +248,9 @@ describe('helm lint and helm template', () => {
     }
     expect(find<k8s.V1Role>(objects, 'Role', 'cr-cert-rotator-issuer-secrets', 'pki').rules).toEqual([
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['root-ca'], verbs: ['get'] },
+      // A CA rollover: the CA Secret is updated; the next CA is staged as root-ca-next.
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['root-ca'], verbs: ['update'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['root-ca-next'], verbs: ['get', 'delete'] },
     ]);
     expect(
       objects
@@ -333,6 +336,7 @@ describe('helm lint and helm template', () => {
       'CertRotatorCertificateExpiringCritical',
       'CertRotatorCertificateExpired',
       'CertRotatorRenewalFailures',
+      'CertRotatorCAExpiringSoon',
       'CertRotatorAbsent',
     ]);
     expect(rules.find((r) => r.alert === 'CertRotatorCertificateExpiringSoon')?.expr).toContain(
@@ -646,6 +650,10 @@ describe('helm install into the test API server, then the controller as the char
         })),
       ),
       { verb: 'get', resource: 'secrets', namespace: releaseNs(), name: 'internal-ca' },
+      // A CA rollover: the CA Secret is updated; the next CA is staged as internal-ca-next.
+      { verb: 'update', resource: 'secrets', namespace: releaseNs(), name: 'internal-ca' },
+      { verb: 'get', resource: 'secrets', namespace: releaseNs(), name: 'internal-ca-next' },
+      { verb: 'delete', resource: 'secrets', namespace: releaseNs(), name: 'internal-ca-next' },
       { verb: 'create', resource: 'leases', group: 'coordination.k8s.io', namespace: releaseNs() },
       ...['get', 'update'].map((verb) => ({
         verb,
@@ -662,7 +670,8 @@ describe('helm install into the test API server, then the controller as the char
         namespace: watched,
       })),
       { verb: 'get', resource: 'secrets', namespace: other, name: 'stray' },
-      { verb: 'update', resource: 'secrets', namespace: releaseNs(), name: 'internal-ca' },
+      { verb: 'update', resource: 'secrets', namespace: releaseNs(), name: 'other-ca' },
+      { verb: 'delete', resource: 'secrets', namespace: releaseNs(), name: 'internal-ca' },
       { verb: 'update', resource: 'deployments', group: 'apps', namespace: watched },
       { verb: 'delete', resource: 'deployments', group: 'apps', namespace: watched },
       { verb: 'list', resource: 'pods', namespace: watched },

@@ -68,6 +68,19 @@ describe('scan rows come from the controller own decision', () => {
     expect(handled).toMatchObject({ state: 'valid' });
   });
 
+  it('a CA Secret in a rollover shows its phase as the controller state (and when paused)', () => {
+    const ca = secret('ca', { 'status.cert-rotator.io/ca-rollover-phase': 'Propagate' });
+    expect(rowFromSecret(ca, loadConfig(''), false, NOW).controllerState).toBe('CARollover/Propagate');
+    const paused = secret('ca', {
+      'status.cert-rotator.io/ca-rollover-phase': 'Reissue',
+      'cert-rotator.io/rollover-paused': 'true',
+    });
+    expect(rowFromSecret(paused, loadConfig(''), false, NOW).controllerState).toBe(
+      'CARollover/Reissue (paused)',
+    );
+    expect(rowFromSecret(secret('x', {}), loadConfig(''), false, NOW).controllerState).toBeNull();
+  });
+
   it('sorts rows without a certificate first, then by notAfter', () => {
     const ok = rowFromSecret(secret('b', {}), loadConfig(''), false, NOW);
     const broken = { ...ok, name: 'a', notAfter: null };

@@ -85,6 +85,19 @@ groups:
             Renewals with issuer {{ "{{ $labels.issuer }}" }} failed within the last {{ .window }}. The RenewalFailed
             events on the Secrets name the cause.
 {{- end }}{{ end }}
+{{- with $a.caExpiringSoon }}{{ if .enabled }}
+      - alert: CertRotatorCAExpiringSoon
+        expr: max by (issuer) (cert_rotator_ca_not_after_timestamp_seconds) - time() < {{ .days }} * 86400
+        for: {{ .for }}
+        labels:
+          severity: {{ .severity }}
+        annotations:
+          summary: The CA of issuer {{ "{{ $labels.issuer }}" }} expires in less than {{ .days }} days
+          description: >-
+            The signing CA of ca issuer {{ "{{ $labels.issuer }}" }} expires in {{ "{{ $value | humanizeDuration }}" }};
+            leaves it signs are cut off at that time. Stage the next CA and let cert-rotator roll it over
+            (docs/ca-rollover.md) well before then.
+{{- end }}{{ end }}
 {{- with $a.controllerAbsent }}{{ if .enabled }}
       - alert: CertRotatorAbsent
         expr: absent(up{job="{{ $job }}"} == 1)

@@ -216,6 +216,26 @@ dict namespace -> list of names. Only needed with rbac.scope=namespaced.
 {{- toJson $out -}}
 {{- end -}}
 
+{{/*
+CA Secrets outside the watched namespaces, as JSON {namespace: [name, ...]}: a CA rollover
+updates them (docs/ca-rollover.md), and reads and then deletes the staged next CA, which the
+chart can grant only by name: NAME-next.
+*/}}
+{{- define "cert-rotator.caSecrets" -}}
+{{- $watched := .Values.watchNamespaces -}}
+{{- $out := dict -}}
+{{- range $issuer := (default (list) .Values.config.issuers) -}}
+{{- if and (kindIs "map" $issuer) $issuer.ca -}}
+{{- $ref := default (dict) $issuer.ca.secret -}}
+{{- if and $ref.namespace $ref.name (not (has $ref.namespace $watched)) -}}
+{{- $names := get $out $ref.namespace | default (list) -}}
+{{- $_ := set $out $ref.namespace (append $names $ref.name | uniq) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
 {{/* Seconds in a Prometheus duration such as 1h30m or 14d. */}}
 {{- define "cert-rotator.seconds" -}}
 {{- $total := 0 -}}

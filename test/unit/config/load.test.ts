@@ -53,7 +53,18 @@ describe('loadConfig', () => {
       {
         name: 'internal-ca',
         kind: 'ca',
-        ca: { secret: { namespace: 'cert-rotator', name: 'internal-ca' } },
+        ca: {
+          secret: { namespace: 'cert-rotator', name: 'internal-ca' },
+          rollover: {
+            enabled: true,
+            trustPropagationMs: 5 * 60_000,
+            maxWaitMs: 3_600_000,
+            onMaxWait: 'continue',
+            reissuePerMinute: 60,
+            retireAfterMs: D,
+            checkIntervalMs: 30_000,
+          },
+        },
         allowedNamespaces: ['*'],
         durationMs: 90 * D,
       },
@@ -521,5 +532,82 @@ notifications:
       'notifications.webhooks[1].format: must be "alertmanager" or "json", got "slack"',
       'notifications.webhooks[2].url: is required',
     ]);
+  });
+});
+
+describe('ca.rollover', () => {
+  const ca = (rollover: string) =>
+    `issuers: [{ name: c, ca: { secret: { namespace: n, name: s }, rollover: ${rollover} } }]\n`;
+
+  it('reads shortened timings', () => {
+    const config = loadConfig(
+      ca(
+        '{ trustPropagation: 2s, maxWait: 4s, onMaxWait: hold, reissue: { maxPerMinute: 5 }, retireAfter: 6s, checkInterval: 1s }',
+      ),
+    );
+    const issuer = config.issuers[0];
+    expect(issuer?.kind === 'ca' ? issuer.ca.rollover : undefined).toEqual({
+      enabled: true,
+      trustPropagationMs: 2000,
+      maxWaitMs: 4000,
+      onMaxWait: 'hold',
+      reissuePerMinute: 5,
+      retireAfterMs: 6000,
+      checkIntervalMs: 1000,
+    });
+  });
+
+  it('refuses unknown keys, a bad onMaxWait, maxWait below trustPropagation and a too short interval', () => {
+    expect(issues(ca('{ windows: x }'))).toEqual([
+      expect.stringMatching(/^issuers\[0\]\.ca\.rollover.*windows/),
+    ]);
+    expect(issues(ca('{ onMaxWait: skip }'))).toEqual([
+      expect.stringMatching(/^issuers\[0\]\.ca\.rollover\.onMaxWait: .*"continue" or "hold"/),
+    ]);
+    expect(issues(ca('{ trustPropagation: 10m, maxWait: 1m }'))).toEqual([
+      expect.stringMatching(/^issuers\[0\]\.ca\.rollover\.maxWait: must be at least trustPropagation/),
+    ]);
+    expect(issues(ca('{ checkInterval: 100ms }'))).toEqual([
+      expect.stringMatching(/checkInterval: must be at least 1s/),
+    ]);
+    expect(issues(ca('{ enabled: "no" }'))).toEqual([
+      expect.stringMatching(/rollover\.enabled: must be true or false/),
+    ]);
+    expect(issues(ca('{ reissue: { maxPerMinute: 0 } }'))).toEqual([
+      expect.stringMatching(/reissue\.maxPerMinute: must be between 1 and 100000/),
+    ]);
+  });
+});
+
+describe('trustBundles', () => {
+  const base = `issuers:
+  - { name: c, ca: { secret: { namespace: n, name: s } } }
+  - { name: self, selfSigned: {} }
+`;
+  it('reads a ConfigMap per ca issuer, key ca.crt by default', () => {
+    const config = loadConfig(
+      `${base}trustBundles: [{ issuer: c, configMap: { name: c-trust }, namespaces: [a, b, a] }]\n`,
+    );
+    expect(config.trustBundles).toEqual([
+      { issuer: 'c', configMap: 'c-trust', key: 'ca.crt', namespaces: ['a', 'b'] },
+    ]);
+    expect(loadConfig(base).trustBundles).toEqual([]);
+  });
+
+  it('refuses a non-ca issuer, a bad key, missing namespaces and a label selector (not implemented)', () => {
+    expect(
+      issues(`${base}trustBundles: [{ issuer: self, configMap: { name: t }, namespaces: [a] }]\n`),
+    ).toEqual([expect.stringMatching(/^trustBundles\[0\]\.issuer: "self" is not a ca issuer/)]);
+    expect(
+      issues(`${base}trustBundles: [{ issuer: c, configMap: { name: t, key: "a/b" }, namespaces: [a] }]\n`),
+    ).toEqual([expect.stringMatching(/configMap\.key: "a\/b" is not a valid ConfigMap key/)]);
+    expect(issues(`${base}trustBundles: [{ issuer: c, configMap: { name: t } }]\n`)).toEqual([
+      expect.stringMatching(/^trustBundles\[0\]\.namespaces: required/),
+    ]);
+    expect(
+      issues(
+        `${base}trustBundles: [{ issuer: c, configMap: { name: t }, namespaces: [a], namespaceSelector: {} }]\n`,
+      ),
+    ).toEqual([expect.stringMatching(/^trustBundles\[0\].*namespaceSelector/)]);
   });
 });

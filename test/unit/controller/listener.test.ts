@@ -87,3 +87,39 @@ describe('certificateProblem (for events and scan)', async () => {
     ).toMatch(/^tls.crt cannot be parsed: .+/);
   });
 });
+
+describe('a change of ca.crt alone (trust-baseline)', async () => {
+  const { certificateHash } = await import('../../../src/rollout/hash.ts');
+  const { createHash } = await import('node:crypto');
+  const withCa = (serial: string, caDigest: string | undefined, baseline?: string) => ({
+    ...record(serial, baseline === undefined ? {} : { 'status.cert-rotator.io/trust-baseline': baseline }),
+    ...(caDigest === undefined ? {} : { caDigest }),
+  });
+
+  it('is reported as a new fingerprint, once, when ca.crt differs from the trust written with the leaf', () => {
+    const c = change(withCa('01', 'old', 'old'), withCa('01', 'old+new', 'old'));
+    expect(c?.previousFingerprint).toBe(fingerprintOf(cert('01')));
+    expect(c?.fingerprint).not.toBe(c?.previousFingerprint);
+    // Seen again unchanged (a resync, another replica): nothing more.
+    expect(change(withCa('01', 'old+new', 'old'), withCa('01', 'old+new', 'old'))).toBeUndefined();
+    // Narrowed again (Retire) → one more change; ca.crt removed → also one.
+    expect(change(withCa('01', 'old+new', 'old'), withCa('01', 'new', 'old'))).toBeDefined();
+    expect(change(withCa('01', 'old', 'old'), withCa('01', undefined, 'old'))?.fingerprint).toMatch(
+      /ca:none$/,
+    );
+  });
+
+  it('keeps the fingerprint, and so the pod-template hash, byte-identical to earlier versions while ca.crt is as written', () => {
+    // The formula of 0.1: sha256 over sorted "name=serial:spki" lines, 32 hex digits.
+    const before = createHash('sha256')
+      .update(`s=${fingerprintOf(cert('01'))}`)
+      .digest('hex')
+      .slice(0, 32);
+    for (const r of [withCa('01', 'old', 'old'), withCa('01', 'anything'), withCa('01', undefined)]) {
+      const fp = change(undefined, r)?.fingerprint ?? '';
+      expect(certificateHash([{ name: 's', fingerprint: fp }])).toBe(before);
+    }
+    // Without a baseline (written by an older version) ca.crt does not count: an upgrade rolls nothing.
+    expect(change(withCa('01', 'a'), withCa('01', 'b'))).toBeUndefined();
+  });
+});

@@ -81,3 +81,19 @@ describe('decodeData', () => {
     expect(decodeData(undefined)).toBe('');
   });
 });
+
+describe('renewedSecret records the trust written with the leaf', async () => {
+  const { trustDigest } = await import('../../../src/controller/secret-body.ts');
+  it('sets trust-baseline to the digest of the new ca.crt, and leaves it alone when ca.crt is not written', () => {
+    const now = Date.UTC(2030, 0, 2);
+    const status = { notAfter: now + 1000, renewalTime: now + 500, now };
+    const body = renewedSecret(fresh, { 'tls.crt': 'C', 'tls.key': 'K', 'ca.crt': 'CA1' }, status);
+    const baseline = body.metadata?.annotations?.['status.cert-rotator.io/trust-baseline'];
+    expect(baseline).toBe(trustDigest(Buffer.from('CA1').toString('base64')));
+    expect(baseline).toMatch(/^[0-9a-f]{32}$/);
+    const other = renewedSecret(fresh, { 'tls.crt': 'C', 'tls.key': 'K', 'ca.crt': 'CA2' }, status);
+    expect(other.metadata?.annotations?.['status.cert-rotator.io/trust-baseline']).not.toBe(baseline);
+    const noCa = renewedSecret(fresh, { 'tls.crt': 'C', 'tls.key': 'K' }, status);
+    expect(noCa.metadata?.annotations?.['status.cert-rotator.io/trust-baseline']).toBeUndefined();
+  });
+});

@@ -1,0 +1,146 @@
+import type * as k8s from '@kubernetes/client-node';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config/load.ts';
+import { Metrics } from '../../../src/observability/metrics.ts';
+import { generateKey, issueCertificate } from '../../../src/pki/index.ts';
+import { CaRollover } from '../../../src/rollover/rollover.ts';
+
+/**
+ * Reissue's waves against a FAKE API (an in-memory Secret store with resourceVersion conflicts):
+ * the rate limit, one request per Secret per rollover, and the event naming failed Secrets.
+ */
+const b64 = (t: string) => Buffer.from(t).toString('base64');
+const DAY = 86_400_000;
+
+async function ca(cn: string) {
+  const keyPem = (await generateKey('ecdsa-p256')).privateKeyPem;
+  const cert = await issueCertificate({
+    subjectKeyPem: keyPem,
+    identity: { commonName: cn, dnsNames: [], ipAddresses: [], uris: [] },
+    notBefore: Date.now() - DAY,
+    notAfter: Date.now() + 365 * DAY,
+    issuer: 'self',
+    isCA: true,
+  });
+  return { certPem: cert.certPem, keyPem };
+}
+
+class FakeSecrets {
+  readonly items = new Map<string, k8s.V1Secret>();
+  puts = 0;
+  #rv = 1;
+  put(s: k8s.V1Secret) {
+    const copy = structuredClone(s);
+    copy.metadata = { ...copy.metadata, resourceVersion: String(this.#rv++) };
+    this.items.set(copy.metadata.name ?? '', copy);
+  }
+  readonly core = {
+    readNamespacedSecret: async ({ name }: { name: string }) => {
+      const s = this.items.get(name);
+      if (!s) throw Object.assign(new Error('not found'), { code: 404 });
+      return structuredClone(s);
+    },
+    listNamespacedSecret: async () => ({ items: [...this.items.values()].map((s) => structuredClone(s)) }),
+    replaceNamespacedSecret: async ({ name, body }: { name: string; body: k8s.V1Secret }) => {
+      const current = this.items.get(name);
+      if (current?.metadata?.resourceVersion !== body.metadata?.resourceVersion)
+        throw Object.assign(new Error('conflict'), { code: 409 });
+      this.puts++;
+      this.put(body);
+      return this.items.get(name);
+    },
+    deleteNamespacedSecret: async ({ name }: { name: string }) => {
+      this.items.delete(name);
+    },
+  };
+}
+
+async function setup(perMinute: number) {
+  const old = await ca('old CA');
+  const next = await ca('new CA');
+  const fake = new FakeSecrets();
+  fake.put({
+    metadata: {
+      name: 'ca',
+      namespace: 'n',
+      annotations: {
+        'status.cert-rotator.io/ca-rollover-phase': 'Reissue',
+        'status.cert-rotator.io/ca-rollover-phase-since': '2030-01-01T00:00:00Z',
+        'status.cert-rotator.io/ca-rollover-started': '2029-12-31T00:00:00Z',
+      },
+    },
+    data: { 'tls.crt': b64(next.certPem), 'tls.key': b64(next.keyPem), 'previous.crt': b64(old.certPem) },
+  });
+  for (let i = 0; i < 5; i++) {
+    const keyPem = (await generateKey('ecdsa-p256')).privateKeyPem;
+    const leaf = await issueCertificate({
+      subjectKeyPem: keyPem,
+      identity: { dnsNames: [`s${i}.example.com`], ipAddresses: [], uris: [] },
+      notBefore: Date.now() - DAY,
+      notAfter: Date.now() + 30 * DAY,
+      issuer: { certPem: old.certPem, keyPem: old.keyPem },
+    });
+    fake.put({
+      metadata: { name: `s${i}`, namespace: 'n', annotations: { 'cert-rotator.io/enabled': 'true' } },
+      data: { 'tls.crt': b64(leaf.chainPem), 'tls.key': b64(keyPem) },
+    });
+  }
+  const config = loadConfig(`namespaces: [n]
+defaults: { issuer: c }
+issuers: [{ name: c, ca: { secret: { namespace: n, name: ca }, rollover: { reissue: { maxPerMinute: ${perMinute} } } } }]
+`);
+  const issuer = config.issuers[0];
+  if (issuer?.kind !== 'ca') throw new Error('ca issuer expected');
+  let now = Date.parse('2030-01-01T00:01:00Z');
+  const events: string[] = [];
+  const rollover = new CaRollover({
+    issuer,
+    config,
+    clients: { core: fake.core, apps: {} } as never,
+    events: {
+      record: async (_ref, type, reason, message) => void events.push(`${type} ${reason}: ${message}`),
+    },
+    log: pino({ level: 'silent' }),
+    metrics: new Metrics({ processMetrics: false }),
+    clock: { now: () => now, setTimeout: () => undefined, clearTimeout: () => undefined },
+  });
+  const asked = () =>
+    [...fake.items.values()].filter(
+      (s) => s.metadata?.annotations?.['cert-rotator.io/renew-requested-at'] === '2029-12-31T00:00:00Z',
+    ).length;
+  return { fake, rollover, events, asked, advance: (ms: number) => (now += ms) };
+}
+
+describe('Reissue waves (fake API)', () => {
+  it('asks at most maxPerMinute leaves a minute, each once, with the rollover start as token', async () => {
+    const t = await setup(2);
+    await t.rollover.look();
+    expect(t.asked()).toBe(2);
+    await t.rollover.look(); // same minute: nothing more, nothing asked twice
+    expect(t.asked()).toBe(2);
+    const puts = t.fake.puts;
+    t.advance(61_000);
+    await t.rollover.look();
+    expect(t.asked()).toBe(4);
+    expect(t.fake.puts).toBe(puts + 2);
+    t.advance(61_000);
+    await t.rollover.look();
+    expect(t.asked()).toBe(5);
+  });
+
+  it('a wave whose renewals failed is named in a Warning event; the phase holds', async () => {
+    const t = await setup(100);
+    await t.rollover.look();
+    for (const name of ['s1', 's3']) {
+      const s = t.fake.items.get(name);
+      if (s?.metadata?.annotations) s.metadata.annotations['cert-rotator.io/state'] = 'Failed';
+    }
+    await t.rollover.look();
+    const warning = t.events.find((e) => e.startsWith('Warning CARolloverStalled'));
+    expect(warning).toMatch(/re-issuing failed for n\/s1, n\/s3; Reissue waits for them/);
+    expect(t.fake.items.get('ca')?.metadata?.annotations?.['status.cert-rotator.io/ca-rollover-phase']).toBe(
+      'Reissue',
+    );
+  });
+});
