@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ControlPlaneBinaries } from './control-plane.ts';
+import type { NodeBinaries } from './node.ts';
 
 /** Where provision.sh caches what it builds (`$CERT_ROTATOR_CACHE`, default ~/.cache/cert-rotator). */
 export function cacheDir(): string {
@@ -50,6 +51,53 @@ export async function controlPlaneBinaries(progress: (line: string) => void): Pr
     kubeApiserver: need('CR_KUBE_APISERVER'),
     kubeControllerManager: need('CR_KUBE_CONTROLLER_MANAGER'),
   };
+}
+
+/**
+ * Everything the e2e node needs (`provision.sh node`: the control plane, kubelet, kube-scheduler,
+ * kube-proxy, containerd, runc, the CNI plugins, the pause and testbox images), provisioned if
+ * needed; or, where it cannot be provisioned (not root), the reason in one line.
+ */
+export async function nodeBinaries(
+  progress: (line: string) => void,
+): Promise<{ bins: NodeBinaries } | { unavailable: string }> {
+  const script = provisionScript();
+  if (!script) return { unavailable: 'test/testenv/provision.sh is not here: the node runs from a checkout' };
+  await runScript(script, ['node'], progress);
+  const envFile = join(cacheDir(), 'node.env');
+  const vars = await readEnv(envFile);
+  const unavailable = vars.get('CR_NODE_UNAVAILABLE');
+  if (unavailable) return { unavailable };
+  const need = (key: string): string => {
+    const value = vars.get(key);
+    if (!value) throw new Error(`${envFile} lacks ${key}: run npm run provision`);
+    return value;
+  };
+  return {
+    bins: {
+      etcd: need('CR_ETCD'),
+      kubeApiserver: need('CR_KUBE_APISERVER'),
+      kubeControllerManager: need('CR_KUBE_CONTROLLER_MANAGER'),
+      kubelet: need('CR_KUBELET'),
+      kubeScheduler: need('CR_KUBE_SCHEDULER'),
+      kubeProxy: need('CR_KUBE_PROXY'),
+      containerd: need('CR_CONTAINERD'),
+      ctr: need('CR_CTR'),
+      runc: need('CR_RUNC'),
+      cniBinDir: need('CR_CNI_BIN_DIR'),
+      pause: { archive: need('CR_PAUSE_IMAGE'), ref: need('CR_PAUSE_REF') },
+      testbox: { archive: need('CR_TESTBOX_IMAGE'), ref: need('CR_TESTBOX_REF') },
+    },
+  };
+}
+
+async function readEnv(file: string): Promise<Map<string, string>> {
+  const vars = new Map<string, string>();
+  for (const line of (await readFile(file, 'utf8')).split('\n')) {
+    const m = /^export (CR_[A-Z_]+)="(.*)"$/.exec(line);
+    if (m?.[1] && m[2] !== undefined) vars.set(m[1], m[2]);
+  }
+  return vars;
 }
 
 async function runScript(script: string, args: string[], progress: (line: string) => void): Promise<void> {

@@ -17,6 +17,10 @@ export interface ControlPlane {
   kubeconfigPath: string;
   /** Cluster CA: signs the API server's serving cert, client certs and approved CSRs. */
   caPem: string;
+  /** The same CA with its key, for a node launcher that issues the kubelet's certificates. */
+  ca: TestCA;
+  /** Where ca.crt, ca.key and the other certificates of the cluster are. */
+  pkiDir: string;
   peers: Peer[];
   startedInMs: number;
   stop(): Promise<void>;
@@ -59,6 +63,50 @@ export interface ControlPlaneOptions {
    * its own and would create a ReplicaSet per Deployment). Default true.
    */
   controllerManager?: boolean;
+  /**
+   * Address the API server binds to and advertises (default 127.0.0.1). A node's pods reach the
+   * API server here through the `kubernetes` Service, so its serving certificate carries it as an
+   * IP SAN.
+   */
+  bindAddress?: string;
+  /** The Service range (default 10.96.0.0/24); its first address, the `kubernetes` Service, is an IP SAN. */
+  serviceCidr?: string;
+  /**
+   * true: the API server keeps the `kubernetes` Service's endpoints (lease reconciler) so pods
+   * can reach it; default false (`--endpoint-reconciler-type=none`, nothing is scheduled anyway).
+   */
+  reconcileEndpoints?: boolean;
+  /** `--authorization-mode` (default RBAC; a cluster with a kubelet wants Node,RBAC). */
+  authorizationModes?: string[];
+  /** `--feature-gates` for kube-apiserver and kube-controller-manager (and a node's components). */
+  featureGates?: Record<string, boolean>;
+  /** `--runtime-config` entries, e.g. `certificates.k8s.io/v1beta1=true`. */
+  runtimeConfig?: string[];
+  /** `--enable-admission-plugins` beyond the default set (e.g. NodeRestriction). */
+  admissionPlugins?: string[];
+  /**
+   * true: the API server gets a kubelet client certificate (for logs, exec, port-forward),
+   * verifies kubelets' serving certificates against the cluster CA and reaches them by InternalIP.
+   */
+  kubeletClient?: boolean;
+  /** kube-controller-manager controllers to run beyond the default set here (e.g. nodelifecycle). */
+  enableControllers?: string[];
+  /** More kube-controller-manager flags (e.g. `--node-monitor-period=1s`). */
+  controllerManagerArgs?: string[];
+}
+
+/** `--feature-gates` value: `A=true,B=false`, sorted, or undefined when there are none. */
+export function featureGatesArg(gates: Record<string, boolean> | undefined): string | undefined {
+  const entries = Object.entries(gates ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length > 0 ? entries.map(([k, v]) => `${k}=${v}`).join(',') : undefined;
+}
+
+/** The first host address of an IPv4 CIDR (10.96.0.0/24 → 10.96.0.1): the `kubernetes` Service's IP. */
+export function firstHostAddress(cidr: string): string {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
+  if (!m) throw new Error(`not an IPv4 CIDR: ${cidr}`);
+  const n = m.slice(1, 5).reduce((acc, o) => acc * 256 + Number(o), 0) + 1;
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
 }
 
 /**
@@ -81,13 +129,22 @@ export async function startControlPlane(
   }
 
   step('generating the cluster CA and certificates');
+  const bindAddress = options.bindAddress ?? '127.0.0.1';
+  const serviceCidr = options.serviceCidr ?? '10.96.0.0/24';
   const ca: TestCA = await makeCA('cert-rotator-test-ca');
   const serving = await issueLeaf(ca, {
     commonName: 'kube-apiserver',
     dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
-    ipAddresses: ['127.0.0.1', '10.96.0.1'],
+    ipAddresses: [...new Set(['127.0.0.1', bindAddress, firstHostAddress(serviceCidr)])],
     usage: 'server',
   });
+  const kubeletClient = options.kubeletClient
+    ? await issueLeaf(ca, {
+        commonName: 'kube-apiserver-kubelet-client',
+        organizations: ['system:masters'],
+        usage: 'client',
+      })
+    : undefined;
   const admin = await issueLeaf(ca, {
     commonName: 'admin',
     organizations: ['system:masters'],
@@ -101,8 +158,16 @@ export async function startControlPlane(
     servingKey: join(pki, 'apiserver.key'),
     saKey: join(pki, 'sa.key'),
     saPub: join(pki, 'sa.pub'),
+    kubeletClientCert: join(pki, 'apiserver-kubelet-client.crt'),
+    kubeletClientKey: join(pki, 'apiserver-kubelet-client.key'),
   };
   await Promise.all([
+    ...(kubeletClient
+      ? [
+          writeFile(files.kubeletClientCert, kubeletClient.certPem),
+          writeFile(files.kubeletClientKey, kubeletClient.keyPem, { mode: 0o600 }),
+        ]
+      : []),
     writeFile(files.ca, ca.certPem),
     writeFile(files.caKey, ca.keyPem, { mode: 0o600 }),
     writeFile(files.servingCert, serving.certPem),
@@ -122,6 +187,7 @@ export async function startControlPlane(
       peers,
       step,
       controllerManager: options.controllerManager !== false,
+      options: { ...options, bindAddress, serviceCidr },
     });
   } catch (err) {
     // A half-started control plane is stopped, not left to the exit handler.
@@ -136,6 +202,8 @@ export async function startControlPlane(
     etcdUrl,
     kubeconfigPath,
     caPem: ca.certPem,
+    ca,
+    pkiDir: pki,
     peers,
     startedInMs: Date.now() - t0,
     async stop() {
@@ -166,6 +234,24 @@ export async function startControlPlane(
   };
 }
 
+/** Controllers that make no sense here (no cloud, no node IPAM, no volumes) unless asked for. */
+const OFF_BY_DEFAULT = [
+  'nodeipam',
+  'nodelifecycle',
+  'cloud-node-lifecycle',
+  'service-lb-controller',
+  'route',
+  'persistentvolume-binder',
+  'attachdetach',
+  'ttl',
+  'bootstrapsigner',
+  'tokencleaner',
+];
+
+function kcmControllers(enable: string[]): string {
+  return ['*', ...OFF_BY_DEFAULT.filter((c) => !enable.includes(c)).map((c) => `-${c}`)].join(',');
+}
+
 interface Launched {
   apiServerUrl: string;
   etcdUrl: string;
@@ -182,14 +268,26 @@ async function launch(
   ctx: {
     ca: TestCA;
     admin: { certPem: string; keyPem: string };
-    files: Record<'ca' | 'caKey' | 'servingCert' | 'servingKey' | 'saKey' | 'saPub', string>;
+    files: Record<
+      | 'ca'
+      | 'caKey'
+      | 'servingCert'
+      | 'servingKey'
+      | 'saKey'
+      | 'saPub'
+      | 'kubeletClientCert'
+      | 'kubeletClientKey',
+      string
+    >;
     logDir: string;
     peers: Peer[];
     step: (what: string) => void;
     controllerManager: boolean;
+    options: ControlPlaneOptions & { bindAddress: string; serviceCidr: string };
   },
 ): Promise<Launched> {
-  const { ca, admin, files, logDir, peers, step } = ctx;
+  const { ca, admin, files, logDir, peers, step, options } = ctx;
+  const gates = featureGatesArg(options.featureGates);
   const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   step('starting etcd');
@@ -220,11 +318,11 @@ async function launch(
   const etcd = await startEtcd();
   peers.push(etcd);
 
-  const apiServerUrl = `https://127.0.0.1:${apiPort}`;
+  const apiServerUrl = `https://${options.bindAddress}:${apiPort}`;
   const apiArgs = [
     `--etcd-servers=${etcdUrl}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${options.bindAddress}`,
+    `--advertise-address=${options.bindAddress}`,
     `--secure-port=${apiPort}`,
     `--tls-cert-file=${files.servingCert}`,
     `--tls-private-key-file=${files.servingKey}`,
@@ -233,12 +331,25 @@ async function launch(
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
     `--service-account-key-file=${files.saPub}`,
     `--service-account-signing-key-file=${files.saKey}`,
-    '--authorization-mode=RBAC',
-    '--service-cluster-ip-range=10.96.0.0/24',
-    '--endpoint-reconciler-type=none',
+    `--authorization-mode=${(options.authorizationModes ?? ['RBAC']).join(',')}`,
+    `--service-cluster-ip-range=${options.serviceCidr}`,
+    `--endpoint-reconciler-type=${options.reconcileEndpoints ? 'lease' : 'none'}`,
     '--allow-privileged=true',
     '--profiling=false',
     '--v=1',
+    ...(gates ? [`--feature-gates=${gates}`] : []),
+    ...(options.runtimeConfig?.length ? [`--runtime-config=${options.runtimeConfig.join(',')}`] : []),
+    ...(options.admissionPlugins?.length
+      ? [`--enable-admission-plugins=${options.admissionPlugins.join(',')}`]
+      : []),
+    ...(options.kubeletClient
+      ? [
+          `--kubelet-client-certificate=${files.kubeletClientCert}`,
+          `--kubelet-client-key=${files.kubeletClientKey}`,
+          `--kubelet-certificate-authority=${files.ca}`,
+          '--kubelet-preferred-address-types=InternalIP',
+        ]
+      : []),
   ];
   const startApi = async () => {
     const api = await startPeer('kube-apiserver', bins.kubeApiserver, apiArgs, { logDir });
@@ -278,8 +389,10 @@ async function launch(
         '--use-service-account-credentials=false',
         '--leader-elect=false',
         '--secure-port=0',
-        '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner',
+        `--controllers=${kcmControllers(options.enableControllers ?? [])}`,
         '--v=1',
+        ...(gates ? [`--feature-gates=${gates}`] : []),
+        ...(options.controllerManagerArgs ?? []),
       ],
       { logDir },
     );

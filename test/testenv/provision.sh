@@ -10,16 +10,19 @@
 # first build, roughly how long it will take, with a line every 30 s while it runs).
 # Writes $CACHE/env.sh, which the test harness sources for the binary paths.
 #
-# Usage: provision.sh [all|control-plane]
+# Usage: provision.sh [all|control-plane|node]
 #   all (default)   everything the tests need.
 #   control-plane   only etcd, kube-apiserver and kube-controller-manager (what
 #                   `cert-rotator demo` needs); writes $CACHE/control-plane.env only.
+#   node            the control plane plus the real node of the e2e tests: kubelet,
+#                   kube-scheduler, kube-proxy, containerd/runc/CNI plugins (apt-get, needs
+#                   root) and the pause and testbox images; writes $CACHE/node.env too.
 set -euo pipefail
 
 TARGET="${1:-all}"
 case "$TARGET" in
-  all | control-plane) ;;
-  *) echo "usage: provision.sh [all|control-plane]" >&2; exit 2 ;;
+  all | control-plane | node) ;;
+  *) echo "usage: provision.sh [all|control-plane|node]" >&2; exit 2 ;;
 esac
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"      # k8s.io/kubernetes release line
@@ -153,6 +156,108 @@ if ! stamp_ok kubernetes-node "$K8S_VERSION"; then
 fi
 LDFLAGS_EXTRA="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
   build_module kubernetes-node "$K8S_VERSION" "$d" "3 min" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy
+
+# --- containerd, runc, CNI plugins (Debian) ---------------------------------------
+# The node's runtime. Installed once with apt-get (about 10 s); nothing is started: the
+# package ships only a systemd unit, and the node launcher runs its own containerd with a
+# config and root of its own. gcc + libc6-dev build the static images below.
+t0=$(now)
+NODE_UNAVAILABLE=""
+CNI_BIN_DIR=/usr/lib/cni
+node_tools_ok() {
+  local c
+  for c in containerd containerd-shim-runc-v2 ctr runc iptables-save conntrack gcc; do
+    command -v "$c" >/dev/null || return 1
+  done
+  compgen -G '/usr/lib/*-linux-gnu/libc.a' >/dev/null || return 1
+  for p in bridge host-local loopback; do [ -x "$CNI_BIN_DIR/$p" ] || return 1; done
+}
+if node_tools_ok; then
+  say "node packages: installed (containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1 {print $3}'), CNI plugins in $CNI_BIN_DIR)"
+elif [ "$(id -u)" != 0 ]; then
+  NODE_UNAVAILABLE="containerd, runc or the CNI plugins are not installed and provisioning is not root (apt-get needs root)"
+  say "node packages: skipped: $NODE_UNAVAILABLE"
+else
+  say "node packages: installing containerd, runc, containernetworking-plugins, iptables, conntrack, gcc with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt_install() {
+    # Another developer's apt-get may hold the dpkg lock: wait for it rather than fail.
+    apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends \
+      containerd runc containernetworking-plugins iptables conntrack gcc libc6-dev >/dev/null
+  }
+  apt_install || { apt-get update -qq >/dev/null; apt_install; }
+  # Were a service manager to have started the package's own containerd, it is not ours.
+  (systemctl stop containerd || service containerd stop) >/dev/null 2>&1 || true
+  node_tools_ok || { echo "provision: containerd, runc or the CNI plugins still missing after apt-get" >&2; exit 1; }
+  say "node packages: installed in $(took "$t0")"
+fi
+
+# --- pause and testbox images (static C, no base image, nothing pulled) -----------
+# An image is one static binary in one layer, written as an OCI image archive that
+# `ctr -n k8s.io images import` takes. The tag is a hash of the source, so a changed
+# program is a new image and the archive is cached otherwise.
+IMAGES="$CACHE/images"
+IMAGE_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/images"
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+# oci_archive NAME SOURCE.c ENTRYPOINT_JSON -> prints "ARCHIVE REF"
+oci_archive() {
+  local name=$1 src=$2 entrypoint=$3
+  local tag; tag=$( { cat "$src"; gcc --version | head -1; } | sha256sum | cut -c1-12)
+  local ref="localhost/cert-rotator-test/$name:$tag" archive="$IMAGES/$name-$tag.tar"
+  if [ ! -f "$archive" ]; then
+    local work; work=$(mktemp -d)
+    mkdir -p "$work/root" "$work/oci/blobs/sha256"
+    gcc -static -Os -Wall -Wextra -Werror -o "$work/root/$name" "$src"
+    strip "$work/root/$name"
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/root" -cf "$work/layer.tar" "$name"
+    local layer_sha layer_size; layer_sha=$(sha256_of "$work/layer.tar"); layer_size=$(stat -c %s "$work/layer.tar")
+    mv "$work/layer.tar" "$work/oci/blobs/sha256/$layer_sha"
+    local arch; arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+    printf '{"architecture":"%s","os":"linux","config":{"Entrypoint":%s,"User":"65532:65532","WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+      "$arch" "$entrypoint" "$layer_sha" >"$work/config.json"
+    local config_sha config_size; config_sha=$(sha256_of "$work/config.json"); config_size=$(stat -c %s "$work/config.json")
+    mv "$work/config.json" "$work/oci/blobs/sha256/$config_sha"
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+      "$config_sha" "$config_size" "$layer_sha" "$layer_size" >"$work/manifest.json"
+    local manifest_sha manifest_size; manifest_sha=$(sha256_of "$work/manifest.json"); manifest_size=$(stat -c %s "$work/manifest.json")
+    mv "$work/manifest.json" "$work/oci/blobs/sha256/$manifest_sha"
+    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+      "$manifest_sha" "$manifest_size" "$ref" "$tag" >"$work/oci/index.json"
+    printf '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
+    mkdir -p "$IMAGES"
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/oci" -cf "$archive.tmp" oci-layout index.json blobs
+    mv "$archive.tmp" "$archive"
+    rm -rf "$work"
+  fi
+  echo "$archive $ref"
+}
+t0=$(now)
+if [ -z "$NODE_UNAVAILABLE" ]; then
+  read -r PAUSE_ARCHIVE PAUSE_REF < <(oci_archive pause "$IMAGE_SRC/pause.c" '["/pause"]')
+  read -r TESTBOX_ARCHIVE TESTBOX_REF < <(oci_archive testbox "$IMAGE_SRC/testbox.c" '["/testbox"]')
+  say "node images: $PAUSE_REF, $TESTBOX_REF ($(du -ch "$PAUSE_ARCHIVE" "$TESTBOX_ARCHIVE" | tail -1 | cut -f1), $(took "$t0"))"
+fi
+
+{ cat "$CACHE/control-plane.env"; cat <<ENV
+export CR_NODE_UNAVAILABLE="$NODE_UNAVAILABLE"
+export CR_KUBELET="$BIN/kubelet"
+export CR_KUBE_SCHEDULER="$BIN/kube-scheduler"
+export CR_KUBE_PROXY="$BIN/kube-proxy"
+export CR_CONTAINERD="$(command -v containerd || true)"
+export CR_CTR="$(command -v ctr || true)"
+export CR_RUNC="$(command -v runc || true)"
+export CR_CNI_BIN_DIR="$CNI_BIN_DIR"
+export CR_PAUSE_IMAGE="${PAUSE_ARCHIVE:-}"
+export CR_PAUSE_REF="${PAUSE_REF:-}"
+export CR_TESTBOX_IMAGE="${TESTBOX_ARCHIVE:-}"
+export CR_TESTBOX_REF="${TESTBOX_REF:-}"
+ENV
+} >"$CACHE/node.env.tmp"
+mv "$CACHE/node.env.tmp" "$CACHE/node.env"
+if [ "$TARGET" = node ]; then
+  say "node ready in $(took "$T_ALL")"
+  exit 0
+fi
 
 # --- helm ----------------------------------------------------------------------
 d="$CACHE/src/helm-$HELM_VERSION"
