@@ -28,8 +28,8 @@ export function cacheDir(): string {
   return process.env.CERT_ROTATOR_CACHE ?? join(homedir(), '.cache', 'cert-rotator');
 }
 
-/** Binary paths written by provision.sh; runs it first if it has never run here. */
-export function binaries(): Binaries {
+/** The CR_* variables provision.sh wrote; runs it first if it has never run here. */
+function provisioned(): { envFile: string; vars: Record<string, string> } {
   const envFile = join(cacheDir(), 'env.sh');
   if (!existsSync(envFile)) execFileSync('bash', [PROVISION], { stdio: 'inherit' });
   const vars: Record<string, string> = {};
@@ -37,6 +37,20 @@ export function binaries(): Binaries {
     const m = /^export (CR_[A-Z_]+)="(.*)"$/.exec(line);
     if (m?.[1] && m[2] !== undefined) vars[m[1]] = m[2];
   }
+  return { envFile, vars };
+}
+
+/** One tool that provisioning built, by its env.sh name (CR_ACTIONLINT, ...), for the one test that uses it. */
+export function provisionedTool(key: string): string {
+  const { envFile, vars } = provisioned();
+  const v = vars[key];
+  if (!v) throw new Error(`${envFile} lacks ${key}: run npm run provision`);
+  return v;
+}
+
+/** Binary paths written by provision.sh; runs it first if it has never run here. */
+export function binaries(): Binaries {
+  const { envFile, vars } = provisioned();
   const need = (k: string): string => {
     const v = vars[k];
     if (!v) throw new Error(`${envFile} lacks ${k}: run npm run provision`);

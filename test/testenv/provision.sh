@@ -30,6 +30,7 @@ ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.19.5}"
 PEBBLE_VERSION="${PEBBLE_VERSION:-v2.10.1}" # newer than Debian's: serves ARI and profiles
 PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
+ACTIONLINT_VERSION="${ACTIONLINT_VERSION:-v1.7.12}"
 
 CACHE="${CERT_ROTATOR_CACHE:-$HOME/.cache/cert-rotator}"
 BIN="$CACHE/bin"
@@ -288,6 +289,30 @@ else
   say "bind9: installed in $(took "$t0")"
 fi
 
+# --- actionlint (lints .github/workflows; the release workflow cannot run here) ---------
+d="$CACHE/src/actionlint-$ACTIONLINT_VERSION"
+stamp_ok actionlint "$ACTIONLINT_VERSION" || { write_main_module "$d" "require github.com/rhysd/actionlint $ACTIONLINT_VERSION"; echo 'import _ "github.com/rhysd/actionlint/cmd/actionlint"' >>"$d/tools.go"; }
+LDFLAGS_EXTRA="" build_module actionlint "$ACTIONLINT_VERSION" "$d" "1 min" github.com/rhysd/actionlint/cmd/actionlint
+
+# --- buildah + mmdebstrap from Debian, and the stand-in base images ---------------------
+# The tests build the Dockerfile with buildah; its public bases cannot be pulled here, so
+# base-images.sh builds stand-ins from Debian packages and the node@24 npm package.
+t0=$(now)
+# shellcheck: actionlint checks the workflows' run: scripts with it. containerd: the image test
+# imports the archive with ctr into a containerd of its own.
+if command -v buildah >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null && command -v shellcheck >/dev/null && command -v containerd >/dev/null; then
+  say "buildah, mmdebstrap, shellcheck: installed ($(buildah --version | cut -d' ' -f1-3), $(mmdebstrap --version))"
+else
+  say "buildah, mmdebstrap, shellcheck: installing with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || { sleep 5; apt-get update -qq >/dev/null; }
+  apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends buildah mmdebstrap runc uidmap shellcheck containerd >/dev/null
+  # Where a service manager started the package's own containerd: the tests start their own.
+  (systemctl stop containerd || service containerd stop) >/dev/null 2>&1 || true
+  say "buildah, mmdebstrap, shellcheck: installed in $(took "$t0")"
+fi
+bash "$(dirname "${BASH_SOURCE[0]}")/base-images.sh" "$CACHE"
+
 NAMED=$(command -v named)
 cat >"$CACHE/env.sh.tmp" <<ENV
 export CR_ETCD="$ASSETS/etcd"
@@ -297,6 +322,7 @@ export CR_HELM="$BIN/helm"
 export CR_PEBBLE="$BIN/pebble"
 export CR_PEBBLE_CHALLTESTSRV="$BIN/pebble-challtestsrv"
 export CR_PROMTOOL="$BIN/promtool"
+export CR_ACTIONLINT="$BIN/actionlint"
 export CR_NAMED="$NAMED"
 export CR_NSUPDATE="$(command -v nsupdate)"
 export CR_DIG="$(command -v dig)"

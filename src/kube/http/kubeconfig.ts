@@ -207,6 +207,33 @@ export function defaultTransport(path?: string, options: KubeconfigOptions = {})
   throw new Error('no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, or run in a pod');
 }
 
+type ClientNode = typeof import('@kubernetes/client-node');
+
+/**
+ * Loads @kubernetes/client-node for an `exec` or `auth-provider` user. It is an optional
+ * dependency: `npm install` brings it, the container image leaves it out (a pod authenticates
+ * with its ServiceAccount and never needs it), so its absence is an error that says so.
+ * `load` is the import itself, replaceable in tests.
+ */
+export async function importClientNode(
+  kind: string,
+  load: () => Promise<ClientNode> = () => import('@kubernetes/client-node'),
+): Promise<ClientNode> {
+  try {
+    return await load();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (
+      code !== 'ERR_MODULE_NOT_FOUND' ||
+      !String((err as Error).message).includes("'@kubernetes/client-node'")
+    )
+      throw err;
+    throw new Error(
+      `this kubeconfig's user authenticates with ${kind === 'exec' ? 'an exec credential plugin' : 'an auth-provider'}, which needs the optional package @kubernetes/client-node, and it is not installed here (the container image leaves it out: in a pod cert-rotator uses the ServiceAccount token). Use a kubeconfig with a token or client certificate, or run cert-rotator from an npm install that includes optional dependencies`,
+    );
+  }
+}
+
 /**
  * `exec` credential plugins and `auth-provider`s, delegated to @kubernetes/client-node, which
  * implements all of them; it is loaded on the first request, only by users who configure one.
@@ -215,7 +242,7 @@ class ClientNodeAuth implements Auth {
   readonly kind: string;
   private readonly paths: string[];
   private readonly context: string;
-  private kc: Promise<import('@kubernetes/client-node').KubeConfig> | undefined;
+  private kc: Promise<InstanceType<ClientNode['KubeConfig']>> | undefined;
 
   constructor(paths: string[], context: string, kind: string) {
     this.paths = paths;
@@ -224,7 +251,7 @@ class ClientNodeAuth implements Auth {
   }
 
   private load() {
-    this.kc ??= import('@kubernetes/client-node').then((k8s) => {
+    this.kc ??= importClientNode(this.kind).then((k8s) => {
       const kc = new k8s.KubeConfig();
       if (this.paths.length === 1) kc.loadFromFile(this.paths[0] as string);
       else kc.loadFromDefault();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { kubeconfigEndpoint, kubeconfigPaths, TokenBucket } from '../../../src/kube/http/index.ts';
+import { importClientNode } from '../../../src/kube/http/kubeconfig.ts';
 
 describe('TokenBucket (client QPS/burst)', () => {
   afterEach(() => vi.useRealTimers());
@@ -133,5 +134,43 @@ describe('kubeconfig reading (the parts that need no API server)', () => {
     expect(() => kubeconfigEndpoint([join(dir, 'nope')])).toThrow(/cannot read kubeconfig .*nope: ENOENT/);
     for (const [name, text, message] of cases)
       expect(() => kubeconfigEndpoint(write(name, text)), name).toThrow(message);
+  });
+});
+
+describe('importClientNode (exec and auth-provider users)', () => {
+  /** What Node throws for an import of a package that is not installed. */
+  const notFound = (what: string) =>
+    Object.assign(
+      new Error(`Cannot find package '${what}' imported from /app/dist/kube/http/kubeconfig.js`),
+      {
+        code: 'ERR_MODULE_NOT_FOUND',
+      },
+    );
+
+  it('loads the package where it is installed (npm install, optional dependencies included)', async () => {
+    const k8s = await importClientNode('exec');
+    expect(typeof k8s.KubeConfig).toBe('function');
+  });
+
+  it('without the package (the container image) says which user setting needs it and what to do', async () => {
+    for (const [kind, says] of [
+      ['exec', 'an exec credential plugin'],
+      ['auth-provider', 'an auth-provider'],
+    ] as const) {
+      const err = await importClientNode(kind, () =>
+        Promise.reject(notFound('@kubernetes/client-node')),
+      ).catch((e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toContain(`authenticates with ${says}`);
+      expect((err as Error).message).toContain('optional package @kubernetes/client-node');
+      expect((err as Error).message).toContain('the container image leaves it out');
+    }
+  });
+
+  it('any other failure is passed on unchanged', async () => {
+    const other = notFound('ws');
+    await expect(importClientNode('exec', () => Promise.reject(other))).rejects.toBe(other);
+    const broken = new SyntaxError('Unexpected token');
+    await expect(importClientNode('exec', () => Promise.reject(broken))).rejects.toBe(broken);
   });
 });
