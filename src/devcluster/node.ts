@@ -49,6 +49,12 @@ export interface NodeOptions {
   runtimeConfig?: string[];
   /** How long to wait for another node on this machine (the demo, a parallel run) to stop. */
   lockWaitMs?: number;
+  /**
+   * Called once this node holds the machine's lock and an earlier run's leftovers are gone, before
+   * anything changes: the moment to snapshot the host as found (another node may have been
+   * running until then).
+   */
+  onLocked?: () => Promise<void>;
   nodeName?: string;
 }
 
@@ -64,9 +70,20 @@ export interface Node {
   /** Imports an image archive into the node's containerd; resolves with its names (see Containerd). */
   importImage(archive: string, baseName?: string): Promise<string[]>;
   peers: Peer[];
-  /** Milliseconds: whole start, control plane, kubelet start → Node Ready (taint gone). */
-  timings: { startMs: number; controlPlaneMs: number; kubeletToReadyMs: number; staleCleanupMs: number };
-  stop(): Promise<void>;
+  /** Milliseconds: start (without the wait for the lock), lock wait, control plane, kubelet start → Node Ready (taint gone), stale-run cleanup. */
+  timings: {
+    startMs: number;
+    lockWaitMs: number;
+    controlPlaneMs: number;
+    kubeletToReadyMs: number;
+    staleCleanupMs: number;
+  };
+  /**
+   * Stops everything and restores the host. `whileLocked` runs after that and before the machine's
+   * lock is released (the moment to compare the host with its snapshot: the next node may start
+   * as soon as the lock is free); its error is stop()'s.
+   */
+  stop(options?: { whileLocked?: () => Promise<void> }): Promise<void>;
 }
 
 /**
@@ -147,6 +164,7 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
   const nodeName = options.nodeName ?? 'cert-rotator-node';
   const featureGates = options.featureGates ?? E2E_FEATURE_GATES;
   const release = await acquireLock(options.lockWaitMs ?? 600_000, step);
+  const lockWaitMs = Date.now() - t0;
 
   const stale = await loadRecord();
   const tStale = Date.now();
@@ -158,6 +176,12 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
     });
   }
   const staleCleanupMs = Date.now() - tStale;
+  if (options.onLocked) {
+    await options.onLocked().catch((err: unknown) => {
+      release();
+      throw err;
+    });
+  }
 
   await mkdir(dir, { recursive: true });
   const logDir = join(dir, 'logs');
@@ -170,7 +194,7 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
     await saveRecord(rec);
   };
   let stopped = false;
-  const stop = async () => {
+  const stop = async (stopOptions: { whileLocked?: () => Promise<void> } = {}) => {
     if (stopped) return;
     stopped = true;
     const problems: string[] = [];
@@ -182,8 +206,12 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
     );
     // containerd's content and snapshots: large, and of no use to a later run.
     await rm(join(dir, 'containerd'), { recursive: true, force: true }).catch(() => undefined);
-    release();
-    if (problems.length > 0) throw new Error(problems.join('; '));
+    try {
+      if (problems.length > 0) throw new Error(problems.join('; '));
+      await stopOptions.whileLocked?.();
+    } finally {
+      release();
+    }
   };
 
   try {
@@ -278,7 +306,13 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
       images: { pause: pause ?? bins.pause.ref, testbox: testbox ?? bins.testbox.ref },
       importImage: (archive, baseName) => containerd.importImage(archive, baseName),
       peers: [...readyPlane.peers, ...peers],
-      timings: { startMs: Date.now() - t0, controlPlaneMs, kubeletToReadyMs, staleCleanupMs },
+      timings: {
+        startMs: Date.now() - t0 - lockWaitMs,
+        lockWaitMs,
+        controlPlaneMs,
+        kubeletToReadyMs,
+        staleCleanupMs,
+      },
       stop,
     };
   } catch (err) {

@@ -1,12 +1,15 @@
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import * as k8s from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { nodeBinaries } from '../../src/devcluster/binaries.ts';
 import { diffHost, snapshotHost } from '../../src/devcluster/host-state.ts';
 import { startNode } from '../../src/devcluster/node.ts';
+import { issueLeaf, makeCA } from '../testenv/certs.ts';
 import { waitFor } from '../testenv/net.ts';
 import {
   describeOnNode,
@@ -105,6 +108,57 @@ describeOnNode('the e2e node', () => {
       '443',
     ]);
     expect(api).toEqual({ stdout: 'connected\n', stderr: '', exitCode: 0 });
+  });
+
+  it('serves TLS from a mounted Secret (testbox tls-serve): the host and a pod see its serial; pods get no nameserver', async () => {
+    const { core, kc, info } = node();
+    const ca = await makeCA('e2e-node-test-ca');
+    const leaf = await issueLeaf(ca, {
+      commonName: 'tls-server',
+      ipAddresses: ['10.217.0.0'],
+      usage: 'server',
+    });
+    const serial = new X509Certificate(leaf.certPem).serialNumber;
+    await core.createNamespacedSecret({
+      namespace: ns(),
+      body: {
+        metadata: { name: 'tls-server' },
+        type: 'kubernetes.io/tls',
+        stringData: { 'tls.crt': leaf.certPem, 'tls.key': leaf.keyPem },
+      },
+    });
+    const pod = testboxPod(info, 'tls-server', ['tls-serve', '8443', '/tls']);
+    if (pod.spec) {
+      pod.spec.volumes = [{ name: 'tls', secret: { secretName: 'tls-server' } }];
+      const main = pod.spec.containers[0];
+      if (main) main.volumeMounts = [{ name: 'tls', mountPath: '/tls', readOnly: true }];
+    }
+    await core.createNamespacedPod({ namespace: ns(), body: pod });
+    const ip = (await waitForPodReady(core, ns(), 'tls-server')).status?.podIP ?? '';
+    // From the host, over the bridge.
+    const seen = await waitFor('a TLS handshake with the pod', async () => {
+      return await new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ host: ip, port: 8443, rejectUnauthorized: false }, () => {
+          resolve(socket.getPeerX509Certificate()?.serialNumber ?? '');
+          socket.destroy();
+        });
+        socket.on('error', reject);
+      });
+    });
+    expect(seen).toBe(serial);
+    // From a pod.
+    const got = await execInPod(kc, ns(), 'client', 'main', ['/testbox', 'tls-get', ip, '8443']);
+    expect(got).toEqual({
+      stdout: `serial=${serial}\nserial=${serial} reloads=0\n`,
+      stderr: '',
+      exitCode: 0,
+    });
+    // No DNS: with resolvConf "" the kubelet does not hand pods the machine's resolver; what a
+    // pod gets is its own loopback (its network namespace), where nothing answers.
+    const resolv = await execInPod(kc, ns(), 'client', 'main', ['/testbox', 'cat', '/etc/resolv.conf']);
+    expect(resolv.exitCode).toBe(0);
+    const servers = [...resolv.stdout.matchAll(/^nameserver\s+(\S+)/gm)].map((m) => m[1]);
+    expect(servers.filter((s) => !s?.startsWith('127.'))).toEqual([]);
   });
 
   it('reaches nothing outside the bridge and the Service range from a pod', async () => {

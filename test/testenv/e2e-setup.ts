@@ -63,12 +63,20 @@ export default async function setup(project: TestProject): Promise<(() => Promis
       });
       if ('unavailable' in found) throw new Error(found.unavailable);
       const provisionMs = Date.now() - t0;
-      const before = await snapshotHost();
+      let before: HostSnapshot = {};
       const runDir = await makeRunDir('cert-rotator-e2e-');
-      const node = await startNode(found.bins, join(runDir, 'node'), { onStep: () => undefined });
+      const node = await startNode(found.bins, join(runDir, 'node'), {
+        onStep: (s) => {
+          if (s.startsWith('waiting for another') || s.startsWith('cleaning up')) say(s);
+        },
+        // Under the machine's node lock: no other node is changing the host meanwhile.
+        onLocked: async () => {
+          before = await snapshotHost();
+        },
+      });
       const t = node.timings;
       say(
-        `node ready in ${t.startMs} ms (control plane ${t.controlPlaneMs} ms, kubelet → Ready ${t.kubeletToReadyMs} ms; provisioning check ${provisionMs} ms); logs in ${runDir}`,
+        `node ready in ${t.startMs} ms (control plane ${t.controlPlaneMs} ms, kubelet → Ready ${t.kubeletToReadyMs} ms${t.lockWaitMs > 1000 ? `; waited ${t.lockWaitMs} ms for another node` : ''}${t.staleCleanupMs > 0 ? `; earlier run cleaned up in ${t.staleCleanupMs} ms` : ''}; provisioning check ${provisionMs} ms); logs in ${runDir}`,
       );
       const info: E2eNodeInfo = {
         runDir,
@@ -103,13 +111,16 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     if (!started) return;
     const { node, before } = started;
     const t0 = Date.now();
-    await node.stop();
-    const left = node.peers.filter((p) => isAlive(p.pid)).map((p) => `${p.name} (${p.pid})`);
-    if (left.length > 0) throw new Error(`e2e: node processes still running after stop: ${left.join(', ')}`);
-    const diff = diffHost(before, await snapshotHost());
-    if (diff.length > 0) {
-      throw new Error(`e2e: the host was not left as found:\n  ${diff.join('\n  ')}`);
-    }
+    await node.stop({
+      // Still holding the machine's node lock, so the next node cannot have started yet.
+      whileLocked: async () => {
+        const left = node.peers.filter((p) => isAlive(p.pid)).map((p) => `${p.name} (${p.pid})`);
+        if (left.length > 0)
+          throw new Error(`e2e: node processes still running after stop: ${left.join(', ')}`);
+        const diff = diffHost(before, await snapshotHost());
+        if (diff.length > 0) throw new Error(`e2e: the host was not left as found:\n  ${diff.join('\n  ')}`);
+      },
+    });
     say(`node stopped in ${Date.now() - t0} ms; host left as found`);
   };
 }

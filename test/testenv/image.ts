@@ -68,6 +68,14 @@ export function buildahArgs(args: string[]): string[] {
   ];
 }
 
+/**
+ * For `buildah bud` and `buildah run`: runc keeps its container state beside the storage, not in
+ * the machine's /run/runc.
+ */
+export function runtimeFlags(): string[] {
+  return ['--runtime-flag', `root=${join(cacheDir(), 'containers', 'run', 'runc')}`];
+}
+
 /** Runs buildah against the test storage; throws with its output on a non-zero exit. */
 export async function buildah(args: string[], timeoutMs?: number): Promise<string> {
   const r = await run('buildah', buildahArgs(args), timeoutMs);
@@ -167,11 +175,28 @@ function npmCache(): string {
 }
 
 /**
+ * Why the image cannot be built on this machine, in one line, or undefined when it can: it needs
+ * root (mmdebstrap --mode=root, buildah's own storage) and `tools` (buildah) on PATH.
+ */
+export function imageUnavailable(tools: string[] = ['buildah']): string | undefined {
+  if (process.platform !== 'linux') return `building the image needs Linux, this is ${process.platform}`;
+  if (process.getuid?.() !== 0)
+    return 'building the image needs root (buildah, mmdebstrap --mode=root, containerd)';
+  const onPath = (p: string) =>
+    (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, p)));
+  const missing = tools.filter((p) => !onPath(p));
+  if (missing.length > 0) return `${missing.join(', ')} not installed: run npm run provision as root`;
+  return undefined;
+}
+
+/**
  * Builds the Dockerfile on the stand-in bases (or returns the cached archive of an identical
  * build) and writes the docker-archive. Needs `npm run provision` (buildah, the stand-ins) and
  * an npm cache that holds the locked packages (any `npm ci` of this repository leaves one).
  */
 export async function buildImage(): Promise<BuiltImage> {
+  const unavailable = imageUnavailable();
+  if (unavailable) throw new Error(unavailable);
   const bases: Record<string, string> = {};
   for (const [arg, ref] of Object.entries(STANDIN_BASES)) {
     const id = await imageId(ref);
@@ -202,6 +227,7 @@ export async function buildImage(): Promise<BuiltImage> {
           'bud',
           '--pull=never',
           '--network=none',
+          ...runtimeFlags(),
           '--layers',
           '--quiet',
           ...Object.entries(STANDIN_BASES).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
