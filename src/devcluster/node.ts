@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,16 +5,17 @@ import { type ControlPlane, type ControlPlaneBinaries, startControlPlane } from 
 import { type HttpsProbe, httpsGet, waitFor } from './net.ts';
 import { type Containerd, type ContainerdPaths, startContainerd } from './node-containerd.ts';
 import { type NodeComponentPaths, startNodeComponents } from './node-kubelet.ts';
+import { acquireLock } from './node-lock.ts';
 import { NODE_NETWORK, type NodeNetwork, setUpNetwork, writeCniConfig } from './node-network.ts';
 import {
   loadRecord,
-  NODE_STATE_DIR,
   type NodeRecord,
   newRecord,
   restoreHost,
   saveRecord,
   startTimeOf,
 } from './node-record.ts';
+import { startWatchdog } from './node-watchdog.ts';
 import type { Peer } from './processes.ts';
 
 export interface ImageArchive {
@@ -103,50 +103,6 @@ export function nodeUnavailableReason(bins?: Partial<NodeBinaries>): string | un
   return undefined;
 }
 
-/** The lock that makes one node per machine: port 10250, the bridge and its range are shared. */
-async function acquireLock(waitMs: number, step: (s: string) => void): Promise<() => void> {
-  await mkdir(NODE_STATE_DIR, { recursive: true });
-  const lock = join(NODE_STATE_DIR, 'lock');
-  // flock holds the lock while `cat` waits on our pipe: it is released when we close the pipe or
-  // whenever this process goes away, however it ends.
-  const child = spawn(
-    'flock',
-    [
-      '-w',
-      String(Math.ceil(waitMs / 1000)),
-      '-E',
-      '75',
-      lock,
-      'sh',
-      '-c',
-      'echo locked; exec cat >/dev/null',
-    ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  const waiting = setTimeout(
-    () => step(`waiting for another test node on this machine to stop (lock ${lock})`),
-    1_000,
-  );
-  try {
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.once('data', () => resolve());
-      child.once('error', reject);
-      child.once('exit', (code) =>
-        reject(
-          new Error(
-            code === 75
-              ? `another test node has held ${lock} for ${waitMs} ms (the demo or another test run): stop it and retry`
-              : `flock ${lock} exited with ${code}`,
-          ),
-        ),
-      );
-    });
-  } finally {
-    clearTimeout(waiting);
-  }
-  return () => child.stdin.end();
-}
-
 /**
  * Starts a one-node cluster of its own for the e2e tests (the integration tests' control plane
  * keeps having no node): the network, a control plane on the bridge address (Node,RBAC, the
@@ -187,6 +143,7 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
   const logDir = join(dir, 'logs');
   const rec: NodeRecord = await newRecord(dir, net.bridge);
   await saveRecord(rec);
+  const stopWatchdog = startWatchdog(dir, join(dir, 'watchdog.log'));
   const peers: Peer[] = [];
   let plane: ControlPlane | undefined;
   const recordPeer = async (p: Peer) => {
@@ -211,6 +168,7 @@ export async function startNode(bins: NodeBinaries, dir: string, options: NodeOp
       await stopOptions.whileLocked?.();
     } finally {
       release();
+      stopWatchdog();
     }
   };
 
