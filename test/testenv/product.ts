@@ -13,10 +13,9 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import type * as k8s from '@kubernetes/client-node';
 import { binaries } from './env.ts';
-import { buildImage, describeImage } from './image.ts';
 import { waitFor } from './net.ts';
 import type { E2eNodeInfo } from './node.ts';
-import { importImage } from './node.ts';
+import { importImage, nodeInfo } from './node.ts';
 
 export const CHART = new URL('../../charts/cert-rotator', import.meta.url).pathname;
 
@@ -25,16 +24,20 @@ export const IMAGE_NODE = '/nodejs/bin/node';
 
 let imported: Promise<{ repository: string; tag: string; ref: string }> | undefined;
 
-/** Builds the Dockerfile (cached) and imports it into the node once per file; its name. */
+/**
+ * The image built from the Dockerfile (the e2e global setup builds it, cached, before the node
+ * starts), imported into the node once per file; its name.
+ */
 export async function productImage(): Promise<{ repository: string; tag: string; ref: string }> {
   imported ??= (async () => {
     const t0 = Date.now();
-    const img = await buildImage();
-    const names = await importImage(img.archive);
-    if (!names.includes(img.ref)) throw new Error(`importing ${img.archive} gave ${names.join(', ')}`);
-    process.stdout.write(`[e2e] image ${describeImage(img)} on the node in ${Date.now() - t0} ms\n`);
-    const colon = img.ref.lastIndexOf(':');
-    return { repository: img.ref.slice(0, colon), tag: img.ref.slice(colon + 1), ref: img.ref };
+    const { product } = await nodeInfo();
+    const names = await importImage(product.archive);
+    if (!names.includes(product.ref))
+      throw new Error(`importing ${product.archive} gave ${names.join(', ')}`);
+    process.stdout.write(`[e2e] image ${product.ref} imported into the node in ${Date.now() - t0} ms\n`);
+    const colon = product.ref.lastIndexOf(':');
+    return { repository: product.ref.slice(0, colon), tag: product.ref.slice(colon + 1), ref: product.ref };
   })();
   return await imported;
 }
