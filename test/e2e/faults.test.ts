@@ -191,13 +191,14 @@ describeOnNode('faults on a node', () => {
       const l = await leader();
       return l.identity && l.pod !== first.pod ? l : undefined;
     });
-    const pods = await podsBySelector(core, ns(), CONTROLLER);
     // The replacement of the evicted pod waits: the node is cordoned.
-    const pending = pods.filter((p) => p.metadata?.name !== next.pod && !p.metadata?.deletionTimestamp);
-    expect(pending.map((p) => p.status?.phase)).toEqual(['Pending']);
-    expect(pending[0]?.status?.conditions?.find((c) => c.type === 'PodScheduled')?.message).toContain(
-      'unschedulable',
-    );
+    const pending = await waitFor('the evicted pod replaced by one that cannot be scheduled', async () => {
+      const pods = await podsBySelector(core, ns(), CONTROLLER);
+      const waiting = pods.filter((p) => p.metadata?.name !== next.pod && !p.metadata?.deletionTimestamp);
+      const message = waiting[0]?.status?.conditions?.find((c) => c.type === 'PodScheduled')?.message;
+      return waiting.length === 1 && waiting[0]?.status?.phase === 'Pending' && message ? message : undefined;
+    });
+    expect(pending).toContain('unschedulable');
 
     // The new leader renews.
     const revision = async () =>

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { nodeUnavailableReason } from '../../src/devcluster/node.ts';
 import { waitFor } from '../testenv/net.ts';
 import { isAlive } from '../testenv/processes.ts';
 
@@ -52,10 +53,14 @@ function reportedDir(output: string): string {
   return dir;
 }
 
-/** Whether the demo ran on a node (it says so, or says in one line why it could not). */
+/**
+ * Whether the demo ran on a node (it says so, or says in one line why it could not). With CI=true
+ * on a machine where the node can run, it must have: nothing else holds the node there.
+ */
 function onNode(output: string): boolean {
   if (/step 2\/4: a one-node cluster/.test(output)) return true;
   expect(output).toMatch(/^\S+ no node: .+; the pods are not run/m);
+  if (process.env.CI === 'true') expect(nodeUnavailableReason(), output).not.toBe(undefined);
   return false;
 }
 
