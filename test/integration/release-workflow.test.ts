@@ -6,10 +6,10 @@
  */
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { parse } from 'yaml';
 import { provisionedTool } from '../testenv/env.ts';
 
@@ -42,6 +42,7 @@ describe('.github/workflows (actionlint)', () => {
 
   it('actionlint does fail a broken workflow (the check above is live)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-actionlint-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const text = (await readFile(join(WORKFLOWS, 'release.yml'), 'utf8')).replace(
       'steps.build.outputs.digest',
       'steps.bulid.outputs.digest',

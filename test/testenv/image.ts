@@ -10,7 +10,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { cacheDir } from './env.ts';
@@ -54,7 +54,7 @@ function run(bin: string, args: string[], timeoutMs = 600_000): Promise<Result> 
   });
 }
 
-/** buildah with the test cache's own storage, never the machine's /var/lib/containers. */
+/** buildah with the test cache's own image storage, not the machine's /var/lib/containers/storage. */
 export function buildahArgs(args: string[]): string[] {
   const store = join(cacheDir(), 'containers');
   return [
@@ -216,6 +216,8 @@ export async function buildImage(): Promise<BuiltImage> {
   const dir = join(cacheDir(), 'images');
   const archive = join(dir, `cert-rotator-${hash}.tar`);
   await mkdir(dir, { recursive: true });
+  // Built already: no need to wait for the lock while another checkout builds its own.
+  if (existsSync(archive)) return await used(archive, ref);
   return await withLock(dir, async () => {
     if (!existsSync(archive)) {
       const t0 = Date.now();
@@ -249,23 +251,43 @@ export async function buildImage(): Promise<BuiltImage> {
       await pruneOld(dir, archive, ref);
       process.stdout.write(`[image] built ${ref} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     }
-    return { archive, ref, sizeBytes: (await stat(archive)).size };
+    return await used(archive, ref);
   });
 }
 
+/** Marks the archive as in use (pruneOld() in another checkout leaves it) and describes it. */
+async function used(archive: string, ref: string): Promise<BuiltImage> {
+  const now = new Date();
+  await utimes(archive, now, now);
+  return { archive, ref, sizeBytes: (await stat(archive)).size };
+}
+
+/** How long an archive nobody asked for is kept (other checkouts may share the cache). */
+const KEEP_UNUSED_MS = 2 * 3600_000;
+
 /**
- * Keeps the newest archive and image only, and the build cache of that image's steps (so the
- * next build after a source change reuses its npm ci); older builds are gigabytes nobody reads.
+ * Removes archives no buildImage() asked for in two hours (every cache hit refreshes its
+ * archive's mtime), the images they were exported from, and the layer cache no remaining image
+ * is built on. Several checkouts may build into one cache at once, each from its own sources:
+ * what another one built a moment ago stays.
  */
 async function pruneOld(dir: string, keep: string, keepRef: string): Promise<void> {
+  const cutoff = Date.now() - KEEP_UNUSED_MS;
+  const kept = new Set<string>();
   for (const f of readdirSync(dir)) {
+    const m = /^cert-rotator-([0-9a-f]{16})\.tar(\.\d+\.tmp)?$/.exec(f);
+    if (!m?.[1]) continue;
     const p = join(dir, f);
-    if (p !== keep && /^cert-rotator-[0-9a-f]{16}\.tar(\.\d+\.tmp)?$/.test(f)) await rm(p, { force: true });
+    const mtime = (await stat(p).catch(() => undefined))?.mtimeMs ?? 0;
+    if (p === keep || mtime >= cutoff) {
+      if (!m[2]) kept.add(m[1]);
+    } else await rm(p, { force: true });
   }
   const listed = await buildah(['images', '--format', '{{.Name}}:{{.Tag}}']).catch(() => '');
   for (const name of listed.split('\n').map((l) => l.trim())) {
-    if (name && name !== keepRef && name.startsWith(`${IMAGE_REPOSITORY}:`))
-      await buildah(['rmi', name]).catch(() => undefined);
+    if (!name.startsWith(`${IMAGE_REPOSITORY}:`) || name === keepRef) continue;
+    const hash = name.split('-').at(-1) ?? '';
+    if (!kept.has(hash)) await buildah(['rmi', name]).catch(() => undefined);
   }
   // Layer-cache images of earlier builds that no tagged image is built on any more.
   await buildah(['rmi', '--prune']).catch(() => undefined);

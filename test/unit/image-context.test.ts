@@ -3,10 +3,10 @@
  * admits it: that context must hold everything the Dockerfile copies, nothing of the tests, and
  * a `.dockerignore` the hash could misread is refused rather than guessed at.
  */
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { contextFiles } from '../testenv/image.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -36,6 +36,7 @@ describe('image build context (the files the image hash covers)', () => {
 
   it('refuses a .dockerignore it cannot read exactly', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-dockerignore-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     await mkdir(join(dir, 'src'));
     await writeFile(join(dir, 'src', 'a.ts'), '');
     await writeFile(join(dir, 'package.json'), '{}');
