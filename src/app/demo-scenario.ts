@@ -21,6 +21,8 @@ export const DEMO = {
   /** Lifetime the controller requests for the renewal (issued certificates are at least 1h). */
   renewedDuration: '24h',
   dnsName: 'web.cert-rotator-demo.svc',
+  /** Replicas of the Deployment: on a node, each pod's served certificate is shown. */
+  replicas: 2,
 } as const;
 
 /** The controller's config for the demo: one CA issuer, the demo namespace, no leader election. */
@@ -49,7 +51,12 @@ export interface DemoObjects {
  * here, signed by the CA: the controller itself only issues certificates of an hour or more), and a
  * Deployment that mounts it.
  */
-export async function createDemoObjects(clients: KubeClients, now = Date.now()): Promise<DemoObjects> {
+export async function createDemoObjects(
+  clients: KubeClients,
+  now = Date.now(),
+  /** On a node: the image whose pods serve the mounted Secret over TLS (testbox tls-serve). */
+  server?: { image: string; port: number },
+): Promise<DemoObjects> {
   const { namespace } = DEMO;
   await clients.core.createNamespace({ body: { metadata: { name: namespace } } });
 
@@ -105,17 +112,42 @@ export async function createDemoObjects(clients: KubeClients, now = Date.now()):
     body: {
       metadata: { name: DEMO.deployment },
       spec: {
-        replicas: 1,
+        replicas: DEMO.replicas,
         selector: { matchLabels: { app: DEMO.deployment } },
         template: {
           metadata: { labels: { app: DEMO.deployment } },
           spec: {
+            ...(server
+              ? // No cluster DNS on the demo node: the pods need no name lookups.
+                {
+                  terminationGracePeriodSeconds: 1,
+                  automountServiceAccountToken: false,
+                  dnsPolicy: 'Default',
+                }
+              : {}),
             containers: [
-              {
-                name: 'web',
-                image: 'registry.k8s.io/pause:3.10',
-                volumeMounts: [{ name: 'tls', mountPath: '/etc/tls', readOnly: true }],
-              },
+              server
+                ? {
+                    name: 'web',
+                    image: server.image,
+                    imagePullPolicy: 'Never',
+                    args: ['tls-serve', String(server.port), '/etc/tls'],
+                    ports: [{ containerPort: server.port }],
+                    readinessProbe: { tcpSocket: { port: server.port }, periodSeconds: 1 },
+                    securityContext: {
+                      runAsNonRoot: true,
+                      runAsUser: 65532,
+                      allowPrivilegeEscalation: false,
+                      readOnlyRootFilesystem: true,
+                      capabilities: { drop: ['ALL'] },
+                    },
+                    volumeMounts: [{ name: 'tls', mountPath: '/etc/tls', readOnly: true }],
+                  }
+                : {
+                    name: 'web',
+                    image: 'registry.k8s.io/pause:3.10',
+                    volumeMounts: [{ name: 'tls', mountPath: '/etc/tls', readOnly: true }],
+                  },
             ],
             volumes: [{ name: 'tls', secret: { secretName: DEMO.secret } }],
           },

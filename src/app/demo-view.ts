@@ -33,6 +33,8 @@ export interface Progress {
   firstSerial: string;
   /** The first ReplicaSet of the Deployment, made before any renewal. */
   firstReplicaSets: ReadonlySet<string>;
+  /** The cluster has a node: the new ReplicaSet's pods run (and replace the first ones). */
+  node?: boolean;
 }
 
 /** The new ReplicaSet that cert-rotator's restart produced, once it exists. */
@@ -63,7 +65,9 @@ export function screen(s: Snapshot, p: Progress, now: number, header: string[]):
   for (const rs of s.replicaSets) {
     const note =
       rs.name === rolled
-        ? '  ← new: rollout done (no nodes here, so no pod runs; the new ReplicaSet is the rollout)'
+        ? p.node
+          ? '  ← new: its pods replace the first ones'
+          : '  ← new: rollout done (no nodes here, so no pod runs; the new ReplicaSet is the rollout)'
         : '';
     lines.push(`  ReplicaSet ${rs.name}  created ${clockTime(rs.created, now)}${note}`);
   }
@@ -103,7 +107,9 @@ export function changes(prev: Snapshot | undefined, s: Snapshot, p: Progress, no
     if (known.has(rs.name)) continue;
     out.push(
       rs.name === rolled
-        ? `ReplicaSet ${rs.name} created by the restart: rollout done (the demo cluster has no nodes, so no pod runs; the new ReplicaSet is what a rollout produces)`
+        ? p.node
+          ? `ReplicaSet ${rs.name} created by the restart: its pods replace the first ones`
+          : `ReplicaSet ${rs.name} created by the restart: rollout done (the demo cluster has no nodes, so no pod runs; the new ReplicaSet is what a rollout produces)`
         : `ReplicaSet ${rs.name} created`,
     );
   }

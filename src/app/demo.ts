@@ -6,9 +6,20 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.ts';
 import { controlPlaneBinaries } from '../devcluster/binaries.ts';
 import { type ControlPlane, startControlPlane } from '../devcluster/control-plane.ts';
+import type { Node } from '../devcluster/node.ts';
 import { type Peer, startPeer, stopAllPeers } from '../devcluster/processes.ts';
 import { describeApiError, type KubeClients, loadKubeConfig, makeClients } from '../kube/client.ts';
 import { computeRenewalTime, parseRenewBefore } from '../policy/renewal.ts';
+import {
+  DEMO_TLS_PORT,
+  normalSerial,
+  observePods,
+  type PodView,
+  podChanges,
+  podLines,
+  servingRenewed,
+  tryStartNode,
+} from './demo-node.ts';
 import { createDemoObjects, DEMO, demoConfigYaml, observe, type Snapshot } from './demo-scenario.ts';
 import {
   changes,
@@ -36,12 +47,17 @@ function cliPath(): string {
 class Session {
   dir: string | undefined;
   plane: ControlPlane | undefined;
+  /** Where a node runs, the plane is its control plane and stopping the node stops it. */
+  node: Node | undefined;
   controller: Peer | undefined;
   keep = false;
   private stopping: Promise<void> | undefined;
 
   pids(): Array<[string, number]> {
-    const peers = [...(this.plane?.peers ?? []), ...(this.controller ? [this.controller] : [])];
+    const peers = [
+      ...(this.node?.peers ?? this.plane?.peers ?? []),
+      ...(this.controller ? [this.controller] : []),
+    ];
     return peers.map((p) => [p.name, p.pid]);
   }
 
@@ -49,7 +65,9 @@ class Session {
     this.stopping ??= (async () => {
       const pids = this.pids();
       await this.controller?.stop();
-      await this.plane?.stop();
+      // The node stops its control plane too and restores the host (bridge, rules, mounts).
+      if (this.node) await this.node.stop();
+      else await this.plane?.stop();
       // Anything started but not yet handed back (an interrupted start-up).
       await stopAllPeers();
       if (pids.length > 0) say(`stopped ${pids.map(([n, p]) => `${n} (pid ${p})`).join(', ')}`);
@@ -111,15 +129,33 @@ async function demo(term: Terminal, session: Session): Promise<number> {
   const bins = await controlPlaneBinaries((l) => term.line(`  ${l}`));
 
   session.dir = await mkdtemp(join(tmpdir(), 'cert-rotator-demo-'));
-  term.line(`step 2/4: starting a control plane on loopback in ${session.dir}`);
   const tPlane = Date.now();
-  session.plane = await startControlPlane(bins, join(session.dir, 'cluster'), {
-    onStep: (s) => term.line(`  ${s}`),
-  });
+  // A node where one can run: the Deployment's pods then really serve the certificate.
+  const started = await tryStartNode(join(session.dir, 'node'), (l) => term.line(`  ${l}`)).catch(
+    (err: unknown) => ({ unavailable: err instanceof Error ? err.message.split('\n')[0] : String(err) }),
+  );
+  if ('node' in started) {
+    session.node = started.node;
+    session.plane = started.node.controlPlane;
+    term.line(
+      `step 2/4: a one-node cluster (kubelet, containerd, the testbox image) in ${session.dir}: pods run and serve TLS`,
+    );
+  } else {
+    term.line(
+      `no node: ${started.unavailable}; the pods are not run (the demo shows the Deployment rolling)`,
+    );
+    term.line(`step 2/4: starting a control plane on loopback in ${session.dir}`);
+    session.plane = await startControlPlane(bins, join(session.dir, 'cluster'), {
+      onStep: (s) => term.line(`  ${s}`),
+    });
+  }
   const plane = session.plane;
+  const node = session.node;
   const planeMs = Date.now() - tPlane;
   term.line(
-    `  control plane ready in ${span(planeMs)} at ${plane.apiServerUrl} (no nodes: pods are never scheduled)`,
+    node
+      ? `  node ${node.nodeName} Ready in ${span(planeMs)}, API server ${plane.apiServerUrl}`
+      : `  control plane ready in ${span(planeMs)} at ${plane.apiServerUrl} (no nodes: pods are never scheduled)`,
   );
 
   term.line(
@@ -127,7 +163,11 @@ async function demo(term: Terminal, session: Session): Promise<number> {
   );
   const clients: KubeClients = makeClients(loadKubeConfig(plane.kubeconfigPath));
   const created = Date.now();
-  const objects = await createDemoObjects(clients, created);
+  const objects = await createDemoObjects(
+    clients,
+    created,
+    node ? { image: node.images.testbox, port: DEMO_TLS_PORT } : undefined,
+  );
   term.line(
     `  ${DEMO.secret}: a ${span(DEMO.firstLifetimeMs)} certificate (notAfter ${clockTime(objects.firstNotAfter)}), renew-before ${DEMO.renewBefore}: due at ${clockTime(computeRenewalTime({ notBefore: created, notAfter: objects.firstNotAfter, renewBefore: parseRenewBefore(DEMO.renewBefore) }))}; the renewal asks the CA for ${DEMO.renewedDuration}`,
   );
@@ -163,7 +203,11 @@ async function demo(term: Terminal, session: Session): Promise<number> {
   term.line(`directory: ${session.dir}`);
 
   const firstRs = await firstReplicaSets(clients);
-  const progress: Progress = { firstSerial: objects.firstSerial, firstReplicaSets: firstRs };
+  const progress: Progress = {
+    firstSerial: objects.firstSerial,
+    firstReplicaSets: firstRs,
+    node: node !== undefined,
+  };
   const header = [
     `cert-rotator demo — control plane ${plane.apiServerUrl}, controller pid ${session.controller.pid}`,
     'Ctrl-C stops everything.',
@@ -172,6 +216,8 @@ async function demo(term: Terminal, session: Session): Promise<number> {
   let lastPlain = Date.now();
   let renewedAt: number | undefined;
   let last: Snapshot | undefined;
+  let pods: PodView[] = [];
+  let firstPods: Set<string> | undefined;
   for (;;) {
     const now = Date.now();
     if (!isRunning(session.controller)) {
@@ -183,10 +229,27 @@ async function demo(term: Terminal, session: Session): Promise<number> {
     } catch (err) {
       term.line(`reading the cluster failed: ${describeApiError(err)} (retrying)`);
     }
+    let podsNow: PodView[] | undefined;
+    if (node) podsNow = await observePods(clients).catch(() => undefined);
     if (snap) {
       last = snap;
+      if (podsNow) {
+        // The first pods: those serving the first certificate before any renewal.
+        if (
+          firstPods === undefined &&
+          podsNow.length > 0 &&
+          podsNow.every((p) => p.serial === normalSerial(objects.firstSerial))
+        )
+          firstPods = new Set(podsNow.map((p) => p.name));
+        if (!term.tty) for (const l of podChanges(pods, podsNow, objects.firstSerial)) term.line(l);
+        pods = podsNow;
+      }
       if (renewedAt === undefined && renewed(snap, progress)) renewedAt = now;
-      if (term.tty) term.redraw(screen(snap, progress, now, header));
+      if (term.tty)
+        term.redraw([
+          ...screen(snap, progress, now, header),
+          ...(node ? podLines(pods, objects.firstSerial) : []),
+        ]);
       else {
         const lines = changes(prev, snap, progress, now);
         for (const l of lines) term.line(l);
@@ -201,7 +264,12 @@ async function demo(term: Terminal, session: Session): Promise<number> {
         }
       }
       prev = snap;
-      if (renewed(snap, progress) && rolledReplicaSet(snap, progress)) break;
+      const podsDone =
+        !node ||
+        (firstPods !== undefined &&
+          snap.cert !== undefined &&
+          servingRenewed(pods, firstPods, snap.cert.serial, DEMO.replicas));
+      if (renewed(snap, progress) && rolledReplicaSet(snap, progress) && podsDone) break;
     }
     if (now - controllerStarted > ROTATION_DEADLINE_MS) {
       throw new Error(
@@ -229,8 +297,18 @@ async function demo(term: Terminal, session: Session): Promise<number> {
     `  renewed ${span((renewedAt ?? Date.now()) - created)} after the Secret was created (due at notAfter − ${DEMO.renewBefore})`,
   );
   term.line(
-    `  rollout done: Deployment ${DEMO.deployment} has the new ReplicaSet ${rolled} beside ${[...progress.firstReplicaSets].join(', ') || '(none)'} (no nodes, so no pod runs)`,
+    `  rollout done: Deployment ${DEMO.deployment} has the new ReplicaSet ${rolled} beside ${[...progress.firstReplicaSets].join(', ') || '(none)'}${node ? '' : ' (no nodes, so no pod runs)'}`,
   );
+  if (node) {
+    term.line(
+      `  served: pods ${[...(firstPods ?? [])].join(', ')} served ${normalSerial(objects.firstSerial).slice(0, 16)}…; they were replaced by ${pods
+        .filter((p) => !p.terminating)
+        .map((p) => p.name)
+        .join(
+          ', ',
+        )}, each serving ${normalSerial(cert?.serial ?? '').slice(0, 16)}… (TLS handshakes with the pod IPs)`,
+    );
+  }
   term.line(`  events: ${reasons.join(', ') || '(none)'}`);
   term.line(`  took ${span(Date.now() - t0)} in all (control plane start ${span(planeMs)})`);
 

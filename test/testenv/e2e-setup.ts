@@ -5,6 +5,7 @@ import { nodeBinaries } from '../../src/devcluster/binaries.ts';
 import { diffHost, type HostSnapshot, snapshotHost } from '../../src/devcluster/host-state.ts';
 import { type Node, nodeUnavailableReason, startNode } from '../../src/devcluster/node.ts';
 import { makeRunDir } from './env.ts';
+import { buildImage, describeImage } from './image.ts';
 import { isAlive } from './processes.ts';
 
 /** What e2e test files get from the broker (test/testenv/node.ts asks for it). */
@@ -20,6 +21,8 @@ export interface E2eNodeInfo {
   images: { pause: string; testbox: string };
   /** The archives those images were imported from. */
   imageArchives: { pause: string; testbox: string };
+  /** The repository's Dockerfile built by image.ts (not yet imported: productImage() does). */
+  product: { ref: string; archive: string; sizeBytes: number };
   timings: Record<string, number>;
 }
 
@@ -63,6 +66,11 @@ export default async function setup(project: TestProject): Promise<(() => Promis
       });
       if ('unavailable' in found) throw new Error(found.unavailable);
       const provisionMs = Date.now() - t0;
+      // The product image, built before the host is snapshotted: buildah leaves its storage's
+      // overlay mount in place, which is the image cache's, not something the node changed.
+      const t1 = Date.now();
+      const product = await buildImage();
+      say(`image ${describeImage(product)} ready in ${Date.now() - t1} ms`);
       let before: HostSnapshot = {};
       const runDir = await makeRunDir('cert-rotator-e2e-');
       const node = await startNode(found.bins, join(runDir, 'node'), {
@@ -89,6 +97,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
         serviceCidr: node.network.serviceCidr,
         images: node.images,
         imageArchives: { pause: found.bins.pause.archive, testbox: found.bins.testbox.archive },
+        product: { ref: product.ref, archive: product.archive, sizeBytes: product.sizeBytes },
         timings: { ...t, provisionMs },
       };
       return { node, info, before };
