@@ -34,6 +34,22 @@ const STEP_S = 2;
 /** Grafana's $__rate_interval: max($__interval + scrape interval, 4 × scrape interval). */
 const RATE_INTERVAL = `${Math.max(STEP_S + SCRAPE_S, 4 * SCRAPE_S)}s`;
 
+/**
+ * Panels whose data this scenario cannot produce, each with why. Their queries are still run
+ * here (Prometheus must accept them), but need not return data; any other panel must. A title
+ * listed here that the dashboard does not have fails the test, so the list cannot go stale.
+ */
+const UNCHECKED: ReadonlyMap<string, string> = new Map([
+  [
+    'Pod Certificate requests by result',
+    'no PodCertificateRequest here: the signer runs in pod-certificates.test.ts, which has no Prometheus yet',
+  ],
+  [
+    'Pod Certificate issue time',
+    'no PodCertificateRequest here: the signer runs in pod-certificates.test.ts, which has no Prometheus yet',
+  ],
+]);
+
 interface Target {
   expr: string;
   refId: string;
@@ -94,6 +110,8 @@ beforeAll(async () => {
     defaults: { issuer: 'internal-ca' },
     renewalBackoff: { base: '1s', cap: '2s' },
     rollout: { debounce: '0' },
+    // One monitoring source on, for the panels of certificates outside TLS Secrets.
+    monitoring: { configMaps: { enabled: true, keys: ['*.crt'] } },
     issuers: [
       { name: 'internal-ca', ca: { secret: { namespace: ns(), name: 'internal-ca' } } },
       {
@@ -139,6 +157,13 @@ beforeAll(async () => {
   });
 
   // Things happen while Prometheus watches.
+  await core.createNamespacedConfigMap({
+    namespace: ns(),
+    body: {
+      metadata: { name: 'trust' },
+      data: { 'ca.crt': ca.certPem, 'broken.crt': 'not a certificate' },
+    },
+  });
   const due = await makeLeaf({ dnsNames: ['web.example.com'], fromMs: -10 * 60_000, toMs: 2 * 60_000 });
   await core.createNamespacedSecret({
     namespace: ns(),
@@ -214,7 +239,7 @@ beforeAll(async () => {
     }
   };
   await seen(
-    'sum(cert_rotator_renewals_total{result="success"}) >= 2 and sum(cert_rotator_rollouts_total) >= 1 and sum(cert_rotator_secret_errors_total) >= 1 and sum(cert_rotator_renewals_total{result="failure"}) >= 1',
+    'sum(cert_rotator_renewals_total{result="success"}) >= 2 and sum(cert_rotator_rollouts_total) >= 1 and sum(cert_rotator_secret_errors_total) >= 1 and sum(cert_rotator_renewals_total{result="failure"}) >= 1 and count(cert_rotator_x509_not_after_timestamp_seconds) >= 1 and count(cert_rotator_x509_read_errors) >= 1 and count(cert_rotator_ca_not_after_timestamp_seconds) >= 1',
   );
   // A second round, so rates and histogram quantiles have something to measure.
   await requestRenewal('web', '2026-01-01T00:00:00Z');
@@ -265,6 +290,12 @@ describe('the Grafana dashboard', () => {
 
     const end = Math.ceil(Date.now() / 1000);
     let checked = 0;
+    let unchecked = 0;
+    for (const title of UNCHECKED.keys()) {
+      if (!dashboard.panels.some((p) => p.title === title)) {
+        failures.push(`UNCHECKED lists "${title}", which the dashboard does not have`);
+      }
+    }
     for (const panel of dashboard.panels) {
       for (const t of panel.targets ?? []) {
         const expr = substitute(t.expr);
@@ -281,15 +312,21 @@ describe('the Grafana dashboard', () => {
         const numbers = data.result
           .flatMap((s) => s.values.map(([, v]) => Number(v)))
           .filter(Number.isFinite);
+        if (UNCHECKED.has(panel.title)) {
+          unchecked++;
+          continue;
+        }
         if (numbers.length === 0) failures.push(`${panel.title} (${t.refId}): no data for ${expr}`);
         checked++;
       }
     }
     expect(failures).toEqual([]);
     const panels = dashboard.panels.filter((p) => p.type !== 'row').length;
-    expect(checked).toBeGreaterThanOrEqual(panels);
+    expect(checked).toBeGreaterThanOrEqual(panels - UNCHECKED.size);
     console.log(
-      `[dashboard] ${panels} panels, ${checked} queries checked against Prometheus: all returned data`,
+      `[dashboard] ${panels} panels, ${checked} queries checked against Prometheus: all returned data; ` +
+        `${UNCHECKED.size} panels (${unchecked} queries) accepted by Prometheus but not checked for data: ` +
+        [...UNCHECKED.keys()].join(', '),
     );
   });
 
