@@ -300,13 +300,15 @@ beforeAll(async () => {
         env: { POD_NAMESPACE: 'cert-rotator' },
       }),
     );
+  // Prometheus starts while the signers do (it waits for its first scrape of both).
+  const started = Promise.all(replicas.map(async (r) => new URL(await r.metricsUrl()).host)).then((hosts) =>
+    startPrometheus(own.dir, hosts),
+  );
+  started.catch(() => undefined); // its failure is reported by the await below, not as unhandled
   await Promise.all(
     replicas.map((r) => r.waitForLog('the pod signer', (l) => l.msg === 'pod certificate signer started')),
   );
-  prometheus = await startPrometheus(
-    own.dir,
-    await Promise.all(replicas.map(async (r) => new URL(await r.metricsUrl()).host)),
-  );
+  prometheus = await started;
 }, 180_000);
 
 afterAll(async () => {
