@@ -27,6 +27,13 @@ import {
   startControllerProcess,
   writeConfig,
 } from '../testenv/controller-process.ts';
+import {
+  CHECKED_ELSEWHERE,
+  evaluatePanels,
+  type Prometheus,
+  readDashboard,
+  startPrometheus,
+} from '../testenv/dashboard.ts';
 import { startOwnControlPlane } from '../testenv/env.ts';
 import { serviceAccountKubeConfig, testEnv } from '../testenv/kube.ts';
 import { waitFor } from '../testenv/net.ts';
@@ -48,6 +55,8 @@ let api: KubeTransport;
 let ca: Pair;
 let node: { name: string; uid: string };
 const replicas: ControllerProcess[] = [];
+/** Scrapes both replicas from the start, for the dashboard's Pod Certificate panels. */
+let prometheus: Prometheus;
 const serviceAccountUids = new Map<string, string>();
 
 type KeyType = 'ECDSAP256' | 'ECDSAP384' | 'ED25519' | 'RSA3072';
@@ -291,13 +300,20 @@ beforeAll(async () => {
         env: { POD_NAMESPACE: 'cert-rotator' },
       }),
     );
+  // Prometheus starts while the signers do (it waits for its first scrape of both).
+  const started = Promise.all(replicas.map(async (r) => new URL(await r.metricsUrl()).host)).then((hosts) =>
+    startPrometheus(own.dir, hosts),
+  );
+  started.catch(() => undefined); // its failure is reported by the await below, not as unhandled
   await Promise.all(
     replicas.map((r) => r.waitForLog('the pod signer', (l) => l.msg === 'pod certificate signer started')),
   );
+  prometheus = await started;
 }, 180_000);
 
 afterAll(async () => {
   await killAllControllers();
+  await prometheus?.stop();
   await plane?.stop();
 });
 
@@ -558,6 +574,43 @@ describe('two replicas racing on a burst', () => {
     console.log(
       `[figures] 20-PCR burst, two racing replicas: all issued in ${burstMs} ms; created→issued p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms; signer API requests per PCR ${((after - before) / 20).toFixed(2)} (both replicas)`,
     );
+  });
+});
+
+describe("the dashboard's Pod Certificate panels against a real Prometheus", () => {
+  it('every panel dashboard.test.ts leaves to this file returns data, scraped from both replicas through the run', async () => {
+    const titles = [...CHECKED_ELSEWHERE].filter(([, where]) => where === 'pod-certificates.test.ts');
+    expect(titles.length).toBeGreaterThan(0);
+    // Held until Prometheus has five scrapes of every signing so far (the burst's included).
+    let issued = 0;
+    for (const r of replicas)
+      issued +=
+        (await metricValue(await r.metricsUrl(), Metric.podCertificateRequestsTotal, {
+          signer: SIGNER,
+          result: 'issued',
+        })) ?? 0;
+    await waitFor(
+      `Prometheus to hold 5 scrapes of ${issued} issued`,
+      async () =>
+        (
+          await prometheus.instant(
+            `min_over_time(sum(cert_rotator_podcertificate_requests_total{signer="${SIGNER}", result="issued"})[5s:1s]) >= ${issued}`,
+          )
+        ).length === 1
+          ? true
+          : undefined,
+      { timeoutMs: 60_000 },
+    );
+    const dashboard = await readDashboard();
+    const wanted = new Set(titles.map(([t]) => t));
+    const r = await evaluatePanels(prometheus, dashboard, { select: (p) => wanted.has(p.title) });
+    expect(r.failures).toEqual([]);
+    const queries = dashboard.panels
+      .filter((p) => wanted.has(p.title))
+      .reduce((n, p) => n + (p.targets?.length ?? 0), 0);
+    expect(r.checked).toBe(queries);
+    expect(queries).toBeGreaterThanOrEqual(wanted.size);
+    console.log(`[dashboard] ${wanted.size} Pod Certificate panels, ${r.checked} queries: all returned data`);
   });
 });
 
