@@ -25,3 +25,52 @@ export const systemClock: Clock = {
 export function isoSeconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
+
+/**
+ * A pass that runs now and again `intervalMs` after each pass ends, on a Clock: never two at
+ * once; a pass that fails goes to `onError` and the next one still comes. `stop()` waits for a
+ * pass in flight and schedules no other.
+ */
+export class PeriodicTask {
+  readonly #clock: Clock;
+  readonly #intervalMs: () => number;
+  readonly #pass: () => Promise<unknown>;
+  readonly #onError: (err: unknown) => void;
+  #timer: unknown;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(opts: {
+    clock: Clock;
+    intervalMs: () => number;
+    pass: () => Promise<unknown>;
+    onError: (err: unknown) => void;
+  }) {
+    this.#clock = opts.clock;
+    this.#intervalMs = opts.intervalMs;
+    this.#pass = opts.pass;
+    this.#onError = opts.onError;
+  }
+
+  start(): void {
+    this.#schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#running = this.#pass()
+        .then(
+          () => undefined,
+          (err: unknown) => this.#onError(err),
+        )
+        .finally(() => this.#schedule(this.#intervalMs()));
+    }, ms);
+  }
+}

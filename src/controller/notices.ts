@@ -5,7 +5,7 @@
  * kept in a NoticeStore (ConfigMaps in cert-rotator's namespace, never the user's objects), so a
  * restart or a new leader does not repeat a notice. Only the leader sends.
  */
-import type { Clock } from '../clock.ts';
+import { type Clock, PeriodicTask } from '../clock.ts';
 import { EventReason } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
 import { formatDuration, formatTime } from '../ui/format.ts';
@@ -127,37 +127,28 @@ export interface ExpiryNoticesDeps {
 export class ExpiryNotices {
   readonly #d: ExpiryNoticesDeps;
   #sent: Map<string, NoticeEntry> | undefined;
-  #timer: unknown;
-  #running: Promise<void> | undefined;
-  #stopped = false;
+  readonly #loop: PeriodicTask;
 
   constructor(deps: ExpiryNoticesDeps) {
     this.#d = deps;
+    this.#loop = new PeriodicTask({
+      clock: deps.clock,
+      intervalMs: () => deps.checkIntervalMs,
+      pass: () => this.check(),
+      onError: (err) =>
+        deps.log.warn(
+          { error: err instanceof Error ? err.message : String(err) },
+          'expiry notices: check failed; will retry',
+        ),
+    });
   }
 
   start(): void {
-    this.#schedule(0);
+    this.#loop.start();
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== undefined) this.#d.clock.clearTimeout(this.#timer);
-    await this.#running;
-  }
-
-  #schedule(ms: number): void {
-    if (this.#stopped) return;
-    this.#timer = this.#d.clock.setTimeout(() => {
-      this.#running = this.check()
-        .then(() => undefined)
-        .catch((err: unknown) =>
-          this.#d.log.warn(
-            { error: err instanceof Error ? err.message : String(err) },
-            'expiry notices: check failed; will retry',
-          ),
-        )
-        .finally(() => this.#schedule(this.#d.checkIntervalMs));
-    }, ms);
+    await this.#loop.stop();
   }
 
   /** One pass: load the record when leading starts, send what is due, save what changed. */

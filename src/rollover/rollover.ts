@@ -6,7 +6,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
-import type { Clock } from '../clock.ts';
+import { type Clock, PeriodicTask } from '../clock.ts';
 import type { CARolloverConfig, Config, IssuerConfig } from '../config/schema.ts';
 import { decodeData, trustDigest } from '../controller/secret-body.ts';
 import { caPairProblem, trustSet } from '../issuers/ca.ts';
@@ -54,15 +54,20 @@ const SWITCH_SETTLE_MS = 10_000;
 export class CaRollover {
   readonly #d: RolloverDeps;
   readonly #cfg: CARolloverConfig;
-  #timer: unknown;
-  #running: Promise<void> | undefined;
-  #stopped = false;
+  readonly #loop: PeriodicTask;
   /** Times of the renewals this process asked for in the last minute (reissue.maxPerMinute). */
   #asked: number[] = [];
 
   constructor(deps: RolloverDeps) {
     this.#d = deps;
     this.#cfg = deps.issuer.ca.rollover;
+    this.#loop = new PeriodicTask({
+      clock: deps.clock,
+      intervalMs: () => this.#cfg.checkIntervalMs,
+      pass: () => this.look(),
+      onError: (err) =>
+        deps.log.warn({ issuer: this.name, error: describeApiError(err) }, 'CA rollover look failed'),
+    });
   }
 
   get name(): string {
@@ -70,24 +75,11 @@ export class CaRollover {
   }
 
   start(): void {
-    this.#schedule(0);
+    this.#loop.start();
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== undefined) this.#d.clock.clearTimeout(this.#timer);
-    await this.#running;
-  }
-
-  #schedule(ms: number): void {
-    if (this.#stopped) return;
-    this.#timer = this.#d.clock.setTimeout(() => {
-      this.#running = this.look()
-        .catch((err: unknown) =>
-          this.#d.log.warn({ issuer: this.name, error: describeApiError(err) }, 'CA rollover look failed'),
-        )
-        .finally(() => this.#schedule(this.#cfg.checkIntervalMs));
-    }, ms);
+    await this.#loop.stop();
   }
 
   #ref(secret: k8s.V1Secret) {
