@@ -7,13 +7,13 @@
 //   node bench/ca-rollover.bench.mjs [--secrets 1000]
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { generateKey, issueCertificate } from '../src/pki/index.ts';
 import { startOwnControlPlane } from '../test/testenv/env.ts';
+import { apiServerRequests } from './apiserver-requests.mjs';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const HOUR = 3_600_000;
@@ -34,41 +34,11 @@ async function makeCA(commonName) {
 }
 
 /** apiserver_request_total as "VERB resource" → count, for the resources a rollover touches. */
-async function requestCounts(kc) {
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  const text = await new Promise((resolve, reject) => {
-    const req = request(
-      new URL('/metrics', cluster.server),
-      {
-        ca: Buffer.from(cluster.caData, 'base64'),
-        cert: Buffer.from(user.certData, 'base64'),
-        key: Buffer.from(user.keyData, 'base64'),
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => {
-          body += c;
-        });
-        res.on('end', () => resolve(body));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-  const out = new Map();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (labels.verb === 'WATCH') continue;
-    if (!['secrets', 'deployments', 'statefulsets', 'daemonsets', 'events'].includes(labels.resource))
-      continue;
-    const key = `${labels.verb} ${labels.resource}`;
-    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-  }
-  return out;
-}
+const ROLLOVER_RESOURCES = ['secrets', 'deployments', 'statefulsets', 'daemonsets', 'events'];
+const requestCounts = (kc) =>
+  apiServerRequests(kc, (l) =>
+    l.verb !== 'WATCH' && ROLLOVER_RESOURCES.includes(l.resource) ? `${l.verb} ${l.resource}` : undefined,
+  );
 
 export async function run(argv = []) {
   const { values } = parseArgs({ args: argv, options: { secrets: { type: 'string' } } });

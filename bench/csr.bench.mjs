@@ -7,13 +7,13 @@
 //   node bench/csr.bench.mjs [--renewals 20] [--spacing-ms 1500]
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { generateKey, issueCertificate } from '../src/pki/index.ts';
 import { startOwnControlPlane } from '../test/testenv/env.ts';
+import { apiServerRequests } from './apiserver-requests.mjs';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const HOUR = 3_600_000;
@@ -36,42 +36,13 @@ async function selfSigned(identity, notAfter) {
 }
 
 /** apiserver_request_total as "VERB resource[/sub]" → count, non-watch requests only. */
-async function requestCounts(kc) {
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  const text = await new Promise((resolve, reject) => {
-    const req = request(
-      new URL('/metrics', cluster.server),
-      {
-        ca: Buffer.from(cluster.caData, 'base64'),
-        cert: Buffer.from(user.certData, 'base64'),
-        key: Buffer.from(user.keyData, 'base64'),
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => {
-          body += c;
-        });
-        res.on('end', () => resolve(body));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-  const out = new Map();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (
-      !['certificatesigningrequests', 'secrets', 'configmaps', 'selfsubjectreviews'].includes(labels.resource)
-    )
-      continue;
-    const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ''}`;
-    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-  }
-  return out;
-}
+const CSR_RESOURCES = ['certificatesigningrequests', 'secrets', 'configmaps', 'selfsubjectreviews'];
+const requestCounts = (kc) =>
+  apiServerRequests(kc, (l) =>
+    CSR_RESOURCES.includes(l.resource)
+      ? `${l.verb} ${l.resource}${l.subresource ? `/${l.subresource}` : ''}`
+      : undefined,
+  );
 
 function delta(before, after) {
   const out = {};
