@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { type Clock, PeriodicTask } from '../clock.ts';
 import type { CARolloverConfig, Config, IssuerConfig } from '../config/schema.ts';
-import { decodeData, trustDigest } from '../controller/secret-body.ts';
+import { decodeData } from '../controller/secret-body.ts';
 import { caPairProblem, trustSet } from '../issuers/ca.ts';
 import { describeApiError, httpStatus, type KubeClients } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
@@ -32,6 +32,8 @@ import {
   listWorkloads,
   signedBy,
 } from './cluster.ts';
+import { spreadBundles, spreadTrust } from './outputs.ts';
+import { findOverwrite } from './overwrite.ts';
 import { enterPhase, phaseNumber, readState } from './state.ts';
 import { propagation, type Workload } from './workloads.ts';
 
@@ -214,79 +216,13 @@ export class CaRollover {
     );
   }
 
+  #spreadBundles(trust: string): Promise<number> {
+    const bundles = this.#d.config.trustBundles.filter((b) => b.issuer === this.name);
+    return spreadBundles(this.#d.clients, bundles, trust);
+  }
+
   #issued(): Promise<IssuedSecrets> {
     return issuedSecrets(this.#d.clients, this.#d.config, this.name);
-  }
-
-  /**
-   * Writes `trust` to the ca.crt of every issued Secret that holds something else; returns how
-   * many differed (written, or conflicting and tried again at the next look). The phase moves on
-   * only at a look that finds none: what the cluster holds, not what was sent, decides. The
-   * trust baseline is set first where none is recorded, so the change rolls the workloads.
-   */
-  async #spreadTrust(secrets: readonly k8s.V1Secret[], trust: string): Promise<number> {
-    let left = 0;
-    for (const s of secrets) {
-      const current = s.data?.[SecretKey.caCertificate];
-      if (decodeData(current) === trust) continue;
-      left++;
-      const annotations = { ...(s.metadata?.annotations ?? {}) };
-      annotations[StatusAnnotation.trustBaseline] ??= current ? trustDigest(current) : '';
-      try {
-        await this.#d.clients.core.replaceNamespacedSecret({
-          namespace: s.metadata?.namespace ?? '',
-          name: s.metadata?.name ?? '',
-          body: {
-            ...s,
-            data: { ...s.data, [SecretKey.caCertificate]: b64(trust) },
-            metadata: { ...s.metadata, annotations, managedFields: undefined },
-          },
-          fieldManager: FIELD_MANAGER,
-        });
-      } catch (err) {
-        if (httpStatus(err) !== 409) throw err;
-      }
-    }
-    return left;
-  }
-
-  /**
-   * Writes `trust` to every trust bundle ConfigMap of the issuer (created where missing); returns
-   * how many differed, as #spreadTrust does.
-   */
-  async #spreadBundles(trust: string): Promise<number> {
-    let left = 0;
-    for (const bundle of this.#d.config.trustBundles.filter((b) => b.issuer === this.name)) {
-      for (const namespace of bundle.namespaces) {
-        let current: k8s.V1ConfigMap | undefined;
-        try {
-          current = await this.#d.clients.core.readNamespacedConfigMap({ namespace, name: bundle.configMap });
-        } catch (err) {
-          if (httpStatus(err) !== 404) throw err;
-        }
-        if (current?.data?.[bundle.key] === trust) continue;
-        left++;
-        try {
-          if (current === undefined) {
-            await this.#d.clients.core.createNamespacedConfigMap({
-              namespace,
-              body: { metadata: { name: bundle.configMap }, data: { [bundle.key]: trust } },
-              fieldManager: FIELD_MANAGER,
-            });
-          } else {
-            await this.#d.clients.core.replaceNamespacedConfigMap({
-              namespace,
-              name: bundle.configMap,
-              body: { ...current, data: { ...current.data, [bundle.key]: trust } },
-              fieldManager: FIELD_MANAGER,
-            });
-          }
-        } catch (err) {
-          if (httpStatus(err) !== 409) throw err;
-        }
-      }
-    }
-    return left;
   }
 
   async #advance(ca: k8s.V1Secret, to: RolloverPhaseArg, now: number, message: string): Promise<boolean> {
@@ -299,7 +235,7 @@ export class CaRollover {
   async #trust(ca: k8s.V1Secret, now: number): Promise<void> {
     const trust = trustSet(decodeData(ca.data?.[SecretKey.certificate]), decodedAll(ca.data));
     const { secrets } = await this.#issued();
-    const left = (await this.#spreadTrust(secrets, trust)) + (await this.#spreadBundles(trust));
+    const left = (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(trust));
     if (left > 0) return;
     await this.#advance(
       ca,
@@ -352,12 +288,8 @@ export class CaRollover {
   }
 
   /**
-   * Was the CA overwritten in place? Only looked into when the active CA is not the one recorded
-   * (`ca-fingerprint`): an issued leaf that the active CA did not sign, whose own ca.crt holds
-   * the CA that did, names the old CA. That CA is an overwritten one when the record named
-   * another CA, or (the record went with the overwrite) when it has the active CA's subject.
-   * Then a rollover starts in Trust with the old certificate as `previous.crt`; otherwise the
-   * active CA is recorded and not looked into again.
+   * A CA overwritten in place (overwrite.ts) starts a rollover in Trust with the old certificate
+   * as `previous.crt`; otherwise the active CA is recorded and not looked into again.
    */
   async #checkOverwrite(ca: k8s.V1Secret, now: number): Promise<void> {
     const activePem = firstCertPem(decodeData(ca.data?.[SecretKey.certificate]));
@@ -367,26 +299,9 @@ export class CaRollover {
     const recorded = ca.metadata?.annotations?.[StatusAnnotation.caFingerprint];
     if (recorded === fingerprint) return;
     const { secrets } = await this.#issued();
-    let old: X509Certificate | undefined;
-    for (const s of secrets) {
-      const leaf = decodeData(s.data?.[SecretKey.certificate]);
-      if (!leaf || signedBy(leaf, activePem)) continue;
-      for (const der of certificatesFromPem(decodeData(s.data?.[SecretKey.caCertificate]))) {
-        const candidate = new X509Certificate(Buffer.from(der));
-        if (
-          candidate.fingerprint256 !== fingerprint &&
-          candidate.ca &&
-          signedBy(leaf, candidate.toString())
-        ) {
-          old = candidate;
-          break;
-        }
-      }
-      if (old) break;
-    }
+    const { old, overwritten } = findOverwrite(active, recorded, secrets);
     const annotations = { ...(ca.metadata?.annotations ?? {}) };
     annotations[StatusAnnotation.caFingerprint] = fingerprint;
-    const overwritten = old !== undefined && (recorded !== undefined || old.subject === active.subject);
     if (!old || !overwritten) {
       await this.#writeCa(ca, { ...ca.data }, annotations);
       return;
@@ -516,7 +431,7 @@ export class CaRollover {
     }
     const trust = trustSet(decodeData(ca.data?.[SecretKey.certificate]), decodedAll(ca.data));
     const { secrets } = await this.#issued();
-    const left = (await this.#spreadTrust(secrets, trust)) + (await this.#spreadBundles(trust));
+    const left = (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(trust));
     if (left > 0) return;
     await this.#advance(
       ca,
