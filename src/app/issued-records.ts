@@ -8,6 +8,7 @@ import type { KubeTransport } from '../kube/client.ts';
 import { ConfigMapStore } from '../kube/configmap-store.ts';
 import { CSR_ISSUED_RECORD, ISSUED_RECORD } from '../names.ts';
 import type { IssuedRecord } from '../rollover/signed-leaves.ts';
+import { recordedUntil } from '../signer/issued-ledger.ts';
 
 export interface IssuedRecordStores {
   csr: ConfigMapStore;
@@ -29,8 +30,13 @@ export function issuedRecordStores(kc: KubeTransport, namespace: string): Issued
 /** The records a rollover of this issuer waits for: those of the signers it configures. */
 export function recordsFor(issuer: IssuerConfig, stores: IssuedRecordStores): IssuedRecord[] {
   if (issuer.kind !== 'ca') return [];
+  const record = (signer: string, store: ConfigMapStore): IssuedRecord => ({
+    signer,
+    name: store.name,
+    lastLeafNotAfter: (sha, now) => recordedUntil(store, sha, now),
+  });
   return [
-    ...(issuer.signer ? [{ signer: 'the CSR signer', store: stores.csr }] : []),
-    ...(issuer.podCertificates ? [{ signer: 'the Pod Certificates signer', store: stores.pods }] : []),
+    ...(issuer.signer ? [record('the CSR signer', stores.csr)] : []),
+    ...(issuer.podCertificates ? [record('the Pod Certificates signer', stores.pods)] : []),
   ];
 }

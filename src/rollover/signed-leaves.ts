@@ -6,13 +6,15 @@
  */
 import { createHash } from 'node:crypto';
 import { certificatesFromPem } from '../pki/index.ts';
-import { type LedgerStore, recordedUntil } from '../signer/issued-ledger.ts';
 
-/** One signer's record, as the rollover reads it. */
+/** One signer's record, as the rollover reads it (app/ plugs in signer/issued-ledger.ts). */
 export interface IssuedRecord {
   /** Who signs, for messages: "the CSR signer", "the Pod Certificates signer". */
   signer: string;
-  store: Pick<LedgerStore, 'read' | 'name'>;
+  /** The ConfigMap holding it, for messages. */
+  name: string;
+  /** The latest notAfter recorded for the CA (SHA-256 of its DER) if still ahead of now. */
+  lastLeafNotAfter(caSha256: string, now: number): Promise<number | undefined>;
 }
 
 export interface OutstandingLeaves {
@@ -39,8 +41,8 @@ export async function outstandingLeaves(
   if (!sha) return [];
   const out: OutstandingLeaves[] = [];
   for (const r of records) {
-    const until = await recordedUntil(r.store, sha, now);
-    if (until !== undefined) out.push({ signer: r.signer, record: r.store.name ?? '', until });
+    const until = await r.lastLeafNotAfter(sha, now);
+    if (until !== undefined) out.push({ signer: r.signer, record: r.name, until });
   }
   return out.sort((a, b) => b.until - a.until);
 }

@@ -6,6 +6,7 @@ import { Metrics } from '../../../src/observability/metrics.ts';
 import { generateKey, issueCertificate } from '../../../src/pki/index.ts';
 import { CaRollover } from '../../../src/rollover/rollover.ts';
 import { caSha256, type IssuedRecord } from '../../../src/rollover/signed-leaves.ts';
+import { recordedUntil } from '../../../src/signer/issued-ledger.ts';
 
 /**
  * Reissue's waves against a FAKE API (an in-memory Secret store with resourceVersion conflicts):
@@ -180,23 +181,23 @@ describe('Reissue maintenance windows (fake API)', () => {
   });
 });
 
+/** A signer's record over a plain map, read as the controller reads the ConfigMap. */
+function ledgerRecord(signer: string, name: string, data: Record<string, string>): IssuedRecord {
+  return {
+    signer,
+    name,
+    lastLeafNotAfter: (sha, now) => recordedUntil({ read: async () => ({ data: { ...data } }) }, sha, now),
+  };
+}
+
 describe("Retire and the signers' records (fake API)", () => {
   const entry = (until: string) => JSON.stringify({ issuer: 'c', lastLeafNotAfter: until, updated: '' });
 
   it('keeps the old CA and its key until the last leaf a signer issued with it has expired', async () => {
     const recorded: Record<string, string> = { other: entry('2030-02-01T00:00:00Z') };
     const records: IssuedRecord[] = [
-      {
-        signer: 'the CSR signer',
-        store: {
-          name: 'cert-rotator-csr-issued',
-          read: async () => ({ data: { ...recorded }, resourceVersion: '1' }),
-        },
-      },
-      {
-        signer: 'the Pod Certificates signer',
-        store: { name: 'pods-record', read: async () => ({ data: {} }) },
-      },
+      ledgerRecord('the CSR signer', 'cert-rotator-csr-issued', recorded),
+      ledgerRecord('the Pod Certificates signer', 'pods-record', {}),
     ];
     // retireAfter (1m) has passed since the phase began at 00:00.
     const t = await setup(100, { phase: 'Retire', now: '2030-01-01T00:05:00Z', records });
@@ -224,9 +225,7 @@ describe("Retire and the signers' records (fake API)", () => {
     const t = await setup(100, {
       phase: 'Retire',
       now: '2030-01-01T00:05:00Z',
-      records: [
-        { signer: 'the CSR signer', store: { name: 'r', read: async () => ({ data: { ...recorded } }) } },
-      ],
+      records: [ledgerRecord('the CSR signer', 'r', recorded)],
     });
     recorded[caSha256(t.old.certPem) ?? ''] = 'garbage';
     await t.rollover.look();
