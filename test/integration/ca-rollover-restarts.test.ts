@@ -50,6 +50,8 @@ let ca1: Pair;
 const csrNames: string[] = [];
 /** Every phase value the CA Secret took, in order, as the watch saw it ('' = none). */
 const phases: string[] = [];
+/** When the watch saw each phase begin. */
+const entered: Array<[string, number]> = [];
 /** Per Secret: every leaf serial seen by the watch, in order, without repeats. */
 const serials = new Map<string, string[]>();
 let stopWatch: (() => void) | undefined;
@@ -163,7 +165,10 @@ async function watchSecrets(): Promise<void> {
     const name = s.metadata?.name ?? '';
     if (name === 'issuing-ca') {
       const phase = phaseOf(s);
-      if (phases.at(-1) !== phase) phases.push(phase);
+      if (phases.at(-1) !== phase) {
+        phases.push(phase);
+        entered.push([phase || (entered.length === 0 ? 'none' : 'done'), Date.now()]);
+      }
       return;
     }
     if (!SECRETS.includes(name)) return;
@@ -250,12 +255,12 @@ describe('CA rollover: crash, failover and restart in every phase (real API serv
         body: tlsSecret(name, pair, { [`${A}enabled`]: 'true', [`${A}renew-before`]: '5h' }),
       });
     }
-    // A leaf the CSR signer issues with CA 1: a rollover cannot re-issue it.
-    const oldCsrLeaf = await csrLeaf('before');
-    expect(oldCsrLeaf.checkIssued(new X509Certificate(ca1.certPem))).toBe(true);
     for (const name of SECRETS) await waitForRevision(core, ns(), name, '1');
     await ready(b);
     await watchSecrets();
+    // A leaf the CSR signer issues with CA 1 (as late as possible: Retire waits for its minute).
+    const oldCsrLeaf = await csrLeaf('before');
+    expect(oldCsrLeaf.checkIssued(new X509Certificate(ca1.certPem))).toBe(true);
 
     // Trust: A writes one ca.crt and crashes; the cluster shows the half-done phase.
     const ca2 = await makeTestCA('restarts CA 2');
@@ -361,6 +366,10 @@ describe('CA rollover: crash, failover and restart in every phase (real API serv
       // The leaf of revision 1 and the one of CA 2: re-issued exactly once.
       expect(serials.get(name), name).toHaveLength(2);
     }
+    const spans = entered
+      .slice(1)
+      .map(([p, t], i) => `${entered[i]?.[0]}→${p} ${((t - (entered[i]?.[1] ?? t)) / 1000).toFixed(1)}s`);
+    console.log(`[ca-rollover-restarts] ${SECRETS.length} Secrets: ${spans.join(', ')}`);
     const messages = (await eventsFor(core, ns(), 'issuing-ca'))
       .filter((ev) => ev.reason === 'CARolloverPhase')
       .map((ev) => ev.message ?? '');
