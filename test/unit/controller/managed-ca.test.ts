@@ -121,6 +121,12 @@ describe('a CA Secret renewed by cert-rotator', () => {
     });
     t.controller.upsert(during);
     await t.controller.reconcile(`${NS}/root-ca`);
+    // The status page says why it waits.
+    const row = t.controller.statusView(() => undefined).find((r) => r.secret === 'root-ca');
+    expect(row).toMatchObject({
+      state: 'Issuing',
+      why: 'not renewed while the CA rollover runs: the CA rollover of issuer "internal-ca" is in Reissue',
+    });
     expect(t.api.created).toHaveLength(1);
     expect(t.api.replaced.map((s) => s.metadata?.name)).toEqual(['root-ca']);
   });
