@@ -178,7 +178,7 @@ export function certificateView(
     case 'ca-rollover':
       why =
         ev.managedCa?.kind === 'held'
-          ? `not renewed while the CA rollover runs: ${ev.managedCa.why}`
+          ? `its own renewal waits until the CA rollover is over (${ev.managedCa.why})`
           : 'the CA rollover it started is over: the new CA is recorded as renewed';
       break;
     default:
