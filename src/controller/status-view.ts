@@ -175,6 +175,12 @@ export function certificateView(
     case 'due':
       why = `${policy}: due now`;
       break;
+    case 'ca-rollover':
+      why =
+        ev.managedCa?.kind === 'held'
+          ? `its own renewal waits until the CA rollover is over (${ev.managedCa.why})`
+          : 'the CA rollover it started is over: the new CA is recorded as renewed';
+      break;
     default:
       why = policy;
   }
