@@ -27,6 +27,10 @@ export const Annotation = {
   nextCa: 'cert-rotator.io/next-ca',
   /** On a CA Secret: `"true"` holds the CA rollover where it is; removing it resumes. */
   rolloverPaused: 'cert-rotator.io/rollover-paused',
+  /** `"true"`: the Secret holds a CA, issued by an issuer with `allowCA` (docs/ca-rollover.md). */
+  isCa: 'cert-rotator.io/is-ca',
+  /** With `is-ca`: the CA's basicConstraints path length (0 to 8); absent: none (a root) or the parent's less one. */
+  caPathLength: 'cert-rotator.io/ca-path-length',
 } as const;
 
 /** Values of `status.cert-rotator.io/ca-rollover-phase` on a CA Secret, in order. */
@@ -99,6 +103,11 @@ export const StatusAnnotation = {
   caRolloverUnsafe: 'status.cert-rotator.io/ca-rollover-unsafe',
   /** On a CA Secret: SHA-256 of the CA certificate the rollover last saw active. */
   caFingerprint: 'status.cert-rotator.io/ca-fingerprint',
+  /**
+   * On a staged next-CA Secret that cert-rotator wrote: the name of the CA Secret it renews. Only
+   * a Secret carrying it is overwritten by a later renewal; any other Secret of that name is left alone.
+   */
+  stagedFor: 'status.cert-rotator.io/staged-for',
 } as const;
 
 /** Values of the `state` status annotation. */

@@ -29,6 +29,7 @@ const ISSUER_KEYS = [
   'podCertificates',
   'fallback',
   'fallbackAfter',
+  'allowCA',
 ];
 
 /** A URI glob: printable ASCII that starts with a scheme (e.g. spiffe:// or https://). */
@@ -170,7 +171,15 @@ function readIssuer(r: Reader, item: unknown, path: string): IssuerConfig | unde
     fallback: r.string(m, 'fallback', path),
     fallbackAfter: r.integer(m, 'fallbackAfter', path, 1, 100),
     durationMs: r.parsed(m, 'duration', path, parseCertificateDuration),
+    // Only `true` is kept: an issuer issues CA certificates only when the config says so.
+    allowCA: r.boolean(m, 'allowCA', path) === true ? true : undefined,
   };
+  if (common.allowCA && kind !== 'selfSigned' && kind !== 'ca' && kind !== undefined) {
+    r.report(
+      join(path, 'allowCA'),
+      `a ${kind} issuer cannot issue CA certificates; only selfSigned (a root) and ca (an intermediate) issuers can`,
+    );
+  }
 
   let issuer: IssuerConfig | undefined;
   switch (kind) {

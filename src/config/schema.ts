@@ -182,6 +182,11 @@ interface IssuerCommon {
   fallback?: string;
   /** Consecutive failures of a Secret after which `fallback` issues for it; default 3. */
   fallbackAfter?: number;
+  /**
+   * `true`: Secrets annotated `is-ca` get CA certificates from this issuer (selfSigned: a root,
+   * ca: an intermediate). Absent: such a Secret is refused. Never set on acme or kubernetesCSR.
+   */
+  allowCA?: boolean;
 }
 
 export type IssuerKind = 'ca' | 'selfSigned' | 'acme' | 'kubernetesCSR';

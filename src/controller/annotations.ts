@@ -38,6 +38,8 @@ export const MAX_LIST_ENTRIES = 100;
 const MAX_COMMON_NAME = 64;
 const DEFAULT_WINDOW_DURATION = '1h';
 const MAX_WINDOW_DURATION = 31 * 24 * 3600 * 1000;
+/** Longest `ca-path-length`: deeper CA hierarchies than this are not something to automate. */
+export const MAX_CA_PATH_LENGTH = 8;
 
 export interface IdentityOverride {
   commonName?: string;
@@ -68,6 +70,11 @@ export interface SecretPolicy {
    * (`status.cert-rotator.io/renew-request-handled`): the Secret is due now, once.
    */
   renewRequest?: string;
+  /**
+   * `is-ca: "true"`: the Secret holds a CA certificate (issuers with `allowCA` only), with this
+   * path length (undefined: none for a root, the parent's less one for an intermediate).
+   */
+  ca?: { pathLength?: number };
 }
 
 export interface AnnotationError {
@@ -239,6 +246,20 @@ export function parseSecretPolicy(
     fail,
   );
 
+  // A CA certificate
+  const isCa = bool(Annotation.isCa, false);
+  const pathText = read(Annotation.caPathLength);
+  let pathLength: number | undefined;
+  if (pathText !== undefined) {
+    if (!isCa) fail(Annotation.caPathLength, `only with ${Annotation.isCa}: "true"`);
+    else if (!/^\d{1,2}$/.test(pathText) || Number(pathText) > MAX_CA_PATH_LENGTH) {
+      fail(Annotation.caPathLength, `"${clip(pathText)}" must be an integer from 0 to ${MAX_CA_PATH_LENGTH}`);
+    } else pathLength = Number(pathText);
+  }
+  if (isCa && !rotateKey) {
+    fail(Annotation.rotateKey, `a CA gets a new key at every renewal; remove "false" or ${Annotation.isCa}`);
+  }
+
   // Renewal on request: an opaque token, acted on once per new value.
   const requested = read(Annotation.renewRequestedAt);
   const renewRequest =
@@ -260,6 +281,7 @@ export function parseSecretPolicy(
   if (keyAlgorithm !== undefined) policy.keyAlgorithm = keyAlgorithm;
   if (window !== undefined) policy.window = window;
   if (renewRequest !== undefined) policy.renewRequest = renewRequest;
+  if (isCa) policy.ca = pathLength === undefined ? {} : { pathLength };
   return { ok: true, policy };
 }
 

@@ -14,6 +14,7 @@ import { CertificateMetrics } from './certificate-metrics.ts';
 import { type DecideContext, decide, evaluateNow, nextLook, type Planned, type Step } from './decide.ts';
 import type { Evaluation } from './evaluate.ts';
 import { type CertificateListener, describeChange, fingerprintOf } from './listener.ts';
+import { caSecretLanded, issuedCaProblem } from './managed-ca.ts';
 import type { NoticeCandidate } from './notices.ts';
 import type { EventSink, SecretApi } from './ports.ts';
 import { type Current, readCurrent } from './read.ts';
@@ -22,6 +23,7 @@ import { issue, RenewFailure, type RenewOutput, RenewPending } from './renew.ts'
 import { Reporter } from './report.ts';
 import { RetryStates } from './retry.ts';
 import { LookSchedule } from './schedule.ts';
+import { stageRenewedCa } from './stage.ts';
 import { type ControllerState, noticeCandidates as candidatesOf, statusRows } from './status-view.ts';
 import { SuggestedRenewals } from './suggestions.ts';
 import { verifyIssued } from './verify.ts';
@@ -299,10 +301,17 @@ export class SecretController {
       let output: RenewOutput;
       try {
         output = verifyIssued(step.input, await issue(step.input)); // issue, verify
+        const ca = step.ev.policy.ca;
+        const caProblem = ca === undefined ? undefined : issuedCaProblem(output, ca, this.clock.now());
+        if (caProblem !== undefined) {
+          throw new RenewFailure('VERIFY_FAILED', `issuer "${step.choice.name}": ${caProblem}`);
+        }
       } catch (err) {
         if (err instanceof RenewPending) return this.stillPending(key, current, step.choice.name, err);
         return await this.failed(key, current, step.choice.name, RenewFailure.from(err));
       }
+      const target = step.ev.managedCa;
+      if (target?.kind === 'stage') return await this.stage(key, current, step, target, output, now);
       const { renewBefore } = step.ev.policy;
       const renewalTime = computeRenewalTime({ ...output.summary, renewBefore });
       const written = await this.write(key, current, step.ev, output, renewalTime, now); // write
@@ -324,6 +333,7 @@ export class SecretController {
     step: Exclude<Step, { kind: 'renew' }>,
   ): Promise<undefined> {
     if (step.kind === 'nothing') return;
+    if (step.kind === 'ca-landed') return await this.caLanded(key, current, step.ev);
     if (step.kind === 'fail') return await this.failed(key, current, step.issuer, step.failure);
     if (step.kind === 'problem') {
       this.reported.set(key, step.marker);
@@ -382,6 +392,57 @@ export class SecretController {
         ),
       );
     return result.resourceVersion;
+  }
+
+  /**
+   * A renewed CA whose Secret backs a `ca` issuer: staged beside it with `next-ca` set, so the CA
+   * rollover replaces the active CA only once every workload trusts the new one.
+   */
+  private async stage(
+    key: string,
+    current: Current,
+    step: Extract<Step, { kind: 'renew' }>,
+    target: { issuer: string; stagedName: string },
+    output: RenewOutput,
+    started: number,
+  ): Promise<undefined> {
+    let result: Awaited<ReturnType<typeof stageRenewedCa>>;
+    try {
+      result = await stageRenewedCa(
+        this.api,
+        current.secret,
+        target.stagedName,
+        output,
+        step.ev.policy.renewRequest,
+      );
+    } catch (err) {
+      if (err instanceof RenewFailure) return await this.failed(key, current, step.choice.name, err);
+      throw err;
+    }
+    if (!result.ok) {
+      if (result.why === 'conflict') this.changedMeanwhile(key);
+      return;
+    }
+    this.retry.succeeded(key);
+    this.pending.delete(key);
+    this.reported.delete(key);
+    await this.report.staged(current.record, step.choice, target, output, started);
+    this.lookAgain(key, result.resourceVersion, undefined);
+  }
+
+  /** The rollover a CA renewal started is over: record the CA now in tls.crt as the renewal. */
+  private async caLanded(key: string, current: Current, ev: Planned): Promise<undefined> {
+    // Without a readable certificate the state is still cleared: the next look renews it anew.
+    const cert = current.record.cert ?? undefined;
+    const now = this.clock.now();
+    const result = await this.api.replace(caSecretLanded(current.secret, cert, ev.renewalTime, now));
+    if (!result.ok) {
+      if (result.why === 'conflict') this.changedMeanwhile(key);
+      return;
+    }
+    const issuer = ev.managedCa?.kind === 'landed' ? ev.managedCa.issuer : ev.issuer.name;
+    if (cert) await this.report.caLanded(current.record, issuer, cert.notAfter, ev.renewalTime);
+    this.lookAgain(key, result.resourceVersion, undefined);
   }
 
   /** Someone wrote the Secret after we read it: never overwrite that; decide again on theirs. */

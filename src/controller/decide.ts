@@ -36,7 +36,9 @@ export type Step =
   | { kind: 'wait'; at: number | undefined }
   /** The chosen issuer is not available in this build or config: a failed attempt. */
   | { kind: 'fail'; issuer: string; failure: RenewFailure; ev: Planned }
-  | { kind: 'renew'; ev: Planned; choice: IssuerChoice; input: RenewInput };
+  | { kind: 'renew'; ev: Planned; choice: IssuerChoice; input: RenewInput }
+  /** A CA Secret's renewal went through a CA rollover that is now over: record the CA in tls.crt. */
+  | { kind: 'ca-landed'; ev: Planned };
 
 /** evaluate(), with the issuer's suggested renewal time (ACME ARI) once it is known. */
 export function evaluateNow(
@@ -90,6 +92,7 @@ export function decide(ctx: DecideContext, key: string, current: Current, now: n
     const message = `${ev.reason}; Secret left untouched`;
     return problem(ctx, key, record, 'not-allowed', EventReason.issuerNotAllowed, message);
   }
+  if (ev.managedCa?.kind === 'landed') return { kind: 'ca-landed', ev };
   if (ev.decision.action === 'wait' || !ctx.retry.renewalAllowed(key, now)) {
     return { kind: 'wait', at: nextLook(ev, false, ctx.retry.notBefore(key), undefined, now) };
   }

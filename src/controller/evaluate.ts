@@ -10,6 +10,7 @@ import {
   type RenewBefore,
 } from '../policy/renewal.ts';
 import { type AnnotationError, parseSecretPolicy, type SecretPolicy } from './annotations.ts';
+import { caIssuerProblem, leafIntoCaProblem, type ManagedCa, managedCa } from './managed-ca.ts';
 import type { SecretRecord } from './record.ts';
 import { targetIdentity } from './renew.ts';
 
@@ -25,7 +26,12 @@ export type Evaluation =
       identity: Identity;
       decision: RenewalDecision;
       renewalTime?: number;
+      /** For a Secret annotated `is-ca`: where its renewal goes (in place, staged, held, landed). */
+      managedCa?: ManagedCa;
     };
+
+/** How often a CA Secret held by a rollover is looked at besides its watch events. */
+const HELD_RECHECK_MS = 10 * 60_000;
 
 /**
  * The renew-before that makes a CA's suggested renewal time (ACME ARI) the renewal time: the
@@ -68,6 +74,14 @@ export function evaluate(
   const keyProblem = keyAlgorithmProblem(issuer, policy, record);
   if (keyProblem)
     return { kind: 'invalid', errors: [{ annotation: Annotation.keyAlgorithm, message: keyProblem }] };
+  if (policy.ca === undefined) {
+    const leafIntoCa = leafIntoCaProblem(config, record.namespace, record.name);
+    if (leafIntoCa)
+      return { kind: 'invalid', errors: [{ annotation: Annotation.isCa, message: leafIntoCa }] };
+  } else {
+    const refused = caIssuerProblem(issuer, record.namespace, record.name);
+    if (refused) return { kind: 'not-allowed', issuer: issuer.name, reason: refused };
+  }
   // The whole identity (CN, DNS, IP, URI) is checked, including what is copied from tls.crt.
   const identity = targetIdentity(policy, record.cert);
   const permission = issuerAllows(issuer, record.namespace, identity);
@@ -77,10 +91,15 @@ export function evaluate(
     validity && validity.notAfter > validity.notBefore && suggestedAt !== undefined
       ? renewBeforeFromSuggestion(validity, suggestedAt)
       : policy.renewBefore;
+  const ca = policy.ca ? managedCa(config, record.namespace, record.name, record.annotations) : undefined;
   const decision: RenewalDecision =
-    policy.renewRequest !== undefined
-      ? { action: 'renew-now', at: now, reason: 'requested' }
-      : decideRenewal({ cert: validity, renewBefore, window: policy.window, now });
+    ca?.kind === 'held'
+      ? { action: 'wait', at: now + HELD_RECHECK_MS, reason: 'ca-rollover' }
+      : ca?.kind === 'landed'
+        ? { action: 'renew-now', at: now, reason: 'ca-rollover' }
+        : policy.renewRequest !== undefined
+          ? { action: 'renew-now', at: now, reason: 'requested' }
+          : decideRenewal({ cert: validity, renewBefore, window: policy.window, now });
   const renewalTime =
     validity && validity.notAfter > validity.notBefore
       ? computeRenewalTime({ ...validity, renewBefore })
@@ -92,6 +111,7 @@ export function evaluate(
     identity,
     decision,
     ...(renewalTime !== undefined ? { renewalTime } : {}),
+    ...(ca !== undefined ? { managedCa: ca } : {}),
   };
 }
 

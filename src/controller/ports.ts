@@ -18,6 +18,8 @@ export interface SecretApi {
   replace(
     body: k8s.V1Secret,
   ): Promise<{ ok: true; resourceVersion: string } | { ok: false; why: 'conflict' | 'gone' }>;
+  /** Creates the Secret; `conflict`: one of that name exists already (409). Other errors are thrown. */
+  create(body: k8s.V1Secret): Promise<{ ok: true; resourceVersion: string } | { ok: false; why: 'conflict' }>;
 }
 
 export interface EventSink {

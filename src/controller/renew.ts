@@ -190,6 +190,7 @@ export async function issue(input: RenewInput): Promise<Issued> {
       now: input.now,
       ...(input.policy.durationMs !== undefined ? { durationMs: input.policy.durationMs } : {}),
       ...(input.recentOrders ? { recentOrders: input.recentOrders } : {}),
+      ...(input.policy.ca ? { ca: input.policy.ca } : {}),
       ...(input.currentCert
         ? {
             currentValidity: { notBefore: input.currentCert.notBefore, notAfter: input.currentCert.notAfter },

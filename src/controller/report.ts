@@ -109,6 +109,51 @@ export class Reporter {
     );
   }
 
+  /** A CA Secret's renewal was staged for its issuer's CA rollover (tls.crt is unchanged). */
+  async staged(
+    record: SecretRecord,
+    choice: IssuerChoice,
+    target: { issuer: string; stagedName: string },
+    output: RenewOutput,
+    started: number,
+  ): Promise<void> {
+    const key = `${record.namespace}/${record.name}`;
+    this.#metrics.renewals.inc({ issuer: choice.name, result: 'success' });
+    this.#metrics.renewalDuration.observe({ issuer: choice.name }, (this.#clock.now() - started) / 1000);
+    this.#log.info(
+      {
+        secret: key,
+        issuer: choice.name,
+        staged: target.stagedName,
+        rolloverOf: target.issuer,
+        serial: output.summary.serialHex,
+        notAfter: iso(output.summary.notAfter),
+      },
+      'CA renewed into a staged Secret; the CA rollover takes it from here',
+    );
+    await this.#events.record(
+      secretRef(record),
+      'Normal',
+      EventReason.renewed,
+      `renewed by issuer "${choice.name}": the new CA (valid until ${iso(output.summary.notAfter)}) is staged in Secret ${target.stagedName}; the CA rollover of issuer "${target.issuer}" moves it into tls.crt once every workload trusts it (docs/ca-rollover.md)`,
+      this.#clock.now(),
+    );
+  }
+
+  /** The CA a renewal staged is now the active one (the rollover is over). */
+  async caLanded(record: SecretRecord, issuer: string, notAfter: number, renewalTime: number | undefined) {
+    const key = `${record.namespace}/${record.name}`;
+    const next = renewalTime === undefined ? '' : `, next renewal ${iso(renewalTime)}`;
+    this.#log.info({ secret: key, rolloverOf: issuer, notAfter: iso(notAfter) }, 'renewed CA is active');
+    await this.#events.record(
+      secretRef(record),
+      'Normal',
+      EventReason.renewed,
+      `the renewed CA is active: the CA rollover of issuer "${issuer}" is over; valid until ${iso(notAfter)}${next}`,
+      this.#clock.now(),
+    );
+  }
+
   /** A problem that needs a person (bad annotation, refused issuer). */
   async problem(record: SecretRecord, reason: EventReasonValue, message: string): Promise<void> {
     const key = `${record.namespace}/${record.name}`;

@@ -39,7 +39,7 @@ export function statusRows(
       notBefore: s.retry.notBefore(key),
       pendingApproval: s.pending.has(key),
     };
-    out.push(certificateView(record, ev, retry, s.now, lastEvent(key)));
+    out.push(withRollover(certificateView(record, ev, retry, s.now, lastEvent(key)), record, s.now));
   }
   return out;
 }
@@ -70,6 +70,24 @@ export function* noticeCandidates(s: ControllerState): Iterable<[string, NoticeC
       },
     ];
   }
+}
+
+/**
+ * A CA Secret in a CA rollover (docs/ca-rollover.md): the row says so, with the phase and since
+ * when, whatever its own renewal state; paused rollovers need a person's eyes.
+ */
+export function withRollover(view: CertificateView, record: SecretRecord, now: number): CertificateView {
+  const phase = record.annotations[StatusAnnotation.caRolloverPhase];
+  if (phase === undefined) return view;
+  const paused = record.annotations[Annotation.rolloverPaused] === 'true';
+  const since = Date.parse(record.annotations[StatusAnnotation.caRolloverPhaseSince] ?? '');
+  const when = Number.isFinite(since) ? ` since ${formatTime(since)} (${formatDuration(now - since)})` : '';
+  return {
+    ...view,
+    state: `CARollover/${phase}${paused ? ' (paused)' : ''}`,
+    severity: paused ? 'warn' : view.severity === 'bad' ? 'bad' : 'info',
+    why: `CA rollover in phase ${phase}${when}${paused ? `, paused by ${Annotation.rolloverPaused}` : ''}; \`cert-rotator ca status ISSUER\` shows what it waits for. ${view.why}`,
+  };
 }
 
 export interface RetryView {
@@ -156,6 +174,12 @@ export function certificateView(
       break;
     case 'due':
       why = `${policy}: due now`;
+      break;
+    case 'ca-rollover':
+      why =
+        ev.managedCa?.kind === 'held'
+          ? `its own renewal waits until the CA rollover is over (${ev.managedCa.why})`
+          : 'the CA rollover it started is over: the new CA is recorded as renewed';
       break;
     default:
       why = policy;

@@ -7,10 +7,12 @@ import {
   isPkiError,
   issueCertificate,
   keyMatchesCertificate,
+  pathLengthProblem,
   readCertificateSummary,
   toPem,
 } from '../pki/index.ts';
 import {
+  caNotAllowed,
   type IssueInput,
   type IssueResult,
   type Issuer,
@@ -31,6 +33,8 @@ interface LoadedCA {
   certPem: string;
   keyPem: string;
   notAfter: number;
+  /** The CA's own pathLenConstraint (undefined: none): an intermediate it signs must fit under it. */
+  pathLen: number | undefined;
   loadedAt: number;
   /** What ca.crt gets: this CA, and during a rollover the next or the previous CA as well. */
   trustPem: string;
@@ -105,6 +109,7 @@ export class CAIssuer implements Issuer {
   private readonly ref: SecretRef;
   private readonly readSecret: SecretReader;
   private readonly defaultDurationMs: number;
+  private readonly allowCA: boolean;
   private cached: LoadedCA | undefined;
 
   constructor(
@@ -112,11 +117,13 @@ export class CAIssuer implements Issuer {
     ref: SecretRef,
     readSecret: SecretReader,
     defaultDurationMs = DEFAULT_DURATION_MS,
+    allowCA = false,
   ) {
     this.name = name;
     this.ref = ref;
     this.readSecret = readSecret;
     this.defaultDurationMs = defaultDurationMs;
+    this.allowCA = allowCA;
   }
 
   private where(): string {
@@ -153,6 +160,7 @@ export class CAIssuer implements Issuer {
       certPem,
       keyPem,
       notAfter: summary.notAfter,
+      pathLen: summary.pathLen,
       loadedAt: now,
       trustPem: trustSet(certPem, secret.data),
       holdRenewals:
@@ -210,7 +218,17 @@ export class CAIssuer implements Issuer {
   }
 
   async issue(input: IssueInput): Promise<IssueResult> {
+    if (input.ca && !this.allowCA) throw caNotAllowed(this.name);
     const ca = await this.load(input.now);
+    // An intermediate: the path length asked for, or the most the parent allows (its own less one).
+    const pathLength = input.ca
+      ? (input.ca.pathLength ?? (ca.pathLen === undefined ? undefined : ca.pathLen - 1))
+      : undefined;
+    if (input.ca) {
+      const problem = pathLengthProblem(pathLength, ca.pathLen);
+      if (problem !== undefined)
+        throw new IssuerError('ISSUE_FAILED', `${this.where()} cannot sign this CA: ${problem}`, false);
+    }
     if (ca.holdRenewals && !aboutToExpire(input)) {
       const err = new IssuerError(
         'PENDING',
@@ -230,6 +248,8 @@ export class CAIssuer implements Issuer {
         notBefore: window.notBefore,
         notAfter,
         issuer: { certPem: ca.certPem, keyPem: ca.keyPem },
+        ...(input.ca ? { isCA: true } : {}),
+        ...(pathLength !== undefined ? { pathLength } : {}),
       });
       // ca.crt holds the issuer's whole trust set: during a rollover, the old and the new CA.
       return { chainPem: issued.chainPem, caPem: ca.trustPem };

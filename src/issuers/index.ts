@@ -49,10 +49,13 @@ export async function buildIssuers(
   for (const ic of config.issuers) {
     switch (ic.kind) {
       case 'selfSigned':
-        issuers.set(ic.name, new SelfSignedIssuer(ic.name, ic.durationMs));
+        issuers.set(ic.name, new SelfSignedIssuer(ic.name, ic.durationMs, ic.allowCA === true));
         break;
       case 'ca':
-        issuers.set(ic.name, new CAIssuer(ic.name, ic.ca.secret, deps.readSecret, ic.durationMs));
+        issuers.set(
+          ic.name,
+          new CAIssuer(ic.name, ic.ca.secret, deps.readSecret, ic.durationMs, ic.allowCA === true),
+        );
         break;
       case 'acme':
         if (!deps.acmeKube || !acmeModule) {

@@ -17,6 +17,11 @@ export interface IssueInput {
    * an issuer with a per-Secret order cap (ACME `maxOrdersPerHour`) counts them after a restart.
    */
   recentOrders?: readonly number[];
+  /**
+   * Issue a CA certificate (the Secret is annotated `is-ca`), with this path length (undefined:
+   * none for a root; for an intermediate, the parent's less one). Only issuers with `allowCA` do.
+   */
+  ca?: { pathLength?: number };
   /** Validity of the leaf the Secret holds now, if it has a readable one (an issuer may hold a renewal that is not urgent). */
   currentValidity?: { notBefore: number; notAfter: number };
 }
@@ -106,6 +111,15 @@ export type SecretReader = (
 ) => Promise<
   { resourceVersion: string; data: Record<string, string>; annotations?: Record<string, string> } | undefined
 >;
+
+/** The refusal of an issuer without `allowCA` asked for a CA certificate (never retried as is). */
+export function caNotAllowed(issuer: string): IssuerError {
+  return new IssuerError(
+    'ISSUE_FAILED',
+    `issuer "${issuer}" does not issue CA certificates (set allowCA: true on it, or remove the is-ca annotation)`,
+    false,
+  );
+}
 
 /** Leaves are backdated a little so a verifier whose clock lags still accepts them. */
 export function validityWindow(now: number, durationMs: number): { notBefore: number; notAfter: number } {

@@ -34,5 +34,20 @@ export function kubeSecretApi(core: CoreV1Api) {
         throw err;
       }
     },
+    async create(
+      body: k8s.V1Secret,
+    ): Promise<{ ok: true; resourceVersion: string } | { ok: false; why: 'conflict' }> {
+      try {
+        const written = await core.createNamespacedSecret({
+          namespace: body.metadata?.namespace ?? '',
+          body,
+          fieldManager: FIELD_MANAGER,
+        });
+        return { ok: true, resourceVersion: written.metadata?.resourceVersion ?? '' };
+      } catch (err) {
+        if (httpStatus(err) === 409) return { ok: false, why: 'conflict' };
+        throw err;
+      }
+    },
   };
 }

@@ -58,6 +58,8 @@ export interface CertSummary {
   isCA: boolean;
   /** keyUsage is present and asserts keyCertSign. */
   keyCertSign: boolean;
+  /** basicConstraints pathLenConstraint of a CA (how many CAs may follow it); undefined: none. */
+  pathLen?: number | undefined;
   /** Subject DER equals issuer DER byte-for-byte. */
   selfIssued: boolean;
   /** Lowercase hex SHA-256 of the SubjectPublicKeyInfo DER as written (tag and length included). */
@@ -661,12 +663,17 @@ function derBoolean(b: Uint8Array, what: string): boolean {
   return v === 0xff;
 }
 
-function readBasicConstraints(b: Uint8Array, start: number, end: number): boolean {
+function readBasicConstraints(
+  b: Uint8Array,
+  start: number,
+  end: number,
+): { ca: boolean; pathLen: number | undefined } {
   expect(b, start, end, 0x30, 'BasicConstraints SEQUENCE');
   if (tEnd !== end) refuse('trailing bytes after BasicConstraints');
   const seqEnd = tEnd;
   let p = tStart;
   let ca = false;
+  let pathLen: number | undefined;
   if (p < seqEnd) {
     tlv(b, p, seqEnd);
     if (tTag === 0x01) {
@@ -678,11 +685,11 @@ function readBasicConstraints(b: Uint8Array, start: number, end: number): boolea
   }
   if (p < seqEnd) {
     expect(b, p, seqEnd, 0x02, 'pathLenConstraint INTEGER');
-    smallNonNegative(b, 'pathLenConstraint');
+    pathLen = smallNonNegative(b, 'pathLenConstraint');
     if (!ca) refuse('pathLenConstraint without cA');
     if (tEnd !== seqEnd) refuse('trailing bytes in BasicConstraints');
   }
-  return ca;
+  return { ca, pathLen };
 }
 
 /** KeyUsage BIT STRING, DER-strict (RFC 5280 4.2.1.3): returns the first octet's bits. */
@@ -743,6 +750,7 @@ function readExtensions(
   skiStart = -1;
   skiEnd = -1;
   let ca = false;
+  let pathLen: number | undefined;
   let keyUsage = -1;
   let partFailed = false;
   const part = (field: CertField, read: () => void): void => {
@@ -785,7 +793,7 @@ function readExtensions(
         part('subjectAltName', () => readSan(b, vStart, vEnd, s));
       } else if (is(b, oidStart, oidEnd, OID_BASIC_CONSTRAINTS)) {
         part('basicConstraints', () => {
-          ca = readBasicConstraints(b, vStart, vEnd);
+          ({ ca, pathLen } = readBasicConstraints(b, vStart, vEnd));
         });
       } else if (is(b, oidStart, oidEnd, OID_KEY_USAGE)) {
         part('keyUsage', () => {
@@ -839,6 +847,7 @@ function readExtensions(
   s.keyCertSign = keyUsage >= 0 && (keyUsage & KEY_CERT_SIGN) !== 0;
   // OpenSSL's X509_check_ca: no CA if any extension it caches is invalid, or keyUsage lacks keyCertSign.
   s.isCA = ca && !partFailed && (keyUsage < 0 || s.keyCertSign);
+  s.pathLen = s.isCA ? pathLen : undefined;
 }
 
 /** A signature AlgorithmIdentifier this reader accepts: known OID with the parameters its RFC requires. */
@@ -977,6 +986,7 @@ function walk(der: Uint8Array, withSummary: boolean): Walked {
     uris: [],
     isCA: false,
     keyCertSign: false,
+    pathLen: undefined,
     selfIssued: false,
     spkiSha256: '',
     publicKeySha256: '',

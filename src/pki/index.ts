@@ -27,6 +27,7 @@ export {
   type IssueRequest,
   identityFromSummary,
   issueCertificate,
+  pathLengthProblem,
 } from './sign.ts';
 export { missingNames, type VerifyIssuedInput, verifyIssued } from './verify.ts';
 export {

@@ -42,6 +42,8 @@ export interface IssueRequest {
   issuer: { certPem: string; keyPem: string } | 'self';
   /** Issue a CA certificate (root when self-signed, intermediate otherwise). Default false. */
   isCA?: boolean;
+  /** A CA's basicConstraints pathLenConstraint (0 to 127); absent: no constraint. Only with isCA. */
+  pathLength?: number;
 }
 
 export interface IssuedCertificate {
@@ -155,6 +157,8 @@ interface Issuer {
   /** Key identifier for authorityKeyIdentifier: the CA's own subjectKeyIdentifier, or derived from its key. */
   keyId: Uint8Array;
   certs: Uint8Array[];
+  /** The CA's own pathLenConstraint; undefined: none. */
+  pathLen: number | undefined;
 }
 
 function loadIssuer(issuer: { certPem: string; keyPem: string }): Issuer {
@@ -162,25 +166,39 @@ function loadIssuer(issuer: { certPem: string; keyPem: string }): Issuer {
   const caDer = certs[0]!;
   // A CA by both readings (der.ts and OpenSSL), with keyCertSign: clients would refuse every
   // leaf signed by anything less.
-  assertSigningCa(caDer, readCertificateSummary(caDer));
+  const summary = readCertificateSummary(caDer);
+  assertSigningCa(caDer, summary);
   const key = loadPrivateKey(issuer.keyPem);
   const parts = certificateParts(caDer);
   if (!spkiMatchesKey(key, parts.spki)) {
     throw new PkiError('KEY_MISMATCH', 'issuer private key does not belong to the issuer certificate');
   }
-  return { key, name: parts.subject, certs, keyId: parts.subjectKeyId ?? keyIdentifier(parts.spki) };
+  return {
+    key,
+    name: parts.subject,
+    certs,
+    keyId: parts.subjectKeyId ?? keyIdentifier(parts.spki),
+    pathLen: summary.pathLen,
+  };
 }
 
 /**
  * Issues a certificate for `req.subjectKeyPem`, signed by `req.issuer` (or by the subject key
  * itself). Leaves get keyUsage digitalSignature (+keyEncipherment for RSA) and extKeyUsage
- * serverAuth+clientAuth; CAs get keyCertSign+cRLSign. SAN is critical when there is no CN.
+ * serverAuth+clientAuth; CAs get keyCertSign+cRLSign, no extKeyUsage, and the pathLength asked for
+ * (which must fit under the issuing CA's own). SAN is critical when there is no CN.
  * The certificate is encoded here (der-write.ts) and signed by node:crypto: no ASN.1 library
  * is loaded, and a renewal costs one signature and a few small buffers.
  */
 export async function issueCertificate(req: IssueRequest): Promise<IssuedCertificate> {
   const { identity } = req;
   const isCA = req.isCA === true;
+  if (req.pathLength !== undefined) {
+    if (!isCA) throw new PkiError('INVALID_IDENTITY', 'a path length is only for a CA certificate');
+    if (!Number.isInteger(req.pathLength) || req.pathLength < 0 || req.pathLength > 127) {
+      throw new PkiError('INVALID_IDENTITY', 'a CA path length must be an integer from 0 to 127');
+    }
+  }
   if (!Number.isFinite(req.notBefore) || !Number.isFinite(req.notAfter) || req.notAfter <= req.notBefore) {
     throw new PkiError('INVALID_VALIDITY', 'notBefore and notAfter must be finite with notBefore < notAfter');
   }
@@ -201,6 +219,11 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
     throw new PkiError('UNSUPPORTED_KEY', 'the subject public key is not ECDSA P-256/P-384, RSA or Ed25519');
   }
   const issuer = req.issuer === 'self' ? undefined : loadIssuer(req.issuer);
+  if (isCA && issuer?.pathLen !== undefined) {
+    // Verifiers refuse a chain with more CAs below a CA than its pathLenConstraint allows.
+    const problem = pathLengthProblem(req.pathLength, issuer.pathLen);
+    if (problem !== undefined) throw new PkiError('INVALID_IDENTITY', problem);
+  }
   const signer = issuer?.key ?? subjectKey;
   if (signer === undefined)
     throw new PkiError('KEY_MALFORMED', 'a self-signed certificate needs the subject private key');
@@ -210,8 +233,9 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
 
   const rsa = subjectAlgorithm.startsWith('rsa-');
   const wanted = req.usages;
+  // A CA signs certificates and CRLs, nothing else (RFC 5280 4.2.1.3): keyCertSign + cRLSign.
   const usage = isCA
-    ? KEY_CERT_SIGN | CRL_SIGN | DIGITAL_SIGNATURE
+    ? KEY_CERT_SIGN | CRL_SIGN
     : wanted
       ? (wanted.includes('digital signature') ? DIGITAL_SIGNATURE : 0) |
         (wanted.includes('key encipherment') ? KEY_ENCIPHERMENT : 0)
@@ -225,7 +249,10 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
 
   try {
     const subjectKeyId = keyIdentifier(spkiDer);
-    const extensions = [extension(EXT.basicConstraints, true, der.sequence(isCA ? [der.TRUE] : []))];
+    const constraints = isCA
+      ? [der.TRUE, ...(req.pathLength !== undefined ? [der.smallInteger(req.pathLength)] : [])]
+      : [];
+    const extensions = [extension(EXT.basicConstraints, true, der.sequence(constraints))];
     if (usage !== 0) extensions.push(extension(EXT.keyUsage, true, der.namedBits(usage)));
     if (!isCA && extendedUsages.length > 0) {
       extensions.push(extension(EXT.extKeyUsage, false, der.sequence(extendedUsages)));
@@ -261,6 +288,23 @@ export async function issueCertificate(req: IssueRequest): Promise<IssuedCertifi
       cause: err,
     });
   }
+}
+
+/**
+ * Why a CA with path length `requested` (undefined: none) may not be signed by a CA whose own
+ * pathLenConstraint is `parent` (undefined: none); undefined when it may.
+ */
+export function pathLengthProblem(
+  requested: number | undefined,
+  parent: number | undefined,
+): string | undefined {
+  if (parent === undefined) return undefined;
+  if (parent === 0) return 'the issuing CA has path length 0: it may not sign CA certificates';
+  if (requested === undefined)
+    return `the issuing CA has path length ${parent}: the new CA needs a path length of at most ${parent - 1}`;
+  if (requested >= parent)
+    return `path length ${requested} does not fit under the issuing CA's path length ${parent} (at most ${parent - 1})`;
+  return undefined;
 }
 
 /** The identity a certificate was issued for, as read back by the fast path. */

@@ -107,7 +107,9 @@ export type RenewalReason =
   | 'inside-window'
   | 'emergency'
   /** `renew-requested-at` holds a value the controller has not acted on yet. */
-  | 'requested';
+  | 'requested'
+  /** A CA Secret whose renewal went through a CA rollover: held while it runs, recorded after. */
+  | 'ca-rollover';
 
 export interface RenewalDecision {
   action: 'renew-now' | 'wait';

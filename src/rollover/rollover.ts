@@ -38,7 +38,7 @@ import { spreadBundles, spreadTrust } from './outputs.ts';
 import { findOverwrite } from './overwrite.ts';
 import { describeUntil, type IssuedRecord, outstandingLeaves } from './signed-leaves.ts';
 import { enterPhase, phaseNumber, readState } from './state.ts';
-import { propagation, type Workload } from './workloads.ts';
+import { type PropagationReport, propagation, type Workload } from './workloads.ts';
 
 export interface RolloverDeps {
   issuer: IssuerConfig & { kind: 'ca' };
@@ -263,16 +263,16 @@ export class CaRollover {
     return listWorkloads(this.#d.clients, namespaces);
   }
 
-  async #propagate(ca: k8s.V1Secret, since: number, now: number): Promise<void> {
+  /** Which workloads using the issuer's Secrets have rolled out to what those Secrets hold now. */
+  async #propagation(): Promise<PropagationReport> {
     const { secrets, managed } = await this.#issued();
     const issued = new Set(secrets.map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`));
     const namespaces = new Set(secrets.map((s) => s.metadata?.namespace ?? ''));
-    const report = propagation(
-      await this.#workloads(namespaces),
-      issued,
-      managed,
-      this.#d.config.defaults.restart,
-    );
+    return propagation(await this.#workloads(namespaces), issued, managed, this.#d.config.defaults.restart);
+  }
+
+  async #propagate(ca: k8s.V1Secret, since: number, now: number): Promise<void> {
+    const report = await this.#propagation();
     const waited = now - since;
     if (waited < this.#cfg.trustPropagationMs) return;
     const unconfirmed =
@@ -457,6 +457,23 @@ export class CaRollover {
           `CA rollover of issuer "${this.name}": Retire keeps the old CA ${describeUntil(last.until)}: leaves it signed through ${who.join(', ')} are still valid and are replaced only when their holders ask again`,
         );
         return;
+      }
+      // A workload still rolling to its re-issued leaf has pods presenting the old CA's leaf:
+      // narrowing the trust now would fail their handshakes with every peer that reloads first.
+      const { pending } = await this.#propagation();
+      if (pending.length > 0) {
+        if (now - since < this.#cfg.maxWaitMs) return;
+        const hold = this.#cfg.onMaxWait === 'hold';
+        const message = hold
+          ? `holds in Retire after maxWait: not rolled out to their re-issued leaves yet: ${pending.join(', ')}`
+          : `retires the old CA after maxWait although these have not rolled out to their re-issued leaves: ${pending.join(', ')}`;
+        await this.#event(
+          ca,
+          'Warning',
+          EventReason.caRolloverStalled,
+          `CA rollover of issuer "${this.name}" ${message}`,
+        );
+        if (hold) return;
       }
       const data: Record<string, string> = { ...ca.data };
       delete data[CaSecretKey.previousCertificate];

@@ -26,7 +26,10 @@ export interface PropagationReport {
   rolled: string[];
 }
 
-/** Every replica of the current template updated and ready, as the workload's controller reports. */
+/**
+ * Every replica of the current template updated and ready, and (Deployments) none of an older one
+ * still terminating, as the workload's controller reports.
+ */
 export function rolledOut(w: Workload): boolean {
   const meta = w.object.metadata;
   const generation = meta?.generation ?? 0;
@@ -34,7 +37,14 @@ export function rolledOut(w: Workload): boolean {
   if (w.kind === 'deployment') {
     const want = w.object.spec?.replicas ?? 1;
     const s = w.object.status;
-    return (s?.updatedReplicas ?? 0) >= want && (s?.readyReplicas ?? 0) >= want && (s?.replicas ?? 0) <= want;
+    // A terminating pod of the old template still runs (its grace period) and still presents and
+    // trusts what it started with; `terminatingReplicas` is reported where the API server has it.
+    return (
+      (s?.updatedReplicas ?? 0) >= want &&
+      (s?.readyReplicas ?? 0) >= want &&
+      (s?.replicas ?? 0) <= want &&
+      (s?.terminatingReplicas ?? 0) === 0
+    );
   }
   if (w.kind === 'statefulset') {
     const want = w.object.spec?.replicas ?? 1;

@@ -405,14 +405,12 @@ describe('CA rollover (real API server)', () => {
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
     // As `kubectl create secret tls ... --dry-run -o yaml | kubectl replace -f -` does: a whole
-    // new object, without the annotations cert-rotator recorded.
+    // new object, without the annotations cert-rotator recorded, and without a resourceVersion
+    // (an unconditional update: the controller may have written the Secret since `before`).
     await core.replaceNamespacedSecret({
       namespace: ns(),
       name: 'issuing-ca',
-      body: {
-        ...tlsSecret('issuing-ca', replaced),
-        metadata: { name: 'issuing-ca', resourceVersion: before.metadata?.resourceVersion ?? '' },
-      },
+      body: { ...tlsSecret('issuing-ca', replaced), metadata: { name: 'issuing-ca' } },
     });
     const event = await waitFor('a CAOverwritten event', async () =>
       (await eventsFor(core, ns(), 'issuing-ca')).find((e) => e.reason === 'CAOverwritten'),

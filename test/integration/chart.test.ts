@@ -270,6 +270,27 @@ describe('helm lint and helm template', () => {
     expect(config.issuers.map((i) => i.name)).toEqual(['internal-ca', 'self']);
   });
 
+  it('allowCA: create Secrets in the watched namespaces (the staged NAME-next) and delete exactly the staged names', async () => {
+    const issuers = (allowCA: boolean) =>
+      `config.issuers=${JSON.stringify([
+        { name: 'root', selfSigned: {}, ...(allowCA ? { allowCA: true } : {}) },
+        { name: 'internal-ca', ca: { secret: { namespace: 'pki', name: 'root-ca' } } },
+        { name: 'elsewhere', ca: { secret: { namespace: 'vault', name: 'other-ca' } } },
+      ])}`;
+    const args = ['--set', 'rbac.scope=namespaced', '--set', 'watchNamespaces={team-a,pki}', '--set-json'];
+    const managed = await template('cert-rotator', ...args, issuers(true));
+    for (const ns of ['team-a', 'pki']) {
+      expect(find<k8s.V1Role>(managed, 'Role', 'cr-cert-rotator', ns).rules).toEqual([
+        ...WATCH_RULES,
+        { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+        // Only CA Secrets the controller watches can be managed: vault/other-ca is not staged here.
+        { apiGroups: [''], resources: ['secrets'], resourceNames: ['root-ca-next'], verbs: ['delete'] },
+      ]);
+    }
+    const plain = await template('cert-rotator', ...args, issuers(false));
+    expect(find<k8s.V1Role>(plain, 'Role', 'cr-cert-rotator', 'pki').rules).toEqual(WATCH_RULES);
+  });
+
   it('renders a hardened pod: 2 replicas, non-root, read-only root, no capabilities, seccomp, probes', async () => {
     const objects = await template('cert-rotator', ...NEVER_IMAGE);
     const d = find<k8s.V1Deployment>(objects, 'Deployment', 'cr-cert-rotator');

@@ -143,6 +143,47 @@ Rules for the namespaces the controller watches. Each line is a call the code ma
   resources: [secrets]
   verbs: [create, delete]
 {{- end }}
+{{- with (include "cert-rotator.managedCa" . | fromJson) }}
+{{- /* allowCA issuers: a renewed CA Secret that backs a ca issuer is staged as NAME-next (create cannot be
+       limited by name), which the CA rollover deletes once the new CA is active (src/controller/stage.ts). */}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
+{{- with .staged }}
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: {{ toJson . }}
+  verbs: [delete]
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+What CAs renewed by cert-rotator need, as JSON: {} when no issuer has allowCA: true, else
+{"staged": [NAME-next, ...]} for the CA Secrets of ca issuers in the watched namespaces (all of
+them when watchNamespaces is empty): the controller manages only Secrets it watches.
+*/}}
+{{- define "cert-rotator.managedCa" -}}
+{{- $issuers := default (list) .Values.config.issuers -}}
+{{- $allow := false -}}
+{{- range $issuer := $issuers -}}
+{{- if and (kindIs "map" $issuer) $issuer.allowCA -}}{{- $allow = true -}}{{- end -}}
+{{- end -}}
+{{- if $allow -}}
+{{- $watched := .Values.watchNamespaces -}}
+{{- $staged := list -}}
+{{- range $issuer := $issuers -}}
+{{- if and (kindIs "map" $issuer) $issuer.ca -}}
+{{- $ref := default (dict) $issuer.ca.secret -}}
+{{- if and $ref.namespace $ref.name (or (empty $watched) (has $ref.namespace $watched)) -}}
+{{- $staged = append $staged (printf "%s-next" $ref.name) | uniq -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- dict "staged" $staged | toJson -}}
+{{- else -}}
+{{- dict | toJson -}}
+{{- end -}}
 {{- end -}}
 
 {{/*

@@ -58,6 +58,15 @@ export class FakeSecretApi implements SecretApi {
     this.onReplaced?.(structuredClone(written));
     return { ok: true as const, resourceVersion: written.metadata?.resourceVersion ?? '' };
   }
+
+  readonly created: k8s.V1Secret[] = [];
+
+  async create(body: k8s.V1Secret) {
+    if (this.secrets.has(body.metadata?.name ?? '')) return { ok: false as const, why: 'conflict' as const };
+    const written = this.put(body);
+    this.created.push(written);
+    return { ok: true as const, resourceVersion: written.metadata?.resourceVersion ?? '' };
+  }
 }
 
 /** A fake of the EventSink port: Events kept in order. */

@@ -188,9 +188,9 @@ describe('issued certificate contents', () => {
   it('CA certificates: root and intermediate, with a chain of 3', async () => {
     const root = cas['ecdsa-p384'];
     const rootCert = new x509.X509Certificate(der(root.certPem).slice());
-    expect(rootCert.getExtension(x509.KeyUsagesExtension)!.usages).toBe(
-      x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
-    );
+    const usage = rootCert.getExtension(x509.KeyUsagesExtension)!;
+    expect(usage.usages).toBe(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign);
+    expect(usage.critical).toBe(true);
     expect(rootCert.getExtension(x509.ExtendedKeyUsageExtension)).toBeNull();
 
     const inter = await issueCertificate({
@@ -247,6 +247,77 @@ describe('issued certificate contents', () => {
         }),
       ),
     ).toBe('ISSUER_MISMATCH');
+  });
+});
+
+describe('CA path length', () => {
+  const caOf = (pem: string) => new x509.X509Certificate(der(pem).slice());
+  const constraints = (pem: string) => caOf(pem).getExtension(x509.BasicConstraintsExtension)!;
+
+  it('writes pathLenConstraint as asked (critical cA), reads it back, and an intermediate must fit under it', async () => {
+    const root = await issueCertificate({
+      subjectKeyPem: keys['ecdsa-p256'],
+      identity: identity({ commonName: 'Root with path length 1' }),
+      notBefore: NOW - DAY,
+      notAfter: NOW + 100 * DAY,
+      issuer: 'self',
+      isCA: true,
+      pathLength: 1,
+    });
+    const bc = constraints(root.certPem);
+    expect([bc.ca, bc.pathLength, bc.critical]).toEqual([true, 1, true]);
+    expect(readCertificateSummary(der(root.certPem)).pathLen).toBe(1);
+    expect(new X509Certificate(root.certPem).ca).toBe(true);
+    const signer = { certPem: root.certPem, keyPem: keys['ecdsa-p256'] };
+    const intermediate = (pathLength?: number) =>
+      issueCertificate({
+        subjectKeyPem: keys['ecdsa-p384'],
+        identity: identity({ commonName: 'Intermediate' }),
+        notBefore: NOW - DAY,
+        notAfter: NOW + 10 * DAY,
+        issuer: signer,
+        isCA: true,
+        ...(pathLength !== undefined ? { pathLength } : {}),
+      });
+    const ok = await intermediate(0);
+    expect(constraints(ok.certPem).pathLength).toBe(0);
+    await expect(intermediate(1)).rejects.toThrow(/does not fit under the issuing CA's path length 1/);
+    await expect(intermediate()).rejects.toThrow(/needs a path length of at most 0/);
+    // A CA of path length 0 signs no CA at all.
+    await expect(
+      issueCertificate({
+        subjectKeyPem: keys['ecdsa-p256'],
+        identity: identity({ commonName: 'Too deep' }),
+        notBefore: NOW - DAY,
+        notAfter: NOW + DAY,
+        issuer: { certPem: ok.certPem, keyPem: keys['ecdsa-p384'] },
+        isCA: true,
+        pathLength: 0,
+      }),
+    ).rejects.toThrow(/path length 0: it may not sign CA certificates/);
+  });
+
+  it('a root without a path length has none; a leaf never gets one', async () => {
+    const root = await issueCertificate({
+      subjectKeyPem: keys['ecdsa-p256'],
+      identity: identity({ commonName: 'Unconstrained root' }),
+      notBefore: NOW - DAY,
+      notAfter: NOW + DAY,
+      issuer: 'self',
+      isCA: true,
+    });
+    expect(constraints(root.certPem).pathLength).toBeUndefined();
+    expect(readCertificateSummary(der(root.certPem)).pathLen).toBeUndefined();
+    await expect(
+      issueCertificate({
+        subjectKeyPem: keys['ecdsa-p256'],
+        identity: webId,
+        notBefore: NOW,
+        notAfter: NOW + DAY,
+        issuer: 'self',
+        pathLength: 0,
+      }),
+    ).rejects.toThrow(/only for a CA certificate/);
   });
 });
 

@@ -58,6 +58,13 @@ class FakeSecrets {
   };
 }
 
+/** No Deployments, StatefulSets or DaemonSets (Retire waits for none). */
+const noWorkloads = {
+  listNamespacedDeployment: async () => ({ items: [] }),
+  listNamespacedStatefulSet: async () => ({ items: [] }),
+  listNamespacedDaemonSet: async () => ({ items: [] }),
+};
+
 async function setup(
   perMinute: number,
   opts: { windows?: string; phase?: string; records?: IssuedRecord[]; now?: string } = {},
@@ -102,7 +109,7 @@ issuers: [{ name: c, ca: { secret: { namespace: n, name: ca }, rollover: { retir
   const rollover = new CaRollover({
     issuer,
     config,
-    clients: { core: fake.core, apps: {} } as never,
+    clients: { core: fake.core, apps: noWorkloads } as never,
     events: {
       record: async (_ref, type, reason, message) => void events.push(`${type} ${reason}: ${message}`),
     },

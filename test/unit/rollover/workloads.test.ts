@@ -71,6 +71,13 @@ describe('Propagate: which workloads have rolled out to the new trust', () => {
     expect(r.unconfirmed).toEqual(['deployment/n/opted-out', 'deployment/n/restart-none']);
   });
 
+  it('a Deployment with an old pod still terminating has not rolled out: it still serves the old files', () => {
+    const w = deployment('x', 'a', { hash: expected });
+    expect(rolledOut(w)).toBe(true);
+    if (w.kind === 'deployment' && w.object.status) w.object.status.terminatingReplicas = 1;
+    expect(rolledOut(w)).toBe(false);
+  });
+
   it('a workload whose controller has not observed the latest generation has not rolled out', () => {
     const w = deployment('x', 'a');
     if (w.kind === 'deployment' && w.object.status) w.object.status.observedGeneration = 1;

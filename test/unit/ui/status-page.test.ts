@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { recordFromSecret } from '../../../src/controller/record.ts';
+import { withRollover } from '../../../src/controller/status-view.ts';
 import { Metrics } from '../../../src/observability/metrics.ts';
 import { startHttpServer } from '../../../src/observability/server.ts';
 import { escapeHtml } from '../../../src/ui/escape.ts';
@@ -101,5 +103,52 @@ describe('the server', () => {
       on.server.close();
       off.server.close();
     }
+  });
+});
+
+describe('a CA Secret in a rollover', () => {
+  const record = (annotations: Record<string, string>) =>
+    recordFromSecret({
+      metadata: { namespace: 'cert-rotator', name: 'internal-ca', uid: 'u', annotations },
+      type: 'kubernetes.io/tls',
+      data: {},
+    });
+  const base = cert('internal-ca', 300, {
+    managed: false,
+    state: 'Monitored',
+    severity: 'info',
+    why: 'monitored only',
+  });
+
+  it('shows the phase, since when, and what to run, before the row’s own reason', () => {
+    const since = new Date(NOW - 90_000).toISOString();
+    const v = withRollover(
+      base,
+      record({
+        'status.cert-rotator.io/ca-rollover-phase': 'Propagate',
+        'status.cert-rotator.io/ca-rollover-phase-since': since,
+      }),
+      NOW,
+    );
+    expect(v.state).toBe('CARollover/Propagate');
+    expect(v.why).toMatch(
+      /^CA rollover in phase Propagate since .+\(1m\).*cert-rotator ca status ISSUER.*monitored only$/,
+    );
+    expect(renderStatusPage(view([v]))).toContain('<td class="state">CARollover/Propagate</td>');
+  });
+
+  it('marks a paused rollover for a person’s eyes; without a phase the row is unchanged', () => {
+    const paused = withRollover(
+      base,
+      record({
+        'status.cert-rotator.io/ca-rollover-phase': 'Reissue',
+        'cert-rotator.io/rollover-paused': 'true',
+      }),
+      NOW,
+    );
+    expect(paused.state).toBe('CARollover/Reissue (paused)');
+    expect(paused.severity).toBe('warn');
+    expect(paused.why).toContain('paused by cert-rotator.io/rollover-paused');
+    expect(withRollover(base, record({}), NOW)).toBe(base);
   });
 });
