@@ -5,8 +5,11 @@
  *
  * Points: `finalize` — an ACME order was finalized (the pending key and order URL are
  * persisted), before the certificate is downloaded and the managed Secret written.
+ * `rollover-trust-write` — a CA rollover wrote the trust set to one Secret's ca.crt (the first
+ * such write of the process: in Trust, the others are not written yet).
+ * `rollover-reissue-ask` — Reissue asked one Secret for its renewal (the others not yet).
  */
-export type CrashPoint = 'finalize';
+export type CrashPoint = 'finalize' | 'rollover-trust-write' | 'rollover-reissue-ask';
 
 export const CRASH_AFTER_ENV = 'CERT_ROTATOR_TEST_CRASH_AFTER';
 

@@ -138,6 +138,8 @@ export const EventReason = {
   caRolloverRefused: 'CARolloverRefused',
   /** On a CA Secret: a phase waits longer than it should, or a Reissue wave failed (Warning). */
   caRolloverStalled: 'CARolloverStalled',
+  /** On a CA Secret: a phase waits as configured (Reissue for a maintenance window, Retire for signed leaves to expire). */
+  caRolloverWaiting: 'CARolloverWaiting',
   /** On a CA Secret: its CA was replaced in place (Warning); a rollover keeps the old one trusted. */
   caOverwritten: 'CAOverwritten',
 } as const;
@@ -341,6 +343,13 @@ export const ISSUED_RECORD = {
   descriptionAnnotation: 'cert-rotator.io/description',
   description:
     'Per CA certificate (data key: SHA-256 of its DER), the latest notAfter of a pod certificate cert-rotator signed with it. Kept until that time; read by a CA rollover.',
+} as const;
+
+/** The same record for the CSR signer (certificates.k8s.io CSRs of a `ca` issuer's `signer`). */
+export const CSR_ISSUED_RECORD = {
+  name: 'cert-rotator-csr-issued',
+  description:
+    'Per CA certificate (data key: SHA-256 of its DER), the latest notAfter of a certificate cert-rotator signed with it for a CertificateSigningRequest. Kept until that time; read by a CA rollover.',
 } as const;
 
 /** fieldManager of every write cert-rotator makes. */

@@ -3,6 +3,7 @@ import { findIssuer } from '../config/schema.ts';
 import { describeApiError, isNotFound, loadKubeConfig, makeClients } from '../kube/client.ts';
 import { formatStatus, rolloverStatus } from '../rollover/status.ts';
 import { readConfigFile } from './controller.ts';
+import { issuedRecordStores, recordsFor } from './issued-records.ts';
 
 const USAGE = 'usage: cert-rotator ca status ISSUER --config FILE [--output text|json] [--kubeconfig FILE]';
 
@@ -39,9 +40,17 @@ export async function run(argv: string[]): Promise<number> {
       1,
     );
   }
-  const clients = makeClients(loadKubeConfig(values.kubeconfig, config.kubeAPI));
+  const kc = loadKubeConfig(values.kubeconfig, config.kubeAPI);
+  const clients = makeClients(kc);
+  // The signers' records live where the controller keeps its Lease (the chart sets that namespace).
+  const recordNamespace = config.leaderElection.namespace ?? process.env.POD_NAMESPACE ?? 'default';
   try {
-    const status = await rolloverStatus(clients, config, issuer);
+    const status = await rolloverStatus(
+      clients,
+      config,
+      issuer,
+      recordsFor(issuer, issuedRecordStores(kc, recordNamespace)),
+    );
     process.stdout.write(output === 'json' ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     return 0;
   } catch (err) {

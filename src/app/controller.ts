@@ -13,13 +13,12 @@ import {
   loadKubeConfig,
   makeClients,
 } from '../kube/client.ts';
-import { ConfigMapStore } from '../kube/configmap-store.ts';
 import { KubeCsrApi } from '../kube/csr-api.ts';
 import { EventRecorder } from '../kube/events.ts';
 import type { HttpTransport } from '../kube/http/transport.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { KubePcrApi } from '../kube/pcr-api.ts';
-import { ISSUED_RECORD, WorkQueueName } from '../names.ts';
+import { WorkQueueName } from '../names.ts';
 import { HeapReclaimer } from '../observability/heap-reclaimer.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
@@ -39,6 +38,7 @@ import { CaRollover } from '../rollover/rollover.ts';
 import { IssuedLedger } from '../signer/issued-ledger.ts';
 import { type PodCertificateEntry, PodCertificateSigner } from '../signer/pod-certificates.ts';
 import { CsrSigner, type SignerEntry } from '../signer/signer.ts';
+import { issuedRecordStores, recordsFor } from './issued-records.ts';
 
 /** How often the status page reloads itself. */
 const STATUS_PAGE_REFRESH_SECONDS = 30;
@@ -167,6 +167,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         },
       })
     : undefined;
+  // What the CSR and Pod Certificates signers issued per CA; a rollover's Retire waits for it.
+  const records = issuedRecordStores(kc, config.leaderElection.namespace ?? ownNamespace());
   // CA rollovers: one per ca issuer, walking Trust → Propagate → Reissue → Retire (docs/ca-rollover.md).
   const rollovers = config.issuers.flatMap((issuer) =>
     issuer.kind === 'ca' && issuer.ca.rollover.enabled
@@ -179,6 +181,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
             log,
             metrics,
             clock: systemClock,
+            issuedRecords: recordsFor(issuer, records),
             ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
           }),
         ]
@@ -206,6 +209,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
           api: csrApi,
           entries: signerEntries,
           log,
+          ledger: new IssuedLedger(records.csr),
           ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
         })
       : undefined;
@@ -225,12 +229,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
           log,
           onResult: (signer, result) => metrics.podCertificateRequests.inc({ signer, result }),
           onIssued: (signer, seconds) => metrics.podCertificateIssue.observe({ signer }, seconds),
-          ledger: new IssuedLedger(
-            new ConfigMapStore(kc, config.leaderElection.namespace ?? ownNamespace(), ISSUED_RECORD.name, {
-              labels: { 'app.kubernetes.io/managed-by': 'cert-rotator' },
-              annotations: { [ISSUED_RECORD.descriptionAnnotation]: ISSUED_RECORD.description },
-            }),
-          ),
+          ledger: new IssuedLedger(records.pods),
           ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
         })
       : undefined;

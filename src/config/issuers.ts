@@ -2,6 +2,7 @@
 
 import { cidrProblem } from '../policy/identity.ts';
 import { parseDuration } from '../policy/renewal.ts';
+import { cronProblem, nextWindowStart, timezoneProblem, type Window } from '../policy/windows.ts';
 import { readAcme } from './acme.ts';
 import { readApprove, readKubernetesCsr, readSigner } from './csr.ts';
 import { dropUndefined } from './drop-undefined.ts';
@@ -282,7 +283,7 @@ function readRollover(r: Reader, value: unknown, path: string): CARolloverConfig
   const reissue =
     m.reissue === undefined
       ? {}
-      : (r.optionalMapping(m.reissue, join(path, 'reissue'), ['maxPerMinute']) ?? {});
+      : (r.optionalMapping(m.reissue, join(path, 'reissue'), ['maxPerMinute', 'windows']) ?? {});
   const onMaxWait = r.string(m, 'onMaxWait', path) ?? 'continue';
   if (onMaxWait !== 'continue' && onMaxWait !== 'hold') {
     r.report(join(path, 'onMaxWait'), `"${onMaxWait}" must be "continue" or "hold"`);
@@ -297,13 +298,67 @@ function readRollover(r: Reader, value: unknown, path: string): CARolloverConfig
     onMaxWait: onMaxWait === 'hold' ? 'hold' : 'continue',
     reissuePerMinute:
       r.integer(reissue, 'maxPerMinute', join(path, 'reissue'), 1, 100_000) ?? d.rolloverReissuePerMinute,
+    reissueWindows: [],
     retireAfterMs: r.parsed(m, 'retireAfter', path, parseDuration) ?? parseDuration(d.rolloverRetireAfter),
     checkIntervalMs:
       r.parsed(m, 'checkInterval', path, parseDuration) ?? parseDuration(d.rolloverCheckInterval),
   };
+  out.reissueWindows = readWindows(
+    r,
+    reissue.windows,
+    join(join(path, 'reissue'), 'windows'),
+    out.checkIntervalMs,
+  );
   if (out.maxWaitMs < out.trustPropagationMs) {
     r.report(join(path, 'maxWait'), 'must be at least trustPropagation');
   }
   if (out.checkIntervalMs < 1000) r.report(join(path, 'checkInterval'), 'must be at least 1s');
+  return out;
+}
+
+const WINDOW_KEYS = ['cron', 'duration', 'timezone'];
+const MAX_WINDOW_MS = 31 * 86_400_000;
+
+/**
+ * `ca.rollover.reissue.windows`: maintenance windows as the `window` annotations of a Secret
+ * have them (a 5-field cron expression for each start, a duration, an IANA zone, default UTC).
+ * A window must last at least one look (`checkInterval`) and must open at some time.
+ */
+function readWindows(r: Reader, value: unknown, path: string, checkIntervalMs: number): Window[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.length === 0) {
+    r.report(path, 'must be a non-empty list of { cron, duration, timezone } (omit it for any time)');
+    return [];
+  }
+  const out: Window[] = [];
+  value.forEach((item: unknown, i) => {
+    const at = `${path}[${i}]`;
+    const m = r.mapping(item, at, WINDOW_KEYS);
+    if (!m) return;
+    const cron = r.string(m, 'cron', at, true);
+    const cronIssue = cron === undefined ? 'missing' : cronProblem(cron);
+    if (cron !== undefined && cronIssue) r.report(join(at, 'cron'), cronIssue);
+    const timezone = r.string(m, 'timezone', at);
+    const zoneIssue = timezone === undefined ? undefined : timezoneProblem(timezone);
+    if (zoneIssue) r.report(join(at, 'timezone'), zoneIssue);
+    const durationMs =
+      m.duration === undefined
+        ? 3_600_000
+        : r.parsed(m, 'duration', at, (t) => parseDuration(t, { maxMs: MAX_WINDOW_MS }));
+    if (durationMs !== undefined && durationMs < checkIntervalMs) {
+      r.report(
+        join(at, 'duration'),
+        'must be at least checkInterval, so that a look falls inside the window',
+      );
+      return;
+    }
+    if (cron === undefined || cronIssue || zoneIssue || durationMs === undefined) return;
+    const window: Window = timezone === undefined ? { cron, durationMs } : { cron, durationMs, timezone };
+    if (nextWindowStart(window, Date.now()) === null) {
+      r.report(join(at, 'cron'), `"${cron}" never matches a date: the window would never open`);
+      return;
+    }
+    out.push(window);
+  });
   return out;
 }

@@ -4,6 +4,7 @@
  */
 import type { KeyAlgorithmName } from '../names.ts';
 import type { RenewBefore } from '../policy/renewal.ts';
+import type { Window } from '../policy/windows.ts';
 import type { MonitoringConfig } from './monitoring.ts';
 
 export interface SecretRef {
@@ -44,6 +45,8 @@ export interface CARolloverConfig {
   onMaxWait: 'continue' | 'hold';
   /** Leaves asked to be re-issued per minute in Reissue. */
   reissuePerMinute: number;
+  /** Reissue asks for renewals only inside one of these (empty: any time). */
+  reissueWindows: Window[];
   /** How long the old CA stays trusted after the last leaf moved to the new one. */
   retireAfterMs: number;
   /** How often the rollover looks at the CA Secret (a staged CA is noticed within this). */

@@ -259,3 +259,22 @@ export function windowDecision(window: Window, now: number): WindowState {
   if (current) return { inside: true, ...current };
   return { inside: false, nextStart: nextWindowStart(window, now) };
 }
+
+/**
+ * Several windows as one: inside when inside any of them (until the latest end among those
+ * open now); otherwise the earliest next start among them. No windows at all: always inside.
+ */
+export function windowsDecision(windows: readonly Window[], now: number): WindowState {
+  if (windows.length === 0) return { inside: true, start: now, end: Number.POSITIVE_INFINITY };
+  let open: { start: number; end: number } | undefined;
+  let nextStart: number | null = null;
+  for (const w of windows) {
+    const state = windowDecision(w, now);
+    if (state.inside) {
+      if (!open || state.end > open.end) open = { start: state.start, end: state.end };
+    } else if (state.nextStart !== null && (nextStart === null || state.nextStart < nextStart)) {
+      nextStart = state.nextStart;
+    }
+  }
+  return open ? { inside: true, ...open } : { inside: false, nextStart };
+}

@@ -7,6 +7,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { TrustBundleConfig } from '../config/schema.ts';
 import { decodeData, trustDigest } from '../controller/secret-body.ts';
+import { crashPoint } from '../fault-injection.ts';
 import { httpStatus, type KubeClients } from '../kube/client.ts';
 import { FIELD_MANAGER, SecretKey, StatusAnnotation } from '../names.ts';
 
@@ -39,6 +40,7 @@ export async function spreadTrust(
         },
         fieldManager: FIELD_MANAGER,
       });
+      crashPoint('rollover-trust-write');
     } catch (err) {
       if (httpStatus(err) !== 409) throw err;
     }

@@ -9,6 +9,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { type Clock, PeriodicTask } from '../clock.ts';
 import type { CARolloverConfig, Config, IssuerConfig } from '../config/schema.ts';
 import { decodeData } from '../controller/secret-body.ts';
+import { crashPoint } from '../fault-injection.ts';
 import { caPairProblem, trustSet } from '../issuers/ca.ts';
 import { describeApiError, httpStatus, type KubeClients } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
@@ -24,6 +25,7 @@ import {
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { certificatesFromPem, readCertificateSummary } from '../pki/index.ts';
+import { windowsDecision } from '../policy/windows.ts';
 import {
   decodedAll,
   firstCertPem,
@@ -34,6 +36,7 @@ import {
 } from './cluster.ts';
 import { spreadBundles, spreadTrust } from './outputs.ts';
 import { findOverwrite } from './overwrite.ts';
+import { describeUntil, type IssuedRecord, outstandingLeaves } from './signed-leaves.ts';
 import { enterPhase, phaseNumber, readState } from './state.ts';
 import { type PropagationReport, propagation, type Workload } from './workloads.ts';
 
@@ -46,6 +49,8 @@ export interface RolloverDeps {
   metrics: Metrics;
   clock: Clock;
   isLeader?: () => boolean;
+  /** The records of the signers that sign for this issuer (CSR, Pod Certificates): Retire waits for them. */
+  issuedRecords?: readonly IssuedRecord[];
 }
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -59,6 +64,8 @@ export class CaRollover {
   readonly #loop: PeriodicTask;
   /** Times of the renewals this process asked for in the last minute (reissue.maxPerMinute). */
   #asked: number[] = [];
+  /** Waiting events already sent by this process (one per wait, not one per look). */
+  readonly #announced = new Set<string>();
 
   constructor(deps: RolloverDeps) {
     this.#d = deps;
@@ -168,6 +175,13 @@ export class CaRollover {
       return undefined;
     }
     return staged;
+  }
+
+  /** A Normal CARolloverWaiting event, once per process for the same wait. */
+  async #announceWait(ca: k8s.V1Secret, key: string, message: string): Promise<void> {
+    if (this.#announced.has(key)) return;
+    this.#announced.add(key);
+    await this.#event(ca, 'Normal', EventReason.caRolloverWaiting, message);
   }
 
   async #refuse(ca: k8s.V1Secret, why: string): Promise<void> {
@@ -389,6 +403,17 @@ export class CaRollover {
         `CA rollover of issuer "${this.name}": re-issuing failed for ${failed.map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`).join(', ')}; Reissue waits for them`,
       );
     }
+    const unasked = old.filter((s) => s.metadata?.annotations?.[Annotation.renewRequestedAt] !== token);
+    const window = windowsDecision(this.#cfg.reissueWindows, now);
+    if (unasked.length > 0 && !window.inside) {
+      const opens = window.nextStart === null ? 'never again' : new Date(window.nextStart).toISOString();
+      await this.#announceWait(
+        ca,
+        `window ${token} ${opens}`,
+        `CA rollover of issuer "${this.name}": Reissue waits for its maintenance window (ca.rollover.reissue.windows): ${unasked.length} leaves still from the old CA are not asked for yet; the next window opens at ${opens}`,
+      );
+      return;
+    }
     this.#asked = this.#asked.filter((t) => t > now - MINUTE);
     let budget = this.#cfg.reissuePerMinute - this.#asked.length;
     for (const s of old) {
@@ -406,6 +431,7 @@ export class CaRollover {
         });
         this.#asked.push(now);
         budget--;
+        crashPoint('rollover-reissue-ask');
       } catch (err) {
         if (httpStatus(err) !== 409) throw err;
       }
@@ -415,6 +441,23 @@ export class CaRollover {
   async #retire(ca: k8s.V1Secret, since: number, retired: boolean, now: number): Promise<void> {
     if (!retired) {
       if (now - since < this.#cfg.retireAfterMs) return;
+      // Leaves the signers issued with the old CA are replaced only when their holders ask again:
+      // the old CA stays trusted (and its key kept) until the last of them has expired.
+      const outstanding = await outstandingLeaves(
+        this.#d.issuedRecords ?? [],
+        decodeData(ca.data?.[CaSecretKey.previousCertificate]),
+        now,
+      );
+      const last = outstanding[0];
+      if (last) {
+        const who = outstanding.map((o) => `${o.signer} (${describeUntil(o.until)}, ConfigMap ${o.record})`);
+        await this.#announceWait(
+          ca,
+          `retire ${startedOf(ca)} ${last.until}`,
+          `CA rollover of issuer "${this.name}": Retire keeps the old CA ${describeUntil(last.until)}: leaves it signed through ${who.join(', ')} are still valid and are replaced only when their holders ask again`,
+        );
+        return;
+      }
       // A workload still rolling to its re-issued leaf has pods presenting the old CA's leaf:
       // narrowing the trust now would fail their handshakes with every peer that reloads first.
       const { pending } = await this.#propagation();
@@ -460,3 +503,5 @@ export class CaRollover {
 }
 
 type RolloverPhaseArg = Parameters<typeof enterPhase>[1];
+
+const startedOf = (ca: k8s.V1Secret) => readState(ca.metadata?.annotations).started ?? '';

@@ -7,8 +7,10 @@ import type { Config, IssuerConfig } from '../config/schema.ts';
 import { decodeData } from '../controller/secret-body.ts';
 import { trustSet } from '../issuers/ca.ts';
 import type { KubeClients } from '../kube/client.ts';
-import { CaSecretKey, SecretKey } from '../names.ts';
+import { CaSecretKey, RolloverPhase, SecretKey } from '../names.ts';
+import { windowsDecision } from '../policy/windows.ts';
 import { issuedSecrets, listWorkloads, signedBy } from './cluster.ts';
+import { describeUntil, type IssuedRecord, outstandingLeaves } from './signed-leaves.ts';
 import { readState } from './state.ts';
 import { propagation } from './workloads.ts';
 
@@ -35,6 +37,13 @@ export interface RolloverStatus {
   /** Secrets whose leaf the active CA signed. */
   fromActiveCa: number;
   workloads: { rolled: string[]; pending: string[]; unconfirmed: string[] };
+  /** With `reissue.windows`: whether Reissue may ask for renewals now, else when it may next. */
+  reissueWindow?: { open: true; until: string } | { open: false; nextStart: string | null };
+  /**
+   * Reissue and Retire: leaves the signers (CSR, Pod Certificates) issued with the previous CA
+   * that are still valid, per signer; Retire keeps the old CA until the latest `until`.
+   */
+  signedLeaves?: Array<{ signer: string; record: string; until: string | null }>;
 }
 
 function describeCa(pem: string): CaDescription | undefined {
@@ -50,6 +59,8 @@ export async function rolloverStatus(
   clients: Pick<KubeClients, 'core' | 'apps'>,
   config: Config,
   issuer: IssuerConfig & { kind: 'ca' },
+  records: readonly IssuedRecord[] = [],
+  now = Date.now(),
 ): Promise<RolloverStatus> {
   const { namespace, name } = issuer.ca.secret;
   const ca = await clients.core.readNamespacedSecret({ namespace, name });
@@ -69,6 +80,10 @@ export async function rolloverStatus(
   );
   const next = data[CaSecretKey.nextCertificate];
   const previous = data[CaSecretKey.previousCertificate];
+  const windows = issuer.ca.rollover.reissueWindows;
+  const window = windows.length > 0 ? windowsDecision(windows, now) : undefined;
+  const late = state.phase === RolloverPhase.reissue || state.phase === RolloverPhase.retire;
+  const signed = late && previous ? await outstandingLeaves(records, previous, now) : undefined;
   return {
     issuer: issuer.name,
     caSecret: `${namespace}/${name}`,
@@ -85,6 +100,25 @@ export async function rolloverStatus(
     fromActiveCa: secrets.filter((s) => signedBy(decodeData(s.data?.[SecretKey.certificate]), activePem))
       .length,
     workloads: report,
+    ...(window
+      ? {
+          reissueWindow: window.inside
+            ? { open: true as const, until: new Date(window.end).toISOString() }
+            : {
+                open: false as const,
+                nextStart: window.nextStart === null ? null : new Date(window.nextStart).toISOString(),
+              },
+        }
+      : {}),
+    ...(signed
+      ? {
+          signedLeaves: signed.map((o) => ({
+            signer: o.signer,
+            record: o.record,
+            until: Number.isFinite(o.until) ? new Date(o.until).toISOString() : null,
+          })),
+        }
+      : {}),
   };
 }
 
@@ -105,6 +139,24 @@ export function formatStatus(s: RolloverStatus): string {
     `Secrets:       ${s.secrets} (ca.crt holds the current trust: ${s.trustCurrent}; leaf from the active CA: ${s.fromActiveCa})`,
     `workloads:     ${s.workloads.rolled.length} rolled out, ${s.workloads.pending.length} pending, ${s.workloads.unconfirmed.length} unconfirmed`,
   );
+  if (s.reissueWindow) {
+    lines.push(
+      s.reissueWindow.open
+        ? `reissue:       inside a maintenance window until ${s.reissueWindow.until}`
+        : `reissue:       outside the maintenance windows; the next opens at ${s.reissueWindow.nextStart ?? 'never'}`,
+    );
+  }
+  if (s.signedLeaves) {
+    lines.push(
+      s.signedLeaves.length === 0
+        ? 'signed leaves: none of the previous CA still valid'
+        : `signed leaves: of the previous CA still valid; Retire keeps it ${describeUntil(Math.max(...s.signedLeaves.map((l) => (l.until ? Date.parse(l.until) : Number.POSITIVE_INFINITY))))}`,
+    );
+    for (const l of s.signedLeaves)
+      lines.push(
+        `  ${l.signer}: ${describeUntil(l.until ? Date.parse(l.until) : Number.POSITIVE_INFINITY)} (ConfigMap ${l.record})`,
+      );
+  }
   for (const w of s.workloads.pending) lines.push(`  pending:     ${w}`);
   for (const w of s.workloads.unconfirmed) lines.push(`  unconfirmed: ${w} (not restarted by cert-rotator)`);
   return `${lines.join('\n')}\n`;

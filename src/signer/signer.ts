@@ -18,6 +18,7 @@ import { CsrLink } from '../names.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isPkiError, type ParsedCsr, parseCsr } from '../pki/index.ts';
 import { APPROVED_REASON, DENIED_REASON, decideApproval } from './approver.ts';
+import type { IssuedLedger } from './issued-ledger.ts';
 import { checkSigningRequest, SignerFailure } from './rules.ts';
 
 export interface SignerEntry {
@@ -34,6 +35,11 @@ export interface CsrSignerDeps {
   log: Logger;
   /** With leader election: only the leader approves and signs. Absent = always. */
   isLeader?: () => boolean;
+  /**
+   * Where each CA's last leaf is recorded before the certificate is published (issued-ledger.ts):
+   * a CA rollover's Retire keeps the old CA until the last leaf it signed here has expired.
+   */
+  ledger?: Pick<IssuedLedger, 'cover'>;
 }
 
 function condition(csr: CsrView, type: string): boolean {
@@ -179,6 +185,8 @@ export class CsrSigner {
       durationMs: decision.durationMs,
       now: Date.now(),
     });
+    // Recorded before the certificate is published: a crash in between over-states, never under-states.
+    await this.deps.ledger?.cover(entry.issuer.name, signed.caSha256, signed.notAfter, decision.durationMs);
     const written = await this.deps.api.writeStatus(csr, { certificatePem: signed.chainPem });
     if (!written) return { requeueAfter: 0 }; // changed meanwhile: look again (it may be issued now)
     log.info(

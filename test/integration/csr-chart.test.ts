@@ -251,6 +251,22 @@ describe('chart RBAC for the CSR issuer, signer and approver', () => {
     expect(issued.status?.conditions?.find((c) => c.type === 'Approved')?.reason).toBe(
       'CertRotatorPolicyApproved',
     );
+    // The signer recorded, before publishing, how long leaves of this CA are out there (a CA
+    // rollover's Retire waits for it), in the ConfigMap the chart lets it write.
+    const record = await core.readNamespacedConfigMap({
+      namespace: releaseNs(),
+      name: 'cert-rotator-csr-issued',
+    });
+    const entry = JSON.parse(
+      record.data?.[new X509Certificate(ca.certPem).fingerprint256.replace(/:/g, '').toLowerCase()] ?? '{}',
+    ) as {
+      issuer?: string;
+      lastLeafNotAfter?: string;
+    };
+    expect(entry.issuer).toBe('workload-ca');
+    expect(Date.parse(entry.lastLeafNotAfter ?? '')).toBeGreaterThanOrEqual(
+      Date.parse(new X509Certificate(Buffer.from(issued.status?.certificate ?? '', 'base64')).validTo),
+    );
 
     // Exactly these CSR grants, and nothing broader.
     const csrs = { group: 'certificates.k8s.io', resource: 'certificatesigningrequests' };
@@ -263,6 +279,12 @@ describe('chart RBAC for the CSR issuer, signer and approver', () => {
       { ...signers, verb: 'approve', name: signerName },
       { ...signers, verb: 'sign', name: signerName },
       { verb: 'get', resource: 'configmaps', namespace: watched, name: 'kube-root-ca.crt' },
+      ...['get', 'update'].map((verb) => ({
+        verb,
+        resource: 'configmaps',
+        namespace: releaseNs(),
+        name: 'cert-rotator-csr-issued',
+      })),
       ...['create', 'delete'].map((verb) => ({ verb, resource: 'secrets', namespace: watched })),
     ];
     const denied = [
@@ -275,6 +297,7 @@ describe('chart RBAC for the CSR issuer, signer and approver', () => {
       { ...signers, verb: 'sign', name: 'cert-rotator.io/other' },
       { verb: 'get', resource: 'configmaps', namespace: watched, name: 'other' },
       { verb: 'list', resource: 'configmaps', namespace: watched },
+      { verb: 'update', resource: 'configmaps', namespace: releaseNs(), name: 'other' },
       { verb: 'create', resource: 'secrets', namespace: releaseNs() },
     ];
     for (const a of allowed) expect(await can(sa, a), `allowed: ${JSON.stringify(a)}`).toBe(true);

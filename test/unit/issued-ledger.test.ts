@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StoredMap } from '../../src/kube/configmap-store.ts';
-import { IssuedLedger, type LedgerStore, parseEntry } from '../../src/signer/issued-ledger.ts';
+import { IssuedLedger, type LedgerStore, parseEntry, recordedUntil } from '../../src/signer/issued-ledger.ts';
 
 const MIN = 60_000;
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
@@ -59,5 +59,31 @@ describe('the record of issued pod certificates', () => {
     await ledger.cover('pods', 'bb', T0 + 60 * MIN);
     expect(Object.keys(store.data ?? {}).sort()).toEqual(['aa', 'bb', 'other']);
     expect(parseEntry(store.data?.aa)?.lastLeafNotAfter).toBe('2026-01-03T00:00:00Z');
+  });
+});
+
+describe('the record of issued certificates: short leaves and reading it back', () => {
+  it('rounds a short leaf up to a tenth of its lifetime (at least a second), a long one to 5 minutes', async () => {
+    const store = new FakeStore();
+    const ledger = new IssuedLedger(store, { now: () => T0 });
+    await ledger.cover('csr', 'aa', T0 + 61_500, 60_000); // 1-minute leaf: 6 s steps
+    expect(parseEntry(store.data?.aa)?.lastLeafNotAfter).toBe('2026-01-01T12:01:06Z');
+    await ledger.cover('csr', 'bb', T0 + 24 * 60 * MIN + 1000, 24 * 60 * MIN); // a day: 5-minute steps
+    expect(parseEntry(store.data?.bb)?.lastLeafNotAfter).toBe('2026-01-02T12:05:00Z');
+    await ledger.cover('csr', 'cc', T0 + 5_500, 5_000); // shorter than 10 s: 1 s steps
+    expect(parseEntry(store.data?.cc)?.lastLeafNotAfter).toBe('2026-01-01T12:00:06Z');
+  });
+
+  it('recordedUntil: a future entry, nothing for a past or absent one, and Infinity for garbage', async () => {
+    const store = new FakeStore();
+    store.data = {
+      live: JSON.stringify({ issuer: 'c', lastLeafNotAfter: '2026-01-01T13:00:00Z', updated: '' }),
+      past: JSON.stringify({ issuer: 'c', lastLeafNotAfter: '2026-01-01T11:00:00Z', updated: '' }),
+      junk: '{not json',
+    };
+    expect(await recordedUntil(store, 'live', T0)).toBe(Date.parse('2026-01-01T13:00:00Z'));
+    expect(await recordedUntil(store, 'past', T0)).toBeUndefined();
+    expect(await recordedUntil(store, 'absent', T0)).toBeUndefined();
+    expect(await recordedUntil(store, 'junk', T0)).toBe(Number.POSITIVE_INFINITY);
   });
 });

@@ -61,6 +61,7 @@ describe('loadConfig', () => {
             maxWaitMs: 3_600_000,
             onMaxWait: 'continue',
             reissuePerMinute: 60,
+            reissueWindows: [],
             retireAfterMs: D,
             checkIntervalMs: 30_000,
           },
@@ -552,9 +553,41 @@ describe('ca.rollover', () => {
       maxWaitMs: 4000,
       onMaxWait: 'hold',
       reissuePerMinute: 5,
+      reissueWindows: [],
       retireAfterMs: 6000,
       checkIntervalMs: 1000,
     });
+  });
+
+  it('reads Reissue maintenance windows (duration 1h and UTC by default) and refuses bad ones', () => {
+    const config = loadConfig(
+      ca(
+        '{ reissue: { windows: [{ cron: "0 2 * * 1-5", duration: 3h, timezone: Europe/Berlin }, { cron: "30 22 * * 6" }] } }',
+      ),
+    );
+    const issuer = config.issuers[0];
+    expect(issuer?.kind === 'ca' ? issuer.ca.rollover.reissueWindows : undefined).toEqual([
+      { cron: '0 2 * * 1-5', durationMs: 3 * 3_600_000, timezone: 'Europe/Berlin' },
+      { cron: '30 22 * * 6', durationMs: 3_600_000 },
+    ]);
+    const w = (windows: string) => issues(ca(`{ reissue: { windows: ${windows} } }`));
+    expect(w('[]')).toEqual([expect.stringMatching(/reissue\.windows: must be a non-empty list/)]);
+    expect(w('[{ cron: "0 2 * *" }]')).toEqual([
+      expect.stringMatching(/reissue\.windows\[0\]\.cron: "0 2 \* \*" has 4 fields; use 5/),
+    ]);
+    expect(w('[{ cron: "0 2 * * *", timezone: Mars/Olympus }]')).toEqual([
+      expect.stringMatching(/windows\[0\]\.timezone: "Mars\/Olympus" is not an IANA time zone name/),
+    ]);
+    expect(w('[{ cron: "0 2 * * *", duration: 10s }]')).toEqual([
+      expect.stringMatching(/windows\[0\]\.duration: must be at least checkInterval/),
+    ]);
+    expect(w('[{ cron: "0 0 30 2 *" }]')).toEqual([
+      expect.stringMatching(/windows\[0\]\.cron: "0 0 30 2 \*" never matches a date/),
+    ]);
+    expect(w('[{ cron: "0 2 * * *", length: 1h }]')).toEqual([
+      expect.stringMatching(/windows\[0\]\.length: unknown key/),
+    ]);
+    expect(w('[{ duration: 1h }]')).toEqual([expect.stringMatching(/windows\[0\]\.cron: required/)]);
   });
 
   it('refuses unknown keys, a bad onMaxWait, maxWait below trustPropagation and a too short interval', () => {

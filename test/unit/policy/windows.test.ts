@@ -9,6 +9,7 @@ import {
   type Window,
   windowDecision,
 } from '../../../src/policy/renewal.ts';
+import { windowsDecision } from '../../../src/policy/windows.ts';
 
 const M = 60_000;
 const H = 60 * M;
@@ -229,5 +230,60 @@ describe('validation helpers', () => {
 
   it('refuses to compute with an invalid window', () => {
     expect(() => nextWindowStart({ cron: 'nope', durationMs: H }, 0)).toThrow('window');
+  });
+});
+
+describe('windowsDecision (Reissue maintenance windows)', () => {
+  const nightly: Window = { cron: '0 2 * * *', durationMs: 2 * H }; // UTC
+  const saturday: Window = { cron: '0 12 * * 6', durationMs: 6 * H, timezone: 'Europe/Berlin' };
+
+  it('no windows: always inside', () => {
+    expect(windowsDecision([], at('2026-03-04T10:00:00Z')).inside).toBe(true);
+  });
+
+  it('inside any window; outside all, the earliest next start (UTC by default)', () => {
+    const inside = windowsDecision([nightly, saturday], at('2026-03-04T03:00:00Z'));
+    expect(inside).toEqual({
+      inside: true,
+      start: at('2026-03-04T02:00:00Z'),
+      end: at('2026-03-04T04:00:00Z'),
+    });
+    // Friday 10:00 UTC: the nightly window opens before Saturday noon in Berlin.
+    expect(windowsDecision([saturday, nightly], at('2026-03-06T10:00:00Z'))).toEqual({
+      inside: false,
+      nextStart: at('2026-03-07T02:00:00Z'),
+    });
+    // Saturday 11:30 UTC = 12:30 in Berlin (CET): inside the Saturday window only.
+    expect(windowsDecision([nightly, saturday], at('2026-03-07T11:30:00Z'))).toEqual({
+      inside: true,
+      start: at('2026-03-07T11:00:00Z'),
+      end: at('2026-03-07T17:00:00Z'),
+    });
+  });
+
+  it('follows the zone across DST: Berlin noon is 11:00 UTC in winter, 10:00 UTC in summer', () => {
+    // 2026-03-29: Europe/Berlin moves to CEST.
+    expect(windowsDecision([saturday], at('2026-03-28T10:30:00Z'))).toEqual({
+      inside: false,
+      nextStart: at('2026-03-28T11:00:00Z'),
+    });
+    expect(windowsDecision([saturday], at('2026-04-04T09:00:00Z'))).toEqual({
+      inside: false,
+      nextStart: at('2026-04-04T10:00:00Z'),
+    });
+    // A window at 02:30 on the spring-forward night opens at the gap's end (03:00 CEST = 01:00 UTC).
+    const gap: Window = { cron: '30 2 29 3 *', durationMs: H, timezone: 'Europe/Berlin' };
+    expect(windowsDecision([gap], at('2026-03-29T00:00:00Z'))).toEqual({
+      inside: false,
+      nextStart: at('2026-03-29T01:00:00Z'),
+    });
+  });
+
+  it('overlapping windows: open until the latest end among those open', () => {
+    const early: Window = { cron: '0 1 * * *', durationMs: 2 * H };
+    expect(windowsDecision([early, nightly], at('2026-03-04T02:30:00Z'))).toMatchObject({
+      inside: true,
+      end: at('2026-03-04T04:00:00Z'),
+    });
   });
 });
