@@ -38,6 +38,7 @@ import { spreadBundles, spreadTrust } from './outputs.ts';
 import { findOverwrite } from './overwrite.ts';
 import { describeUntil, type IssuedRecord, outstandingLeaves } from './signed-leaves.ts';
 import { enterPhase, phaseNumber, readState } from './state.ts';
+import { switchedData } from './switch.ts';
 import { type PropagationReport, propagation, type Workload } from './workloads.ts';
 
 export interface RolloverDeps {
@@ -351,12 +352,7 @@ export class CaRollover {
       if (staged) await this.#refuse(ca, `the staged CA Secret ${next} changed during the rollover`);
       return;
     }
-    const data: Record<string, string> = { ...ca.data };
-    data[CaSecretKey.previousCertificate] = data[SecretKey.certificate] ?? '';
-    data[CaSecretKey.previousKey] = data[SecretKey.privateKey] ?? '';
-    data[SecretKey.certificate] = staged.data?.[SecretKey.certificate] ?? '';
-    data[SecretKey.privateKey] = staged.data?.[SecretKey.privateKey] ?? '';
-    delete data[CaSecretKey.nextCertificate];
+    const data = switchedData(ca.data ?? {}, staged.data ?? {});
     const annotations = enterPhase(ca.metadata?.annotations ?? {}, RolloverPhase.reissue, now);
     delete annotations[Annotation.nextCa];
     if (!(await this.#writeCa(ca, data, annotations))) return;
