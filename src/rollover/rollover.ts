@@ -24,6 +24,7 @@ import {
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { certificatesFromPem, readCertificateSummary } from '../pki/index.ts';
+import { TrustBundleWriter } from './bundles.ts';
 import {
   decodedAll,
   firstCertPem,
@@ -32,7 +33,7 @@ import {
   listWorkloads,
   signedBy,
 } from './cluster.ts';
-import { spreadBundles, spreadTrust } from './outputs.ts';
+import { spreadTrust } from './outputs.ts';
 import { findOverwrite } from './overwrite.ts';
 import { enterPhase, phaseNumber, readState } from './state.ts';
 import { type PropagationReport, propagation, type Workload } from './workloads.ts';
@@ -40,7 +41,7 @@ import { type PropagationReport, propagation, type Workload } from './workloads.
 export interface RolloverDeps {
   issuer: IssuerConfig & { kind: 'ca' };
   config: Config;
-  clients: Pick<KubeClients, 'core' | 'apps'>;
+  clients: Pick<KubeClients, 'core' | 'apps' | 'transport'>;
   events: Pick<EventRecorder, 'record'>;
   log: Logger;
   metrics: Metrics;
@@ -59,6 +60,7 @@ export class CaRollover {
   readonly #loop: PeriodicTask;
   /** Times of the renewals this process asked for in the last minute (reissue.maxPerMinute). */
   #asked: number[] = [];
+  readonly #bundles: TrustBundleWriter;
 
   constructor(deps: RolloverDeps) {
     this.#d = deps;
@@ -69,6 +71,17 @@ export class CaRollover {
       pass: () => this.look(),
       onError: (err) =>
         deps.log.warn({ issuer: this.name, error: describeApiError(err) }, 'CA rollover look failed'),
+    });
+    this.#bundles = new TrustBundleWriter({
+      issuer: deps.issuer.name,
+      bundles: deps.config.trustBundles.filter((b) => b.issuer === deps.issuer.name),
+      clients: deps.clients,
+      log: deps.log,
+      clock: deps.clock,
+      warn: async (message) => {
+        if (this.#caSecret)
+          await this.#event(this.#caSecret, 'Warning', EventReason.trustBundleUnavailable, message);
+      },
     });
   }
 
@@ -124,7 +137,7 @@ export class CaRollover {
     const now = this.#d.clock.now();
     // Trust bundles follow the CA Secret in every phase (Trust and Retire wait for them).
     if (state.phase !== RolloverPhase.trust && !(state.phase === RolloverPhase.retire && state.retired)) {
-      await this.#spreadBundles(trustSet(caPem, decodedAll(ca.data)));
+      await this.#spreadBundles(ca, trustSet(caPem, decodedAll(ca.data)));
     }
     switch (state.phase) {
       case undefined:
@@ -216,9 +229,12 @@ export class CaRollover {
     );
   }
 
-  #spreadBundles(trust: string): Promise<number> {
-    const bundles = this.#d.config.trustBundles.filter((b) => b.issuer === this.name);
-    return spreadBundles(this.#d.clients, bundles, trust);
+  /** The CA Secret of the bundles' current write (their Warning events go on it). */
+  #caSecret: k8s.V1Secret | undefined;
+
+  async #spreadBundles(ca: k8s.V1Secret, trust: string): Promise<number> {
+    this.#caSecret = ca;
+    return await this.#bundles.spread(trust);
   }
 
   #issued(): Promise<IssuedSecrets> {
@@ -235,7 +251,8 @@ export class CaRollover {
   async #trust(ca: k8s.V1Secret, now: number): Promise<void> {
     const trust = trustSet(decodeData(ca.data?.[SecretKey.certificate]), decodedAll(ca.data));
     const { secrets } = await this.#issued();
-    const left = (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(trust));
+    const left =
+      (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(ca, trust));
     if (left > 0) return;
     await this.#advance(
       ca,
@@ -448,7 +465,8 @@ export class CaRollover {
     }
     const trust = trustSet(decodeData(ca.data?.[SecretKey.certificate]), decodedAll(ca.data));
     const { secrets } = await this.#issued();
-    const left = (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(trust));
+    const left =
+      (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(ca, trust));
     if (left > 0) return;
     await this.#advance(
       ca,
