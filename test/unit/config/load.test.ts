@@ -708,5 +708,11 @@ describe('trustBundles', () => {
     expect(issues(tb('{ issuer: c }'))).toEqual([
       expect.stringMatching(/^trustBundles\[0\]: nothing to write/),
     ]);
+    expect(
+      issues(`issuers: [{ name: c, ca: { secret: { namespace: n, name: s }, rollover: { enabled: false } } }]
+trustBundles: [{ issuer: c, clusterTrustBundle: {} }]\n`),
+    ).toEqual([
+      expect.stringMatching(/^trustBundles\[0\]\.issuer: issuer "c" has ca.rollover.enabled: false/),
+    ]);
   });
 });
