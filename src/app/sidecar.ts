@@ -122,8 +122,8 @@ async function makeSource(o: SidecarOptions, pod: PodIdentity, log: SidecarLogge
 
 /**
  * Starts the `--ca-bundle-configmap` watch (if asked for) and waits for its first read (good or
- * not: a missing bundle is retried in the background). Resolves with a promise that settles
- * with an error only if the watch stops on one.
+ * not: a missing bundle is retried in the background). `done` settles, with the error, only if
+ * the watch stops on one.
  */
 async function startTrustBundle(
   o: SidecarOptions,
@@ -131,8 +131,8 @@ async function startTrustBundle(
   runner: SidecarRunner,
   log: SidecarLogger,
   signal: AbortSignal,
-): Promise<Promise<unknown>> {
-  if (o.caBundle === undefined) return new Promise(() => undefined);
+): Promise<{ done: Promise<unknown> }> {
+  if (o.caBundle === undefined) return { done: new Promise(() => undefined) };
   const { trustBundleWatch } = await import('./sidecar-kube.ts');
   const watch = await trustBundleWatch(o, pod, o.caBundle);
   let looked!: () => void;
@@ -152,7 +152,8 @@ async function startTrustBundle(
       (err: unknown) => err,
     );
   await Promise.race([firstLook, done]);
-  return done;
+  // Wrapped: an async function returning `done` itself would wait for it to settle.
+  return { done };
 }
 
 export interface RunningSidecar {
@@ -204,7 +205,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
 
   // ca.crt from a trust bundle: read before the source delivers, so the first files already
   // hold it and the application is not told of a ca.crt change at pod start.
-  const bundleDone = await startTrustBundle(o, pod, runner, log, abort.signal);
+  const { done: bundleDone } = await startTrustBundle(o, pod, runner, log, abort.signal);
   const sourceDone = source.run(runner.context(log, abort.signal)).then(
     () => undefined,
     (err: unknown) => err,
