@@ -16,6 +16,8 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { ControlPlane } from '../../src/devcluster/control-plane.ts';
+import { loadKubeConfig } from '../../src/kube/client.ts';
+import { ClusterTrustBundleApi } from '../../src/kube/ctb-api.ts';
 import {
   type ControllerProcess,
   killAllControllers,
@@ -309,6 +311,10 @@ describe('trust bundles where ClusterTrustBundles are not served (shared control
   it('warns once, writes the ConfigMap, and the rollover is not held by the missing API', async () => {
     const kc = adminKubeConfig();
     const core = kc.makeApiClient(k8s.CoreV1Api);
+    expect(
+      await new ClusterTrustBundleApi(loadKubeConfig(testEnv().kubeconfigPath)).servedVersion(),
+      'this test needs a control plane without ClusterTrustBundles',
+    ).toBeUndefined();
     const ca1 = await makeTestCA('unserved CA 1');
     await core.createNamespacedSecret({ namespace: ns(), body: tlsSecret('ca', ca1) });
     const dir = await mkdtemp(join(tmpdir(), 'cert-rotator-ctb-unserved-'));
