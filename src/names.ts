@@ -142,6 +142,8 @@ export const EventReason = {
   caRolloverWaiting: 'CARolloverWaiting',
   /** On a CA Secret: its CA was replaced in place (Warning); a rollover keeps the old one trusted. */
   caOverwritten: 'CAOverwritten',
+  /** On a CA Secret: a trust bundle output cannot be written (API not served, refused) (Warning). */
+  trustBundleUnavailable: 'TrustBundleUnavailable',
 } as const;
 export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
 
@@ -354,3 +356,13 @@ export const CSR_ISSUED_RECORD = {
 
 /** fieldManager of every write cert-rotator makes. */
 export const FIELD_MANAGER = 'cert-rotator';
+
+/**
+ * Labels on every trust bundle cert-rotator writes (ConfigMaps and ClusterTrustBundles): a pod's
+ * `clusterTrustBundle` projection selects by them, and `kubectl get -l` finds them.
+ */
+export const TrustBundleLabel = {
+  /** The `ca` issuer whose trust set the bundle holds. */
+  issuer: 'cert-rotator.io/trust-bundle-issuer',
+  managedBy: 'app.kubernetes.io/managed-by',
+} as const;

@@ -60,3 +60,20 @@ export async function csrSource(
     requester: pod.podName ?? pod.serviceAccount ?? 'cert-rotator-sidecar',
   });
 }
+
+/** `--ca-bundle-configmap`: the watch of the trust bundle ConfigMap, on the same connection settings. */
+export async function trustBundleWatch(
+  o: SidecarOptions,
+  pod: PodIdentity,
+  ref: { name: string; key: string },
+): Promise<import('../sidecar/trust-bundle.ts').TrustBundleWatch> {
+  const { transport, namespace: fromKubeconfig } = await transportFor(o);
+  const namespace = pod.namespace ?? fromKubeconfig;
+  if (!namespace) {
+    throw new StartupError(
+      "--ca-bundle-configmap needs the pod's namespace: set $POD_NAMESPACE (downward API fieldRef metadata.namespace) or --namespace",
+    );
+  }
+  const { TrustBundleWatch } = await import('../sidecar/trust-bundle.ts');
+  return new TrustBundleWatch(transport, namespace, ref);
+}

@@ -120,6 +120,42 @@ async function makeSource(o: SidecarOptions, pod: PodIdentity, log: SidecarLogge
   }
 }
 
+/**
+ * Starts the `--ca-bundle-configmap` watch (if asked for) and waits for its first read (good or
+ * not: a missing bundle is retried in the background). `done` settles, with the error, only if
+ * the watch stops on one.
+ */
+async function startTrustBundle(
+  o: SidecarOptions,
+  pod: PodIdentity,
+  runner: SidecarRunner,
+  log: SidecarLogger,
+  signal: AbortSignal,
+): Promise<{ done: Promise<unknown> }> {
+  if (o.caBundle === undefined) return { done: new Promise(() => undefined) };
+  const { trustBundleWatch } = await import('./sidecar-kube.ts');
+  const watch = await trustBundleWatch(o, pod, o.caBundle);
+  let looked!: () => void;
+  const firstLook = new Promise<void>((resolve) => {
+    looked = resolve;
+  });
+  const done = watch
+    .run({
+      log,
+      signal,
+      onBundle: (pem) => runner.setTrust(pem),
+      onProblem: (message) => runner.problem(message),
+      firstLook: looked,
+    })
+    .then(
+      () => new Promise(() => undefined),
+      (err: unknown) => err,
+    );
+  await Promise.race([firstLook, done]);
+  // Wrapped: an async function returning `done` itself would wait for it to settle.
+  return { done };
+}
+
 export interface RunningSidecar {
   runner: SidecarRunner;
   metricsPort?: number | undefined;
@@ -167,6 +203,9 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
     'sidecar started',
   );
 
+  // ca.crt from a trust bundle: read before the source delivers, so the first files already
+  // hold it and the application is not told of a ca.crt change at pod start.
+  const { done: bundleDone } = await startTrustBundle(o, pod, runner, log, abort.signal);
   const sourceDone = source.run(runner.context(log, abort.signal)).then(
     () => undefined,
     (err: unknown) => err,
@@ -204,6 +243,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
     }
     const err = await Promise.race([
       sourceDone,
+      bundleDone,
       new Promise<undefined>((r) =>
         abort.signal.addEventListener('abort', () => r(undefined), { once: true }),
       ),

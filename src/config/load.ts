@@ -109,7 +109,10 @@ function readConfig(r: Reader, data: unknown): Config | undefined {
   const namespaces = namespaceList ? [...new Set(namespaceList)] : 'all';
   const monitoring = readMonitoring(r, root.monitoring, namespaces);
   const caIssuers = new Set(issuers.filter((i) => i.kind === 'ca').map((i) => i.name));
-  const trustBundles = readTrustBundles(r, root.trustBundles, caIssuers);
+  const noRollover = new Set(
+    issuers.filter((i) => i.kind === 'ca' && !i.ca.rollover.enabled).map((i) => i.name),
+  );
+  const trustBundles = readTrustBundles(r, root.trustBundles, caIssuers, noRollover);
 
   if (!defaults) return undefined;
   return {

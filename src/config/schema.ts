@@ -2,9 +2,11 @@
  * The shape of a loaded configuration: every default applied, every duration in ms.
  * The YAML file uses the same key names (durations as strings such as "10h").
  */
+
 import type { KeyAlgorithmName } from '../names.ts';
 import type { RenewBefore } from '../policy/renewal.ts';
 import type { Window } from '../policy/windows.ts';
+import type { LabelSelectorConfig } from './label-selector.ts';
 import type { MonitoringConfig } from './monitoring.ts';
 
 export interface SecretRef {
@@ -205,14 +207,19 @@ export type IssuerConfig = IssuerCommon &
     | { kind: 'kubernetesCSR'; kubernetesCSR: KubernetesCSRIssuerConfig }
   );
 
-/** An issuer's trust set (its CA, both CAs during a rollover) published as a ConfigMap key. */
+/**
+ * An issuer's trust set (its CA, both CAs during a rollover) published as a ConfigMap key in
+ * namespaces (listed and/or selected by label) and/or as a ClusterTrustBundle.
+ */
 export interface TrustBundleConfig {
   /** A `ca` issuer. */
   issuer: string;
-  configMap: string;
-  /** Default `ca.crt`. */
-  key: string;
+  /** `key` defaults to `ca.crt`. */
+  configMap?: { name: string; key: string };
   namespaces: string[];
+  namespaceSelector?: LabelSelectorConfig;
+  /** `name` is complete (defaulted); with `signerName` it starts with the signer name, `/` → `:`, then `:`. */
+  clusterTrustBundle?: { name: string; signerName?: string };
 }
 
 export interface LeaderElectionConfig {

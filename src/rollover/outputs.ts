@@ -1,11 +1,10 @@
 /**
  * The trust outputs of a `ca` issuer that a rollover widens and narrows: the `ca.crt` of every
- * Secret it issued, and its trust bundles. Each writer returns how many outputs differed from
+ * Secret it issued (its trust bundles: bundles.ts). Each writer returns how many outputs differed from
  * the trust set (written now, or conflicting and tried again at the next look): a phase moves
  * on only at a look that finds none, so what the cluster holds decides, not what was sent.
  */
 import type * as k8s from '@kubernetes/client-node';
-import type { TrustBundleConfig } from '../config/schema.ts';
 import { decodeData, trustDigest } from '../controller/secret-body.ts';
 import { crashPoint } from '../fault-injection.ts';
 import { httpStatus, type KubeClients } from '../kube/client.ts';
@@ -43,46 +42,6 @@ export async function spreadTrust(
       crashPoint('rollover-trust-write');
     } catch (err) {
       if (httpStatus(err) !== 409) throw err;
-    }
-  }
-  return left;
-}
-
-/** Writes `trust` to every trust bundle ConfigMap of these bundles (created where missing). */
-export async function spreadBundles(
-  clients: Pick<KubeClients, 'core'>,
-  bundles: readonly TrustBundleConfig[],
-  trust: string,
-): Promise<number> {
-  let left = 0;
-  for (const bundle of bundles) {
-    for (const namespace of bundle.namespaces) {
-      let current: k8s.V1ConfigMap | undefined;
-      try {
-        current = await clients.core.readNamespacedConfigMap({ namespace, name: bundle.configMap });
-      } catch (err) {
-        if (httpStatus(err) !== 404) throw err;
-      }
-      if (current?.data?.[bundle.key] === trust) continue;
-      left++;
-      try {
-        if (current === undefined) {
-          await clients.core.createNamespacedConfigMap({
-            namespace,
-            body: { metadata: { name: bundle.configMap }, data: { [bundle.key]: trust } },
-            fieldManager: FIELD_MANAGER,
-          });
-        } else {
-          await clients.core.replaceNamespacedConfigMap({
-            namespace,
-            name: bundle.configMap,
-            body: { ...current, data: { ...current.data, [bundle.key]: trust } },
-            fieldManager: FIELD_MANAGER,
-          });
-        }
-      } catch (err) {
-        if (httpStatus(err) !== 409) throw err;
-      }
     }
   }
   return left;

@@ -26,6 +26,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { certificatesFromPem, readCertificateSummary } from '../pki/index.ts';
 import { windowsDecision } from '../policy/windows.ts';
+import { TrustBundleWriter } from './bundles.ts';
 import {
   decodedAll,
   firstCertPem,
@@ -34,7 +35,7 @@ import {
   listWorkloads,
   signedBy,
 } from './cluster.ts';
-import { spreadBundles, spreadTrust } from './outputs.ts';
+import { spreadTrust } from './outputs.ts';
 import { findOverwrite } from './overwrite.ts';
 import { describeUntil, type IssuedRecord, outstandingLeaves } from './signed-leaves.ts';
 import { enterPhase, phaseNumber, readState } from './state.ts';
@@ -44,7 +45,7 @@ import { type PropagationReport, propagation, type Workload } from './workloads.
 export interface RolloverDeps {
   issuer: IssuerConfig & { kind: 'ca' };
   config: Config;
-  clients: Pick<KubeClients, 'core' | 'apps'>;
+  clients: Pick<KubeClients, 'core' | 'apps' | 'transport'>;
   events: Pick<EventRecorder, 'record'>;
   log: Logger;
   metrics: Metrics;
@@ -67,6 +68,7 @@ export class CaRollover {
   #asked: number[] = [];
   /** Waiting events already sent by this process (one per wait, not one per look). */
   readonly #announced = new Set<string>();
+  readonly #bundles: TrustBundleWriter;
 
   constructor(deps: RolloverDeps) {
     this.#d = deps;
@@ -77,6 +79,17 @@ export class CaRollover {
       pass: () => this.look(),
       onError: (err) =>
         deps.log.warn({ issuer: this.name, error: describeApiError(err) }, 'CA rollover look failed'),
+    });
+    this.#bundles = new TrustBundleWriter({
+      issuer: deps.issuer.name,
+      bundles: deps.config.trustBundles.filter((b) => b.issuer === deps.issuer.name),
+      clients: deps.clients,
+      log: deps.log,
+      clock: deps.clock,
+      warn: async (message) => {
+        if (this.#caSecret)
+          await this.#event(this.#caSecret, 'Warning', EventReason.trustBundleUnavailable, message);
+      },
     });
   }
 
@@ -132,7 +145,7 @@ export class CaRollover {
     const now = this.#d.clock.now();
     // Trust bundles follow the CA Secret in every phase (Trust and Retire wait for them).
     if (state.phase !== RolloverPhase.trust && !(state.phase === RolloverPhase.retire && state.retired)) {
-      await this.#spreadBundles(trustSet(caPem, decodedAll(ca.data)));
+      await this.#spreadBundles(ca, trustSet(caPem, decodedAll(ca.data)));
     }
     switch (state.phase) {
       case undefined:
@@ -231,9 +244,12 @@ export class CaRollover {
     );
   }
 
-  #spreadBundles(trust: string): Promise<number> {
-    const bundles = this.#d.config.trustBundles.filter((b) => b.issuer === this.name);
-    return spreadBundles(this.#d.clients, bundles, trust);
+  /** The CA Secret of the bundles' current write (their Warning events go on it). */
+  #caSecret: k8s.V1Secret | undefined;
+
+  async #spreadBundles(ca: k8s.V1Secret, trust: string): Promise<number> {
+    this.#caSecret = ca;
+    return await this.#bundles.spread(trust);
   }
 
   #issued(): Promise<IssuedSecrets> {
@@ -250,7 +266,8 @@ export class CaRollover {
   async #trust(ca: k8s.V1Secret, now: number): Promise<void> {
     const trust = trustSet(decodeData(ca.data?.[SecretKey.certificate]), decodedAll(ca.data));
     const { secrets } = await this.#issued();
-    const left = (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(trust));
+    const left =
+      (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(ca, trust));
     if (left > 0) return;
     await this.#advance(
       ca,
@@ -487,7 +504,8 @@ export class CaRollover {
     }
     const trust = trustSet(decodeData(ca.data?.[SecretKey.certificate]), decodedAll(ca.data));
     const { secrets } = await this.#issued();
-    const left = (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(trust));
+    const left =
+      (await spreadTrust(this.#d.clients, secrets, trust)) + (await this.#spreadBundles(ca, trust));
     if (left > 0) return;
     await this.#advance(
       ca,

@@ -35,6 +35,11 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
     help: "Source: request the pod's own certificate from this CSR signerName (key stays in the pod).",
   },
   { name: 'self-signed', help: 'Source: issue self-signed certificates locally.' },
+  {
+    name: 'ca-bundle-configmap',
+    value: 'NAME[/KEY]',
+    help: "With --secret or --csr-signer: write ca.crt from this ConfigMap key of the pod's namespace (default key ca.crt), e.g. a trust bundle, following its changes.",
+  },
   { name: 'ca-cert', value: 'FILE', help: 'Source (with --ca-key): issue locally from this CA certificate.' },
   { name: 'ca-key', value: 'FILE', help: 'Private key of --ca-cert.' },
   {
@@ -148,6 +153,8 @@ export interface SidecarOptions {
   keyAlgorithm: KeyAlgorithm;
   keyMode: number;
   bundleFile?: string | undefined;
+  /** `--ca-bundle-configmap`: ca.crt comes from this ConfigMap key. */
+  caBundle?: { name: string; key: string } | undefined;
   namespace?: string | undefined;
   podName?: string | undefined;
   serviceAccount?: string | undefined;
@@ -343,6 +350,25 @@ export function parseSidecarArgs(argv: string[], env: NodeJS.ProcessEnv = proces
       `--bundle-file "${bundleFile}" must be a plain file name other than tls.crt, tls.key, ca.crt`,
     );
 
+  const caBundleText = str('ca-bundle-configmap');
+  let caBundle: SidecarOptions['caBundle'];
+  if (caBundleText !== undefined) {
+    const [name = '', key = 'ca.crt', ...extra] = caBundleText.split('/');
+    if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name) || extra.length > 0)
+      problems.push(
+        `--ca-bundle-configmap "${caBundleText}" must be NAME or NAME/KEY (a ConfigMap name and key)`,
+      );
+    else if (!/^[-._a-zA-Z0-9]{1,253}$/.test(key))
+      problems.push(`--ca-bundle-configmap: "${key}" is not a ConfigMap key`);
+    else caBundle = { name, key };
+    if (!(source?.kind === 'secret' || source?.kind === 'csr'))
+      problems.push('--ca-bundle-configmap applies to --secret and --csr-signer only');
+    if (flag('once'))
+      problems.push(
+        '--ca-bundle-configmap does not apply to --once: the running sidecar keeps ca.crt following the bundle',
+      );
+  }
+
   const namespace = str('namespace') ?? (env.POD_NAMESPACE || undefined);
   const podName = str('pod-name') ?? (env.POD_NAME || undefined);
   const serviceAccount = str('service-account') ?? (env.POD_SERVICE_ACCOUNT || undefined);
@@ -401,6 +427,7 @@ export function parseSidecarArgs(argv: string[], env: NodeJS.ProcessEnv = proces
       keyAlgorithm: keyAlgorithmText as KeyAlgorithm,
       keyMode,
       bundleFile,
+      caBundle,
       namespace,
       podName,
       serviceAccount,

@@ -41,6 +41,8 @@ export class SidecarRunner {
    * (SIGHUP's default action ends it) or count a failed reload for a process not yet there.
    */
   private filesMayBeInUse = false;
+  /** `--ca-bundle-configmap`: the trust set written as ca.crt instead of the source's CA. */
+  private trust: string | undefined;
 
   private readonly opts: RunnerOptions;
 
@@ -98,6 +100,7 @@ export class SidecarRunner {
       );
       return false;
     }
+    if (this.trust !== undefined) v = { ...v, caPem: this.trust };
     if (this.cur !== undefined && sameMaterial(this.cur, v)) return true;
     const generation = await this.opts.files.install(v);
     const previous = this.cur?.leaf.serialHex;
@@ -118,6 +121,33 @@ export class SidecarRunner {
     }
     this.filesMayBeInUse = true;
     return true;
+  }
+
+  /**
+   * A new trust set for ca.crt (from a trust bundle, already checked): installed with the
+   * current certificate as a new generation when it differs from the ca.crt on disk, and the
+   * application told as after any swap. Before the first certificate it is only remembered.
+   */
+  setTrust(pem: string): Promise<void> {
+    const next = this.chain.then(() => this.setTrustNow(pem));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async setTrustNow(pem: string): Promise<void> {
+    this.trust = pem;
+    const cur = this.cur;
+    if (cur === undefined || (cur.caPem ?? '') === pem) return;
+    const v: VerifiedMaterial = { ...cur, caPem: pem };
+    const generation = await this.opts.files.install(v);
+    this.cur = v;
+    this.opts.log.info(
+      { generation, serial: v.leaf.serialHex, caCertificates: pem.split('-----BEGIN').length - 1 },
+      'ca.crt swapped to the trust bundle',
+    );
+    for (const l of this.installedListeners) l(v);
+    if (this.filesMayBeInUse) for (const r of this.opts.reloaders) this.triggerReload(r);
+    this.filesMayBeInUse = true;
   }
 
   private triggerReload(r: Reloader): void {

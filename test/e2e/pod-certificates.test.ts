@@ -40,12 +40,20 @@ interface PodCertificateVolume {
   userAnnotations?: Record<string, string>;
 }
 
-function certPod(info: NodeContext['info'], name: string, source: PodCertificateVolume): k8s.V1Pod {
+function certPod(
+  info: NodeContext['info'],
+  name: string,
+  source: PodCertificateVolume,
+  extra: k8s.V1VolumeProjection[] = [],
+): k8s.V1Pod {
   const pod = testboxPod(info, name, ['sleep']);
   const spec = pod.spec as k8s.V1PodSpec;
   // client-node's model of a projected source predates podCertificate: the API takes the JSON.
   spec.volumes = [
-    { name: 'identity', projected: { sources: [{ podCertificate: source } as k8s.V1VolumeProjection] } },
+    {
+      name: 'identity',
+      projected: { sources: [{ podCertificate: source } as k8s.V1VolumeProjection, ...extra] },
+    },
   ];
   const main = spec.containers[0] as k8s.V1Container;
   main.volumeMounts = [{ name: 'identity', mountPath: '/var/run/identity', readOnly: true }];
@@ -124,7 +132,8 @@ describeOnNode('Pod Certificates on the node', () => {
         issuers: [
           {
             name: 'pods',
-            ca: { secret: { namespace: ns(), name: 'pods-ca' } },
+            // checkInterval: the trust bundle is written at the first look after the lease is won.
+            ca: { secret: { namespace: ns(), name: 'pods-ca' }, rollover: { checkInterval: '1s' } },
             podCertificates: {
               signerName: signer,
               maxDuration: '2h',
@@ -136,6 +145,8 @@ describeOnNode('Pod Certificates on the node', () => {
             },
           },
         ],
+        // The trust set for the pods' peers, as a ClusterTrustBundle linked to the pods' signer.
+        trustBundles: [{ issuer: 'pods', clusterTrustBundle: { signerName: signer } }],
       },
       `pod-certificates-${ns()}.yaml`,
     );
@@ -153,6 +164,14 @@ describeOnNode('Pod Certificates on the node', () => {
     return async () => {
       await killAllControllers();
       await core.deleteNamespace({ name: otherNs }).catch(() => undefined);
+      // Cluster-scoped: not removed with the namespace.
+      await k8s.KubernetesObjectApi.makeApiClient(node().kc)
+        .delete({
+          apiVersion: 'certificates.k8s.io/v1beta1',
+          kind: 'ClusterTrustBundle',
+          metadata: { name: `${signer.replace('/', ':')}:pods` },
+        })
+        .catch(() => undefined);
     };
   }, 120_000);
 
@@ -214,6 +233,44 @@ describeOnNode('Pod Certificates on the node', () => {
       `web-1.${ns()}.pod.cluster.local`,
       `frontend.${ns()}.svc`,
     ]);
+  });
+
+  it('the trust set next to the chain: a clusterTrustBundle source (by signer and label) holds the CA cert-rotator published', async () => {
+    const { core, info } = node();
+    const trust = {
+      clusterTrustBundle: {
+        signerName: signer,
+        labelSelector: { matchLabels: { 'cert-rotator.io/trust-bundle-issuer': 'pods' } },
+        path: 'ca.crt',
+      },
+    } as k8s.V1VolumeProjection;
+    // Published by the leader's first look; a pod created before would wait out the kubelet's backoff.
+    const objects = k8s.KubernetesObjectApi.makeApiClient(node().kc);
+    await waitFor('the ClusterTrustBundle', () =>
+      objects
+        .read({
+          apiVersion: 'certificates.k8s.io/v1beta1',
+          kind: 'ClusterTrustBundle',
+          metadata: { name: `${signer.replace('/', ':')}:pods` },
+        })
+        .catch(() => undefined),
+    );
+    await core.createNamespacedPod({
+      namespace: ns(),
+      body: certPod(
+        info,
+        'trusting',
+        { signerName: signer, keyType: 'ECDSAP256', credentialBundlePath: 'b.pem' },
+        [trust],
+      ),
+    });
+    const pod = await waitForPodReady(core, ns(), 'trusting', 90_000);
+    expect(await volumeFile(pod, 'ca.crt')).toBe(new X509Certificate(ca.certPem).toString());
+    // The chain in the same volume verifies against it.
+    const leaf = new X509Certificate(
+      Buffer.from(certificatesFromPem(await volumeFile(pod, 'b.pem'))[0] as Uint8Array),
+    );
+    expect(leaf.verify(new X509Certificate(await volumeFile(pod, 'ca.crt')).publicKey)).toBe(true);
   });
 
   it('denials leave the pod waiting, with the rule on its PCR', async () => {

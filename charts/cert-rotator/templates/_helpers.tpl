@@ -326,3 +326,42 @@ What the monitoring section of the config needs, as JSON:
 {{- end -}}
 {{- if $on -}}true{{- end -}}
 {{- end -}}
+
+{{/*
+What the config's trustBundles need (src/rollover/bundles.ts), as JSON:
+  configMaps     listed namespaces: namespace -> ConfigMap names (create; get/update by name)
+  selectorNames  ConfigMap names written to label-selected namespaces (list namespaces;
+                 create anywhere, get/update by name, cluster-wide)
+  ctbNames       ClusterTrustBundle names (create; get/update by name), defaults as in
+                 src/config/trust-bundles.ts
+  attest         signerNames the bundles link to (signers attest, by name)
+*/}}
+{{- define "cert-rotator.trustBundles" -}}
+{{- $out := dict "configMaps" (dict) "selectorNames" (list) "ctbNames" (list) "attest" (list) -}}
+{{- range $b := (default (list) .Values.config.trustBundles) -}}
+{{- if kindIs "map" $b -}}
+{{- with $b.configMap -}}
+{{- $cm := . -}}
+{{- range $ns := (default (list) $b.namespaces) -}}
+{{- $names := get $out.configMaps $ns | default (list) -}}
+{{- $_ := set $out.configMaps $ns (append $names $cm.name | uniq) -}}
+{{- end -}}
+{{- if hasKey $b "namespaceSelector" -}}
+{{- $_ := set $out "selectorNames" (append $out.selectorNames $cm.name | uniq) -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $b "clusterTrustBundle" -}}
+{{- $ctb := default (dict) $b.clusterTrustBundle -}}
+{{- $name := $ctb.name -}}
+{{- if $ctb.signerName -}}
+{{- $_ := set $out "attest" (append $out.attest $ctb.signerName | uniq) -}}
+{{- $name = $name | default (printf "%s:%s" (replace "/" ":" $ctb.signerName) $b.issuer) -}}
+{{- else -}}
+{{- $name = $name | default (printf "cert-rotator.%s" $b.issuer) -}}
+{{- end -}}
+{{- $_ := set $out "ctbNames" (append $out.ctbNames $name | uniq) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}

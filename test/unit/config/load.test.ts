@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Config, ConfigError, loadConfig } from '../../../src/config/index.ts';
+import { labelSelectorQuery } from '../../../src/config/label-selector.ts';
 
 const H = 3_600_000;
 const D = 24 * H;
@@ -617,30 +618,134 @@ describe('trustBundles', () => {
   - { name: c, ca: { secret: { namespace: n, name: s } } }
   - { name: self, selfSigned: {} }
 `;
+  const tb = (entry: string) => `${base}trustBundles: [${entry}]\n`;
   it('reads a ConfigMap per ca issuer, key ca.crt by default', () => {
-    const config = loadConfig(
-      `${base}trustBundles: [{ issuer: c, configMap: { name: c-trust }, namespaces: [a, b, a] }]\n`,
-    );
+    const config = loadConfig(tb('{ issuer: c, configMap: { name: c-trust }, namespaces: [a, b, a] }'));
     expect(config.trustBundles).toEqual([
-      { issuer: 'c', configMap: 'c-trust', key: 'ca.crt', namespaces: ['a', 'b'] },
+      { issuer: 'c', configMap: { name: 'c-trust', key: 'ca.crt' }, namespaces: ['a', 'b'] },
     ]);
     expect(loadConfig(base).trustBundles).toEqual([]);
   });
 
-  it('refuses a non-ca issuer, a bad key, missing namespaces and a label selector (not implemented)', () => {
+  it('reads a namespace label selector, with or without a list', () => {
+    const config = loadConfig(
+      tb(`{ issuer: c, configMap: { name: t }, namespaceSelector: { matchLabels: { team: a }, matchExpressions: [
+        { key: example.com/tier, operator: In, values: [web, api] }, { key: legacy, operator: DoesNotExist } ] } }`),
+    );
+    expect(config.trustBundles[0]).toEqual({
+      issuer: 'c',
+      configMap: { name: 't', key: 'ca.crt' },
+      namespaces: [],
+      namespaceSelector: {
+        matchLabels: { team: 'a' },
+        matchExpressions: [
+          { key: 'example.com/tier', operator: 'In', values: ['web', 'api'] },
+          { key: 'legacy', operator: 'DoesNotExist', values: [] },
+        ],
+      },
+    });
     expect(
-      issues(`${base}trustBundles: [{ issuer: self, configMap: { name: t }, namespaces: [a] }]\n`),
-    ).toEqual([expect.stringMatching(/^trustBundles\[0\]\.issuer: "self" is not a ca issuer/)]);
+      labelSelectorQuery(
+        config.trustBundles[0]?.namespaceSelector ?? { matchLabels: {}, matchExpressions: [] },
+      ),
+    ).toBe('team=a,example.com/tier in (web,api),!legacy');
     expect(
-      issues(`${base}trustBundles: [{ issuer: c, configMap: { name: t, key: "a/b" }, namespaces: [a] }]\n`),
-    ).toEqual([expect.stringMatching(/configMap\.key: "a\/b" is not a valid ConfigMap key/)]);
-    expect(issues(`${base}trustBundles: [{ issuer: c, configMap: { name: t } }]\n`)).toEqual([
-      expect.stringMatching(/^trustBundles\[0\]\.namespaces: required/),
+      loadConfig(tb('{ issuer: c, configMap: { name: t }, namespaces: [x], namespaceSelector: {} }'))
+        .trustBundles[0],
+    ).toMatchObject({ namespaces: ['x'], namespaceSelector: { matchLabels: {}, matchExpressions: [] } });
+  });
+
+  it('refuses a bad selector: operator, values, label syntax', () => {
+    expect(
+      issues(
+        tb(`{ issuer: c, configMap: { name: t }, namespaceSelector: { matchLabels: { "-bad": x, ok: 1 },
+          matchExpressions: [ { key: a, operator: Equals }, { key: b, operator: In },
+          { key: c, operator: Exists, values: [x] }, { key: d, operator: NotIn, values: ["no way"] } ] } }`),
+      ),
+    ).toEqual([
+      expect.stringMatching(/namespaceSelector\.matchLabels\.-bad: "-bad" is not a label key/),
+      expect.stringMatching(/namespaceSelector\.matchLabels\.ok: must be a string/),
+      expect.stringMatching(
+        /matchExpressions\[0\]\.operator: "Equals" is not one of In, NotIn, Exists, DoesNotExist/,
+      ),
+      expect.stringMatching(/matchExpressions\[1\]\.values: required \(non-empty\) for In/),
+      expect.stringMatching(/matchExpressions\[2\]\.values: must be empty for Exists/),
+      expect.stringMatching(/matchExpressions\[3\]\.values\[0\]: "no way" is not a label value/),
+    ]);
+    expect(
+      issues(tb('{ issuer: c, configMap: { name: t }, namespaceSelector: { matchLabel: {} } }')),
+    ).toEqual([
+      expect.stringMatching(/namespaceSelector\.matchLabel: unknown key; did you mean "matchLabels"/),
+    ]);
+  });
+
+  it('reads a ClusterTrustBundle, unlinked or linked to a signer, with default names', () => {
+    expect(loadConfig(tb('{ issuer: c, clusterTrustBundle: {} }')).trustBundles[0]).toEqual({
+      issuer: 'c',
+      namespaces: [],
+      clusterTrustBundle: { name: 'cert-rotator.c' },
+    });
+    expect(
+      loadConfig(tb('{ issuer: c, clusterTrustBundle: { signerName: example.com/mesh } }')).trustBundles[0],
+    ).toMatchObject({ clusterTrustBundle: { name: 'example.com:mesh:c', signerName: 'example.com/mesh' } });
+    expect(
+      loadConfig(
+        tb('{ issuer: c, clusterTrustBundle: { signerName: example.com/a/b, name: "example.com:a:b:v2" } }'),
+      ).trustBundles[0],
+    ).toMatchObject({ clusterTrustBundle: { name: 'example.com:a:b:v2', signerName: 'example.com/a/b' } });
+  });
+
+  it('refuses a ClusterTrustBundle name that does not follow the signer rule', () => {
+    expect(
+      issues(tb('{ issuer: c, clusterTrustBundle: { signerName: example.com/mesh, name: mesh-trust } }')),
+    ).toEqual([
+      expect.stringMatching(
+        /clusterTrustBundle\.name: "mesh-trust" must start with "example\.com:mesh:" \(the signerName with "\/" replaced by ":", then ":"\)/,
+      ),
     ]);
     expect(
       issues(
-        `${base}trustBundles: [{ issuer: c, configMap: { name: t }, namespaces: [a], namespaceSelector: {} }]\n`,
+        tb('{ issuer: c, clusterTrustBundle: { signerName: example.com/mesh, name: "example.com:mesh:" } }'),
       ),
-    ).toEqual([expect.stringMatching(/^trustBundles\[0\].*namespaceSelector/)]);
+    ).toEqual([expect.stringMatching(/must start with "example\.com:mesh:".*and go on after it/)]);
+    expect(issues(tb('{ issuer: c, clusterTrustBundle: { name: "example.com:mesh:x" } }'))).toEqual([
+      expect.stringMatching(/clusterTrustBundle\.name: .*without signerName.*no ":"/),
+    ]);
+    expect(issues(tb('{ issuer: c, clusterTrustBundle: { signerName: mesh } }'))).toEqual([
+      expect.stringMatching(/clusterTrustBundle\.signerName: "mesh" must look like "example.com\/serving"/),
+    ]);
+    expect(
+      issues(
+        `${base}trustBundles: [{ issuer: c, clusterTrustBundle: {} }, { issuer: c, clusterTrustBundle: { name: cert-rotator.c } }]\n`,
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^trustBundles\[1\]\.clusterTrustBundle: ClusterTrustBundle cert-rotator\.c is also written by trustBundles\[0\]/,
+      ),
+    ]);
+  });
+
+  it('refuses a non-ca issuer, a bad key, a ConfigMap without namespaces and an entry with nothing to write', () => {
+    expect(issues(tb('{ issuer: self, configMap: { name: t }, namespaces: [a] }'))).toEqual([
+      expect.stringMatching(/^trustBundles\[0\]\.issuer: "self" is not a ca issuer/),
+    ]);
+    expect(issues(tb('{ issuer: c, configMap: { name: t, key: "a/b" }, namespaces: [a] }'))).toEqual([
+      expect.stringMatching(/configMap\.key: "a\/b" is not a valid ConfigMap key/),
+    ]);
+    expect(issues(tb('{ issuer: c, configMap: { name: t } }'))).toEqual([
+      expect.stringMatching(/^trustBundles\[0\]: configMap needs namespaces and\/or namespaceSelector/),
+    ]);
+    expect(issues(tb('{ issuer: c, namespaces: [a] }'))).toEqual([
+      expect.stringMatching(/^trustBundles\[0\]\.configMap: required with namespaces or namespaceSelector/),
+    ]);
+    expect(issues(tb('{ issuer: c }'))).toEqual([
+      expect.stringMatching(/^trustBundles\[0\]: nothing to write/),
+    ]);
+    expect(
+      issues(`issuers: [{ name: c, ca: { secret: { namespace: n, name: s }, rollover: { enabled: false } } }]
+trustBundles: [{ issuer: c, clusterTrustBundle: {} }]\n`),
+    ).toEqual([
+      expect.stringMatching(/^trustBundles\[0\]\.issuer: issuer "c" has ca.rollover.enabled: false/),
+    ]);
   });
 });

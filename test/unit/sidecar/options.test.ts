@@ -13,6 +13,26 @@ function problems(argv: string[]): string[] {
 }
 
 describe('sidecar flags', () => {
+  it('--ca-bundle-configmap NAME[/KEY] with a Kubernetes source, not --once', () => {
+    const ok = parseSidecarArgs(
+      ['--dir', '/c', '--csr-signer', 'example.com/a', '--ca-bundle-configmap', 'trust/bundle.pem'],
+      {},
+    );
+    expect('options' in ok && ok.options.caBundle).toEqual({ name: 'trust', key: 'bundle.pem' });
+    const dflt = parseSidecarArgs(['--dir', '/c', '--secret', 's', '--ca-bundle-configmap=trust'], {});
+    expect('options' in dflt && dflt.options.caBundle).toEqual({ name: 'trust', key: 'ca.crt' });
+    expect(
+      problems(['--dir', '/c', '--self-signed', '--dns-names', 'a', '--ca-bundle-configmap', 'Bad_Name']),
+    ).toEqual([
+      '--ca-bundle-configmap "Bad_Name" must be NAME or NAME/KEY (a ConfigMap name and key)',
+      '--ca-bundle-configmap applies to --secret and --csr-signer only',
+    ]);
+    expect(problems(['--dir', '/c', '--secret', 's', '--once', '--ca-bundle-configmap', 't/a/b'])).toEqual([
+      '--ca-bundle-configmap "t/a/b" must be NAME or NAME/KEY (a ConfigMap name and key)',
+      '--ca-bundle-configmap does not apply to --once: the running sidecar keeps ca.crt following the bundle',
+    ]);
+  });
+
   it('--help lists every flag', () => {
     const help = sidecarHelp();
     for (const f of SIDECAR_FLAGS) expect(help).toContain(`--${f.name}`);

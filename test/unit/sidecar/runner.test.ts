@@ -132,3 +132,41 @@ describe('SidecarRunner: who is told about a swap', () => {
     expect(counting.calls).toBe(1);
   });
 });
+
+describe('SidecarRunner: ca.crt from a trust bundle (--ca-bundle-configmap)', () => {
+  const bundleA = '-----BEGIN CERTIFICATE-----\nQUFB\n-----END CERTIFICATE-----\n';
+  const bundleAB = `${bundleA}-----BEGIN CERTIFICATE-----\nQkJC\n-----END CERTIFICATE-----\n`;
+
+  it('a bundle read before the first certificate is in the first files, and nobody is told', async () => {
+    const counting = new CountingReloader();
+    const { r } = runner(counting);
+    await r.adoptExisting();
+    await r.setTrust(bundleA);
+    await r.offer(pairs[0]!, 'test');
+    await idle(r);
+    expect(await readFile(join(dir, 'ca.crt'), 'utf8')).toBe(bundleA);
+    expect(counting.calls).toBe(0);
+  });
+
+  it('a changed bundle swaps ca.crt with the same certificate and tells the application once; the same bundle again does nothing', async () => {
+    const counting = new CountingReloader();
+    const { r } = runner(counting);
+    await r.setTrust(bundleA);
+    await r.offer(pairs[0]!, 'test');
+    const before = await readlink(join(dir, '..data'));
+    await r.setTrust(bundleAB);
+    await idle(r);
+    expect(await readFile(join(dir, 'ca.crt'), 'utf8')).toBe(bundleAB);
+    expect(await readFile(join(dir, 'tls.crt'), 'utf8')).toBe(r.current()?.chainPem);
+    expect(await readlink(join(dir, '..data'))).not.toBe(before);
+    expect(counting.calls).toBe(1);
+    await r.setTrust(bundleAB);
+    await idle(r);
+    expect(counting.calls).toBe(1);
+    // A renewal keeps the bundle as ca.crt, not the source's CA.
+    await r.offer({ ...pairs[1]!, caPem: pairs[1]!.chainPem }, 'test');
+    await idle(r);
+    expect(await readFile(join(dir, 'ca.crt'), 'utf8')).toBe(bundleAB);
+    expect(counting.calls).toBe(2);
+  });
+});
