@@ -39,6 +39,7 @@ export class PeriodicTask {
   #timer: unknown;
   #running: Promise<void> | undefined;
   #stopped = false;
+  #again = false;
 
   constructor(opts: {
     clock: Clock;
@@ -56,6 +57,21 @@ export class PeriodicTask {
     this.#schedule(0);
   }
 
+  /**
+   * Runs a pass now instead of at the scheduled time (e.g. on becoming the leader); with a pass
+   * in flight, the next one starts as soon as it ends (never two at once).
+   */
+  runSoon(): void {
+    if (this.#stopped) return;
+    if (this.#running !== undefined) {
+      // The pass in flight may have looked before the reason to run (a new lease) existed.
+      this.#again = true;
+      return;
+    }
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#schedule(0);
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
@@ -65,12 +81,18 @@ export class PeriodicTask {
   #schedule(ms: number): void {
     if (this.#stopped) return;
     this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
       this.#running = this.#pass()
         .then(
           () => undefined,
           (err: unknown) => this.#onError(err),
         )
-        .finally(() => this.#schedule(this.#intervalMs()));
+        .finally(() => {
+          this.#running = undefined;
+          const again = this.#again;
+          this.#again = false;
+          this.#schedule(again ? 0 : this.#intervalMs());
+        });
     }, ms);
   }
 }

@@ -249,6 +249,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         signer?.replanAll();
         monitor?.leading();
         podSigner?.replanAll();
+        for (const r of rollovers) r.lookSoon();
       },
       onStoppedLeading: () => {
         // As client-go's binaries do: a leader that lost its lease exits and starts over clean,

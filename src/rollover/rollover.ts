@@ -101,6 +101,11 @@ export class CaRollover {
     this.#loop.start();
   }
 
+  /** A look now, not at the next checkInterval: a newly elected leader continues at once. */
+  lookSoon(): void {
+    this.#loop.runSoon();
+  }
+
   async stop(): Promise<void> {
     await this.#loop.stop();
   }

@@ -73,4 +73,60 @@ describe('PeriodicTask', () => {
     expect(passes).toBe(1);
     expect(clock.pendingTimers).toBe(0);
   });
+
+  it('runSoon runs a pass now instead of at the interval; during a pass, right after it (never two at once)', async () => {
+    const clock = new FakeClock();
+    const starts: number[] = [];
+    let inFlight = 0;
+    let most = 0;
+    let release: (() => void) | undefined;
+    const task = new PeriodicTask({
+      clock,
+      intervalMs: () => 30_000,
+      pass: () => {
+        starts.push(clock.now());
+        inFlight++;
+        most = Math.max(most, inFlight);
+        return new Promise<void>((r) => {
+          release = () => {
+            inFlight--;
+            r();
+          };
+        });
+      },
+      onError: () => {},
+    });
+    const t0 = clock.now();
+    task.start();
+    clock.advance(0);
+    await settle();
+    release?.();
+    await settle();
+    expect(starts).toEqual([t0]);
+    // Idle, next pass due in 30 s: runSoon brings it forward.
+    clock.advance(1_000);
+    task.runSoon();
+    clock.advance(0);
+    await settle();
+    expect(starts).toEqual([t0, t0 + 1_000]);
+    // During that pass: the next starts as soon as it ends, not 30 s later.
+    task.runSoon();
+    task.runSoon();
+    clock.advance(500);
+    await settle();
+    expect(starts).toHaveLength(2);
+    release?.();
+    await settle();
+    clock.advance(0);
+    await settle();
+    expect(starts).toEqual([t0, t0 + 1_000, t0 + 1_500]);
+    expect(most).toBe(1);
+    release?.();
+    await settle();
+    await task.stop();
+    task.runSoon();
+    clock.advance(60_000);
+    await settle();
+    expect(starts).toHaveLength(3);
+  });
 });
