@@ -24,8 +24,10 @@ import {
   installChart,
   podsBySelector,
   productImage,
+  RESTRICTED,
   serialOf,
   servedSerial,
+  sidecarContainer,
   waitForReadyPods,
 } from '../testenv/product.ts';
 import { decoded, makeTestCA, type Pair } from '../testenv/tls-fixtures.ts';
@@ -39,15 +41,6 @@ const DAY = 86_400_000;
 const MIN_PER_PHASE = 10;
 const PORT = 8443;
 const PHASES = ['before', 'Trust', 'Propagate', 'Reissue', 'Retire', 'after'] as const;
-
-const restricted: k8s.V1SecurityContext = {
-  runAsNonRoot: true,
-  runAsUser: 65532,
-  runAsGroup: 65532,
-  allowPrivilegeEscalation: false,
-  readOnlyRootFilesystem: true,
-  capabilities: { drop: ['ALL'] },
-};
 
 /**
  * The application of both Deployments, in the image's node: a TLS server on PORT that asks for
@@ -280,7 +273,7 @@ describeOnNode(
                   ports: [{ containerPort: PORT }],
                   readinessProbe: { tcpSocket: { port: PORT }, periodSeconds: 1 },
                   lifecycle: { preStop: { sleep: { seconds: 3 } } },
-                  securityContext: restricted,
+                  securityContext: RESTRICTED,
                   volumeMounts: [{ name: 'tls', mountPath: '/tls', readOnly: true }],
                 },
               ],
@@ -306,36 +299,7 @@ describeOnNode(
               terminationGracePeriodSeconds: 1,
               enableServiceLinks: false,
               volumes: [{ name: 'certs', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }],
-              initContainers: [
-                {
-                  name: 'cert-rotator',
-                  image,
-                  imagePullPolicy: 'Never',
-                  restartPolicy: 'Always',
-                  args: [
-                    'sidecar',
-                    '--secret',
-                    `${name}-tls`,
-                    '--dir',
-                    '/certs',
-                    '--signal',
-                    'HUP',
-                    '--process',
-                    'webapp',
-                  ],
-                  env: [
-                    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-                    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-                  ],
-                  startupProbe: {
-                    httpGet: { path: '/readyz', port: 9403 },
-                    periodSeconds: 1,
-                    failureThreshold: 120,
-                  },
-                  securityContext: restricted,
-                  volumeMounts: [{ name: 'certs', mountPath: '/certs' }],
-                },
-              ],
+              initContainers: [sidecarContainer(image, ['--secret', `${name}-tls`])],
               containers: [
                 {
                   name: 'app',
@@ -351,7 +315,7 @@ describeOnNode(
                   ],
                   ports: [{ containerPort: PORT }],
                   readinessProbe: { tcpSocket: { port: PORT }, periodSeconds: 1 },
-                  securityContext: restricted,
+                  securityContext: RESTRICTED,
                   volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }],
                 },
               ],

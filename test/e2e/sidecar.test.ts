@@ -18,8 +18,10 @@ import {
   isReady,
   podsBySelector,
   productImage,
+  RESTRICTED,
   serialOf,
   servedSerial,
+  sidecarContainer,
   tlsAppScript,
   waitForReadyPods,
 } from '../testenv/product.ts';
@@ -30,15 +32,6 @@ const RELEASE = 'crsc';
 const CONTROLLER = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/name=cert-rotator`;
 const SIGNER = 'cert-rotator.io/e2e-sidecar';
 const DAY = 86_400_000;
-
-const restricted: k8s.V1SecurityContext = {
-  runAsNonRoot: true,
-  runAsUser: 65532,
-  runAsGroup: 65532,
-  allowPrivilegeEscalation: false,
-  readOnlyRootFilesystem: true,
-  capabilities: { drop: ['ALL'] },
-};
 
 /** A Deployment of one pod: the TLS app reading /certs + the sidecar with `sidecarArgs`. */
 function appWithSidecar(
@@ -62,30 +55,7 @@ function appWithSidecar(
           terminationGracePeriodSeconds: 1,
           enableServiceLinks: false,
           volumes: [{ name: 'certs', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }],
-          initContainers: [
-            {
-              name: 'cert-rotator',
-              image,
-              imagePullPolicy: 'Never',
-              restartPolicy: 'Always',
-              args: ['sidecar', ...sidecarArgs, '--dir', '/certs', '--signal', 'HUP', '--process', 'webapp'],
-              env: [
-                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-                {
-                  name: 'POD_SERVICE_ACCOUNT',
-                  valueFrom: { fieldRef: { fieldPath: 'spec.serviceAccountName' } },
-                },
-              ],
-              startupProbe: {
-                httpGet: { path: '/readyz', port: 9403 },
-                periodSeconds: 1,
-                failureThreshold: 120,
-              },
-              securityContext: restricted,
-              volumeMounts: [{ name: 'certs', mountPath: '/certs' }],
-            },
-          ],
+          initContainers: [sidecarContainer(image, sidecarArgs)],
           containers: [
             {
               name: 'app',
@@ -97,7 +67,7 @@ function appWithSidecar(
                 tlsAppScript({ dir: '/certs', port: 8443, reload: { title: 'webapp', hupAfterMs } }),
               ],
               readinessProbe: { tcpSocket: { port: 8443 }, periodSeconds: 1 },
-              securityContext: restricted,
+              securityContext: RESTRICTED,
               volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }],
             },
           ],

@@ -309,3 +309,36 @@ export async function installChart(
   ]);
   if (r.code !== 0) throw new Error(`helm install ${release} failed (exit ${r.code}): ${r.stderr}`);
 }
+
+/** The restricted Pod Security profile's container settings, as the product's images run. */
+export const RESTRICTED: k8s.V1SecurityContext = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+/**
+ * `cert-rotator sidecar` as a native sidecar (an init container that keeps running) writing to
+ * the `certs` volume at /certs and sending SIGHUP to the process titled `webapp` (the pod must
+ * share its process namespace). Ready (started) once its /readyz says the first files are there.
+ */
+export function sidecarContainer(image: string, sourceArgs: readonly string[]): k8s.V1Container {
+  return {
+    name: 'cert-rotator',
+    image,
+    imagePullPolicy: 'Never',
+    restartPolicy: 'Always',
+    args: ['sidecar', ...sourceArgs, '--dir', '/certs', '--signal', 'HUP', '--process', 'webapp'],
+    env: [
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'POD_SERVICE_ACCOUNT', valueFrom: { fieldRef: { fieldPath: 'spec.serviceAccountName' } } },
+    ],
+    startupProbe: { httpGet: { path: '/readyz', port: 9403 }, periodSeconds: 1, failureThreshold: 120 },
+    securityContext: RESTRICTED,
+    volumeMounts: [{ name: 'certs', mountPath: '/certs' }],
+  };
+}
