@@ -9,7 +9,7 @@ import {
   keyMatchesCertificate,
   pathLengthProblem,
   readCertificateSummary,
-  toPem,
+  trustAnchors,
 } from '../pki/index.ts';
 import {
   caNotAllowed,
@@ -88,18 +88,15 @@ export function caPairProblem(certPem: string, keyPem: string, now: number): CaP
 }
 
 /**
- * The trust set of a CA Secret's data: its own CA certificate first, then the staged next CA
- * (Trust, Propagate) or the replaced one (Reissue, Retire) when a rollover put it there.
+ * The trust set of a CA Secret's data: the root of its own CA first, then that of the staged
+ * next CA (Trust, Propagate) or of the replaced one (Reissue, Retire) when a rollover put it
+ * there (pki/trust-anchor.ts: an intermediate's root, found in tls.crt's chain or ca.crt).
  */
 export function trustSet(certPem: string, data: Record<string, string>): string {
-  const pems: string[] = [];
-  for (const text of [certPem, data[CaSecretKey.nextCertificate], data[CaSecretKey.previousCertificate]]) {
-    const der = text ? certificatesFromPem(text)[0] : undefined;
-    if (!der) continue;
-    const pem = toPem('CERTIFICATE', der);
-    if (!pems.includes(pem)) pems.push(pem);
-  }
-  return pems.join('');
+  return trustAnchors(
+    [certPem, data[CaSecretKey.nextCertificate], data[CaSecretKey.previousCertificate]],
+    [data[SecretKey.caCertificate]],
+  );
 }
 
 /** Signs with a CA certificate and key kept in a Secret (`tls.crt` may carry the CA's own chain). */

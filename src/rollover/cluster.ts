@@ -7,15 +7,19 @@ import type * as k8s from '@kubernetes/client-node';
 import type { Config } from '../config/schema.ts';
 import { recordFromSecret, type SecretRecord } from '../controller/record.ts';
 import { decodeData } from '../controller/secret-body.ts';
-import { trustSet } from '../issuers/ca.ts';
 import type { KubeClients } from '../kube/client.ts';
 import { Annotation } from '../names.ts';
-import { certificatesFromPem } from '../pki/index.ts';
+import { certificatesFromPem, toPem } from '../pki/index.ts';
 import type { Workload } from './workloads.ts';
 
 /** The first certificate of a PEM text, as PEM, or undefined. */
 export function firstCertPem(text: string): string | undefined {
-  return certificatesFromPem(text).length > 0 ? trustSet(text, {}) : undefined;
+  try {
+    const first = certificatesFromPem(text)[0];
+    return first ? toPem('CERTIFICATE', first) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Was the leaf (first certificate of tls.crt) signed by this CA certificate? */

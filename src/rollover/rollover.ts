@@ -336,14 +336,14 @@ export class CaRollover {
     const recorded = ca.metadata?.annotations?.[StatusAnnotation.caFingerprint];
     if (recorded === fingerprint) return;
     const { secrets } = await this.#issued();
-    const { old, overwritten } = findOverwrite(active, recorded, secrets);
+    const { old, overwritten, oldChainPem } = findOverwrite(active, recorded, secrets);
     const annotations = { ...(ca.metadata?.annotations ?? {}) };
     annotations[StatusAnnotation.caFingerprint] = fingerprint;
     if (!old || !overwritten) {
       await this.#writeCa(ca, { ...ca.data }, annotations);
       return;
     }
-    const data = { ...ca.data, [CaSecretKey.previousCertificate]: b64(old.toString()) };
+    const data = { ...ca.data, [CaSecretKey.previousCertificate]: b64(oldChainPem) };
     const next = enterPhase(annotations, RolloverPhase.trust, now);
     next[StatusAnnotation.caRolloverUnsafe] = 'overwritten';
     if (!(await this.#writeCa(ca, data, next))) return;
