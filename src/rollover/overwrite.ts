@@ -2,13 +2,15 @@
  * Was a CA overwritten in place? (pure: no I/O) Asked only when the active CA is not the one
  * recorded in `ca-fingerprint`: an issued leaf that the active CA did not sign, whose own chain
  * (tls.crt after the leaf) or ca.crt holds the CA that did, names the old CA. That CA counts as
- * overwritten when the record named another CA, or (the record went with the overwrite) when it
- * has the active CA's subject.
+ * replaced when the record named another CA or, the record gone with a replace of the whole
+ * Secret, when it has the active CA's subject or the leaf is one cert-rotator renewed (its
+ * `last-renewed`): this issuer signed it with the old CA. Leaves from a CA cert-rotator never
+ * used (a first install) are left to their renewals.
  */
 import { X509Certificate } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { decodeData } from '../controller/secret-body.ts';
-import { SecretKey } from '../names.ts';
+import { SecretKey, StatusAnnotation } from '../names.ts';
 import { certificatesFromPem, toPem } from '../pki/index.ts';
 import { signedBy } from './cluster.ts';
 
@@ -32,6 +34,7 @@ export function findOverwrite(
   const activePem = active.toString();
   let old: X509Certificate | undefined;
   let trusted = '';
+  let renewedHere = false;
   for (const s of secrets) {
     const leaf = decodeData(s.data?.[SecretKey.certificate]);
     if (!leaf || signedBy(leaf, activePem)) continue;
@@ -44,12 +47,14 @@ export function findOverwrite(
         signedBy(leaf, candidate.toString())
       ) {
         old = candidate;
+        renewedHere = s.metadata?.annotations?.[StatusAnnotation.lastRenewed] !== undefined;
         break;
       }
     }
     if (old) break;
   }
-  const overwritten = old !== undefined && (recorded !== undefined || old.subject === active.subject);
+  const overwritten =
+    old !== undefined && (recorded !== undefined || old.subject === active.subject || renewedHere);
   const oldPem = old?.toString() ?? '';
   const through = certsOf(trusted)
     .map((der) => toPem('CERTIFICATE', der))

@@ -271,8 +271,10 @@ describe('a CA managed by cert-rotator (real API server)', () => {
     expect(text).not.toContain('Extended Key Usage');
     expect(text).toContain('Subject Key Identifier');
     expect(text).toContain('Authority Key Identifier');
-    // No previous.key, previous.crt or next.crt left on the CA Secret.
-    expect(Object.keys(done.data ?? {}).sort()).toEqual(['tls.crt', 'tls.key']);
+    // No previous.key, previous.crt or next.crt left on the CA Secret; its ca.crt is the new root
+    // (what the selfSigned issuer gave the staged one), not the replaced root.
+    expect(Object.keys(done.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    expect(decoded(done, 'ca.crt')).toBe(newPem);
     expect(await exists('managed-root-next')).toBe(false);
     const all = await core.listNamespacedSecret({ namespace: ns() });
     const holdsOldKey = all.items.filter((s) =>

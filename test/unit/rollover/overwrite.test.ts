@@ -59,4 +59,21 @@ describe('an intermediate CA overwritten in place', () => {
     ]);
     expect(found).toMatchObject({ old: undefined, overwritten: false, oldChainPem: '' });
   });
+
+  it('with the record gone, a CA of another name counts only when cert-rotator had renewed the leaf with it', async () => {
+    const [oldCa, newCa] = [await cert('CA 2025', 'self'), await cert('CA 2026', 'self')];
+    const leaf = await cert('web', oldCa, false);
+    const issued = (annotations: Record<string, string>): k8s.V1Secret => ({
+      metadata: { namespace: 'ns', name: 'web', annotations },
+      data: { 'tls.crt': b64(leaf.chainPem), 'ca.crt': b64(oldCa.certPem) },
+    });
+    const active = new X509Certificate(newCa.certPem);
+    const renewed = findOverwrite(active, undefined, [
+      issued({ 'cert-rotator.io/last-renewed': '2026-01-01T00:00:00Z' }),
+    ]);
+    expect(renewed.overwritten).toBe(true);
+    expect(renewed.old?.subject).toBe('CN=CA 2025');
+    // Never renewed here (cert-rotator just installed): the leaf's CA is not taken for a replaced one.
+    expect(findOverwrite(active, undefined, [issued({})]).overwritten).toBe(false);
+  });
 });
