@@ -182,6 +182,10 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
             metrics,
             clock: systemClock,
             issuedRecords: recordsFor(issuer, records),
+            forgetCa: () => {
+              const signing = issuers.get(issuer.name);
+              if (signing instanceof CAIssuer) signing.forget();
+            },
             ...(config.leaderElection.enabled ? { isLeader: () => elector?.isLeader() ?? false } : {}),
           }),
         ]

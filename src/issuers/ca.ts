@@ -127,6 +127,15 @@ export class CAIssuer implements Issuer {
     return `CA Secret ${this.ref.namespace}/${this.ref.name} of issuer "${this.name}"`;
   }
 
+  /**
+   * Drops the CA read in the last few seconds: the next signing reads the CA Secret again. A CA
+   * rollover calls it once it has switched the CA, so no renewal it asks for after that can be
+   * signed by the CA it replaced.
+   */
+  forget(): void {
+    this.cached = undefined;
+  }
+
   private async load(now: number): Promise<LoadedCA> {
     if (this.cached && now - this.cached.loadedAt < CA_CACHE_MS) return this.cached;
     let secret: Awaited<ReturnType<SecretReader>>;

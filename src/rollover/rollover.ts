@@ -53,6 +53,12 @@ export interface RolloverDeps {
   isLeader?: () => boolean;
   /** The records of the signers that sign for this issuer (CSR, Pod Certificates): Retire waits for them. */
   issuedRecords?: readonly IssuedRecord[];
+  /**
+   * Makes this process's signers (the issuer, the CSR and Pod Certificates signers share it)
+   * read the CA Secret again. Without it, Reissue waits out the issuer's CA cache after the
+   * switch before it asks for renewals.
+   */
+  forgetCa?: () => void;
 }
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -163,8 +169,9 @@ export class CaRollover {
         return await this.#propagate(ca, state.since ?? now, now);
       case RolloverPhase.reissue:
         // An issuer reuses a CA it read for a few seconds: ask for renewals once none can still
-        // be signed by the old one, so no leaf has to be asked for twice.
-        if (now - (state.since ?? now) < SWITCH_SETTLE_MS) return;
+        // be signed by the old one, so no leaf has to be asked for twice. The switch made this
+        // process's issuer forget it (forgetCa); a process restarted since has read it afresh.
+        if (this.#d.forgetCa === undefined && now - (state.since ?? now) < SWITCH_SETTLE_MS) return;
         return await this.#reissue(ca, state.started ?? '', now);
       case RolloverPhase.retire:
         return await this.#retire(ca, state.since ?? now, state.retired, now);
@@ -378,6 +385,7 @@ export class CaRollover {
     const annotations = enterPhase(ca.metadata?.annotations ?? {}, RolloverPhase.reissue, now);
     delete annotations[Annotation.nextCa];
     if (!(await this.#writeCa(ca, data, annotations))) return;
+    this.#d.forgetCa?.();
     await this.#event(
       ca,
       'Normal',

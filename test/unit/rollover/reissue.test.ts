@@ -67,7 +67,14 @@ const noWorkloads = {
 
 async function setup(
   perMinute: number,
-  opts: { windows?: string; phase?: string; records?: IssuedRecord[]; now?: string } = {},
+  opts: {
+    windows?: string;
+    phase?: string;
+    records?: IssuedRecord[];
+    now?: string;
+    since?: string;
+    forgetCa?: () => void;
+  } = {},
 ) {
   const old = await ca('old CA');
   const next = await ca('new CA');
@@ -78,7 +85,7 @@ async function setup(
       namespace: 'n',
       annotations: {
         'status.cert-rotator.io/ca-rollover-phase': opts.phase ?? 'Reissue',
-        'status.cert-rotator.io/ca-rollover-phase-since': '2030-01-01T00:00:00Z',
+        'status.cert-rotator.io/ca-rollover-phase-since': opts.since ?? '2030-01-01T00:00:00Z',
         'status.cert-rotator.io/ca-rollover-started': '2029-12-31T00:00:00Z',
       },
     },
@@ -117,6 +124,7 @@ issuers: [{ name: c, ca: { secret: { namespace: n, name: ca }, rollover: { retir
     metrics: new Metrics({ processMetrics: false }),
     clock: { now: () => now, setTimeout: () => undefined, clearTimeout: () => undefined },
     ...(opts.records ? { issuedRecords: opts.records } : {}),
+    ...(opts.forgetCa ? { forgetCa: opts.forgetCa } : {}),
   });
   const asked = () =>
     [...fake.items.values()].filter(
@@ -126,6 +134,19 @@ issuers: [{ name: c, ca: { secret: { namespace: n, name: ca }, rollover: { retir
 }
 
 describe('Reissue waves (fake API)', () => {
+  it('just after the switch: waits out the issuer’s CA cache, unless the rollover can make its signers forget the old CA', async () => {
+    const justSwitched = { since: '2030-01-01T00:00:58Z', now: '2030-01-01T00:01:00Z' };
+    const waiting = await setup(10, justSwitched);
+    await waiting.rollover.look();
+    expect(waiting.asked()).toBe(0);
+    waiting.advance(8_000);
+    await waiting.rollover.look();
+    expect(waiting.asked()).toBe(5);
+    const forgetting = await setup(10, { ...justSwitched, forgetCa: () => {} });
+    await forgetting.rollover.look();
+    expect(forgetting.asked()).toBe(5);
+  });
+
   it('asks at most maxPerMinute leaves a minute, each once, with the rollover start as token', async () => {
     const t = await setup(2);
     await t.rollover.look();
