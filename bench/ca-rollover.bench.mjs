@@ -186,7 +186,7 @@ export async function run(argv = []) {
       totalSeconds: Number(((entered.done - staged) / 1000).toFixed(1)),
       requests,
       requestsPerSecret: Number((total / n).toFixed(2)),
-      note: 'phases: from the bench seeing the CA Secret enter one phase to seeing it enter the next (polled every 250 ms); Propagate and Retire include their configured 1 s waits and the 1 s look interval, Reissue the 10 s settle after the switch. Requests: apiserver_request_total deltas (non-watch) for Secrets, workloads and Events during the rollover, all clients (the bench polls the CA Secret 4 times a second)',
+      note: 'phases: from the bench seeing the CA Secret enter one phase to seeing it enter the next (polled every 250 ms); Propagate and Retire include their configured 1 s waits and the 1 s look interval, Reissue the look interval after the switch. Requests: apiserver_request_total deltas (non-watch) for Secrets, workloads and Events during the rollover, all clients (the bench polls the CA Secret 4 times a second)',
     };
   } finally {
     controller?.kill('SIGKILL');
