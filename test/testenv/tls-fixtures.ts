@@ -9,11 +9,15 @@ export interface Pair {
 
 const MIN = 60_000;
 
-/** A self-signed CA for the `ca` issuer's Secret. */
+/**
+ * A CA for the `ca` issuer's Secret: self-signed, or an intermediate signed by `parent` (whose
+ * `certPem` may carry its own chain). `chainPem` is the CA followed by its parent's chain.
+ */
 export async function makeTestCA(
   commonName = 'cert-rotator test CA',
   lifetimeMs = 365 * 86_400_000,
-): Promise<Pair> {
+  parent?: Pair,
+): Promise<Pair & { chainPem: string }> {
   const key = await generateKey('ecdsa-p256');
   const now = Date.now();
   const ca = await issueCertificate({
@@ -21,13 +25,12 @@ export async function makeTestCA(
     identity: { commonName, dnsNames: [], ipAddresses: [], uris: [] },
     notBefore: now - MIN,
     notAfter: now + lifetimeMs,
-    issuer: 'self',
+    issuer: parent ?? 'self',
     isCA: true,
   });
-  return { certPem: ca.certPem, keyPem: key.privateKeyPem };
+  return { certPem: ca.certPem, keyPem: key.privateKeyPem, chainPem: ca.chainPem };
 }
 
-/** A leaf valid from `now + fromMs` to `now + toMs`, self-signed unless `ca` is given. */
 export async function makeLeaf(opts: {
   dnsNames: string[];
   fromMs: number;

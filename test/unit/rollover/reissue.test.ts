@@ -3,10 +3,12 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.ts';
 import { Metrics } from '../../../src/observability/metrics.ts';
+
 import { generateKey, issueCertificate } from '../../../src/pki/index.ts';
 import { CaRollover } from '../../../src/rollover/rollover.ts';
 import { caSha256, type IssuedRecord } from '../../../src/rollover/signed-leaves.ts';
 import { recordedUntil } from '../../../src/signer/issued-ledger.ts';
+import { makeTestCA } from '../../testenv/tls-fixtures.ts';
 
 /**
  * Reissue's waves against a FAKE API (an in-memory Secret store with resourceVersion conflicts):
@@ -14,19 +16,6 @@ import { recordedUntil } from '../../../src/signer/issued-ledger.ts';
  */
 const b64 = (t: string) => Buffer.from(t).toString('base64');
 const DAY = 86_400_000;
-
-async function ca(cn: string) {
-  const keyPem = (await generateKey('ecdsa-p256')).privateKeyPem;
-  const cert = await issueCertificate({
-    subjectKeyPem: keyPem,
-    identity: { commonName: cn, dnsNames: [], ipAddresses: [], uris: [] },
-    notBefore: Date.now() - DAY,
-    notAfter: Date.now() + 365 * DAY,
-    issuer: 'self',
-    isCA: true,
-  });
-  return { certPem: cert.certPem, keyPem };
-}
 
 class FakeSecrets {
   readonly items = new Map<string, k8s.V1Secret>();
@@ -76,8 +65,8 @@ async function setup(
     forgetCa?: () => void;
   } = {},
 ) {
-  const old = await ca('old CA');
-  const next = await ca('new CA');
+  const old = await makeTestCA('old CA');
+  const next = await makeTestCA('new CA');
   const fake = new FakeSecrets();
   fake.put({
     metadata: {

@@ -5,9 +5,11 @@ import { loadConfig } from '../../../src/config/load.ts';
 import { fingerprintOf, rolloutFingerprint } from '../../../src/controller/listener.ts';
 import { recordFromSecret } from '../../../src/controller/record.ts';
 import { Metrics } from '../../../src/observability/metrics.ts';
+
 import { generateKey, issueCertificate } from '../../../src/pki/index.ts';
 import { certificateHash } from '../../../src/rollout/hash.ts';
 import { CaRollover } from '../../../src/rollover/rollover.ts';
+import { makeTestCA } from '../../testenv/tls-fixtures.ts';
 
 /**
  * Retire against a FAKE API (an in-memory Secret store and one Deployment): the old CA leaves the
@@ -19,22 +21,9 @@ const b64 = (t: string) => Buffer.from(t).toString('base64');
 const DAY = 86_400_000;
 const PHASE = 'status.cert-rotator.io/ca-rollover-phase';
 
-async function ca(cn: string) {
-  const keyPem = (await generateKey('ecdsa-p256')).privateKeyPem;
-  const cert = await issueCertificate({
-    subjectKeyPem: keyPem,
-    identity: { commonName: cn, dnsNames: [], ipAddresses: [], uris: [] },
-    notBefore: Date.now() - DAY,
-    notAfter: Date.now() + 365 * DAY,
-    issuer: 'self',
-    isCA: true,
-  });
-  return { certPem: cert.certPem, keyPem };
-}
-
 async function setup(onMaxWait: 'hold' | 'continue') {
-  const old = await ca('old CA');
-  const next = await ca('new CA');
+  const old = await makeTestCA('old CA');
+  const next = await makeTestCA('new CA');
   const secrets = new Map<string, k8s.V1Secret>();
   let rv = 1;
   const put = (s: k8s.V1Secret) => {

@@ -1,27 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { generateKey, issueCertificate } from '../../../src/pki/index.ts';
 import { switchedData } from '../../../src/rollover/switch.ts';
+import { makeTestCA } from '../../testenv/tls-fixtures.ts';
 
-const NOW = Date.UTC(2030, 0, 1);
 const b64 = (t: string) => Buffer.from(t).toString('base64');
 const text = (v: string | undefined) => Buffer.from(v ?? '', 'base64').toString();
 
-async function ca(cn: string, parent?: { certPem: string; keyPem: string }) {
-  const keyPem = (await generateKey('ecdsa-p256')).privateKeyPem;
-  const { certPem } = await issueCertificate({
-    subjectKeyPem: keyPem,
-    identity: { commonName: cn, dnsNames: [], ipAddresses: [], uris: [] },
-    notBefore: NOW - 1000,
-    notAfter: NOW + 86_400_000,
-    issuer: parent ?? 'self',
-    isCA: true,
-  });
-  return { certPem, keyPem };
-}
-
 describe('the CA Secret at the switch', () => {
   it('moves the staged CA in, the active one to previous.*, and drops next.crt', async () => {
-    const [old, fresh] = [await ca('old'), await ca('new')];
+    const [old, fresh] = [await makeTestCA('old'), await makeTestCA('new')];
     const data = switchedData(
       {
         'tls.crt': b64(old.certPem),
@@ -40,7 +26,7 @@ describe('the CA Secret at the switch', () => {
   });
 
   it('a root’s ca.crt follows it: the staged ca.crt, or the new self-signed root itself', async () => {
-    const [old, fresh] = [await ca('old'), await ca('new')];
+    const [old, fresh] = [await makeTestCA('old'), await makeTestCA('new')];
     const before = { 'tls.crt': b64(old.certPem), 'tls.key': b64(old.keyPem), 'ca.crt': b64(old.certPem) };
     const staged = { 'tls.crt': b64(fresh.certPem), 'tls.key': b64(fresh.keyPem) };
     expect(text(switchedData(before, { ...staged, 'ca.crt': b64(fresh.certPem) })['ca.crt'])).toBe(
@@ -50,8 +36,8 @@ describe('the CA Secret at the switch', () => {
   });
 
   it('an intermediate keeps its parent in ca.crt; a ca.crt naming the replaced intermediate goes', async () => {
-    const root = await ca('root');
-    const [old, fresh] = [await ca('old', root), await ca('new', root)];
+    const root = await makeTestCA('root');
+    const [old, fresh] = [await makeTestCA('old', undefined, root), await makeTestCA('new', undefined, root)];
     const staged = { 'tls.crt': b64(fresh.certPem + root.certPem), 'tls.key': b64(fresh.keyPem) };
     const parent = switchedData(
       { 'tls.crt': b64(old.certPem + root.certPem), 'tls.key': b64(old.keyPem), 'ca.crt': b64(root.certPem) },
