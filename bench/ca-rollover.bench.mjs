@@ -5,7 +5,6 @@
 // the rollover costs per Secret (kube-apiserver's apiserver_request_total, non-watch).
 //
 //   node bench/ca-rollover.bench.mjs [--secrets 1000]
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,8 +13,8 @@ import { stringify } from 'yaml';
 import { generateKey, issueCertificate } from '../src/pki/index.ts';
 import { startOwnControlPlane } from '../test/testenv/env.ts';
 import { apiServerRequests } from './apiserver-requests.mjs';
+import { startController } from './controller-process.mjs';
 
-const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const b64 = (t) => Buffer.from(t).toString('base64');
@@ -111,33 +110,12 @@ export async function run(argv = []) {
         ],
       }),
     );
-    controller = spawn(
-      process.execPath,
-      [
-        CLI,
-        'controller',
-        '--config',
-        configPath,
-        '--kubeconfig',
-        plane.kubeconfigPath,
-        '--metrics-address',
-        '127.0.0.1:0',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    controller.stdout.on('data', (d) => {
-      out += d;
+    const started = await startController({
+      configPath,
+      kubeconfigPath: plane.kubeconfigPath,
+      timeoutMs: 120_000,
     });
-    controller.stderr.on('data', (d) => {
-      out += d;
-    });
-    const deadline = Date.now() + 120_000;
-    while (!out.includes('initial list processed')) {
-      if (Date.now() > deadline || controller.exitCode !== null)
-        throw new Error(`controller did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    controller = started.child;
     await new Promise((r) => setTimeout(r, 3000)); // the first look records the active CA
     const before = await requestCounts(kc);
     await core.createNamespacedSecret({ namespace: ns, body: tls('bench-next', ca2) });
@@ -159,7 +137,7 @@ export async function run(argv = []) {
       }
       if (phase === 'done') break;
       if (Date.now() > end || controller.exitCode !== null)
-        throw new Error(`rollover did not finish (in ${phase}):\n${out.slice(-3000)}`);
+        throw new Error(`rollover did not finish (in ${phase}):\n${started.output().slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 250));
     }
     const after = await requestCounts(kc);

@@ -5,7 +5,6 @@
 // requests one CSR renewal costs, from kube-apiserver's apiserver_request_total.
 //
 //   node bench/csr.bench.mjs [--renewals 20] [--spacing-ms 1500]
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,8 +13,8 @@ import { stringify } from 'yaml';
 import { generateKey, issueCertificate } from '../src/pki/index.ts';
 import { startOwnControlPlane } from '../test/testenv/env.ts';
 import { apiServerRequests } from './apiserver-requests.mjs';
+import { startController } from './controller-process.mjs';
 
-const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const HOUR = 3_600_000;
 
 function percentile(xs, p) {
@@ -116,35 +115,12 @@ export async function run(argv = []) {
         ],
       }),
     );
-    controller = spawn(
-      process.execPath,
-      [
-        CLI,
-        'controller',
-        '--config',
-        configPath,
-        '--kubeconfig',
-        plane.kubeconfigPath,
-        '--metrics-address',
-        '127.0.0.1:0',
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    controller.stdout.on('data', (d) => {
-      out += d;
+    const started = await startController({
+      configPath,
+      kubeconfigPath: plane.kubeconfigPath,
+      timeoutMs: 60_000,
     });
-    controller.stderr.on('data', (d) => {
-      out += d;
-    });
-    const deadline = Date.now() + 60_000;
-    while (!out.includes('initial list processed')) {
-      if (Date.now() > deadline || controller.exitCode !== null)
-        throw new Error(`controller did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    controller = started.child;
 
     // Secrets whose renewal becomes due one after the other: 20 through kcm, then 20 through
     // cert-rotator's own signer, in one run (requests counted per block).
