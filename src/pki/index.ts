@@ -29,7 +29,7 @@ export {
   issueCertificate,
   pathLengthProblem,
 } from './sign.ts';
-export { anchorOf, trustAnchors } from './trust-anchor.ts';
+export { anchorOf, issuedBy, trustAnchors } from './trust-anchor.ts';
 export { missingNames, type VerifyIssuedInput, verifyIssued } from './verify.ts';
 export {
   assertActionable,

@@ -30,7 +30,8 @@ function parse(pem: string): X509Certificate[] {
   return out;
 }
 
-const issuedBy = (child: X509Certificate, parent: X509Certificate): boolean =>
+/** `parent` names `child`'s issuer and its key verifies `child` (issuedBy(x, x): a root). */
+export const issuedBy = (child: X509Certificate, parent: X509Certificate): boolean =>
   child.checkIssued(parent) && child.verify(parent.publicKey);
 
 /** The root `ca` leads to among `pool` (by issuer name and signature), else the topmost found. */

@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { decodeData } from '../controller/secret-body.ts';
 import { CaSecretKey, SecretKey } from '../names.ts';
-import { certificatesFromPem, toPem } from '../pki/index.ts';
+import { certificatesFromPem, issuedBy, toPem } from '../pki/index.ts';
 import { firstCertPem } from './cluster.ts';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -16,7 +16,7 @@ const b64 = (text: string) => Buffer.from(text).toString('base64');
 function selfSigned(pem: string): boolean {
   try {
     const x = new X509Certificate(pem);
-    return x.subject === x.issuer && x.verify(x.publicKey);
+    return issuedBy(x, x);
   } catch {
     return false;
   }
