@@ -25,6 +25,7 @@ import {
   podsBySelector,
   productImage,
   RESTRICTED,
+  secretReaderAccount,
   serialOf,
   servedSerial,
   sidecarContainer,
@@ -422,29 +423,7 @@ describeOnNode(
       ]);
       // The sidecars' ServiceAccount may read its pair's Secret and nothing else.
       const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
-      await core.createNamespacedServiceAccount({ namespace: ns(), body: { metadata: { name: 'beta' } } });
-      await rbac.createNamespacedRole({
-        namespace: ns(),
-        body: {
-          metadata: { name: 'beta-tls-reader' },
-          rules: [
-            {
-              apiGroups: [''],
-              resources: ['secrets'],
-              resourceNames: ['beta-tls', 'fbeta-tls'],
-              verbs: ['get', 'list', 'watch'],
-            },
-          ],
-        },
-      });
-      await rbac.createNamespacedRoleBinding({
-        namespace: ns(),
-        body: {
-          metadata: { name: 'beta-tls-reader' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'beta-tls-reader' },
-          subjects: [{ kind: 'ServiceAccount', name: 'beta', namespace: ns() }],
-        },
-      });
+      await secretReaderAccount({ core, rbac }, ns(), 'beta', ['beta-tls', 'fbeta-tls']);
       await pair('', 'rolling', rolling, img.ref);
       await pair('f', 'flag', flag, img.ref);
       log = new HandshakeLog(kc, core, ns());

@@ -19,6 +19,7 @@ import {
   podsBySelector,
   productImage,
   RESTRICTED,
+  secretReaderAccount,
   serialOf,
   servedSerial,
   sidecarContainer,
@@ -138,29 +139,7 @@ describeOnNode('the sidecar on a node', () => {
     expect(r.code, r.stderr).toBe(0);
     // A Role limited to the one Secret, for the --secret sidecars' ServiceAccount.
     const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
-    await core.createNamespacedServiceAccount({ namespace: ns(), body: { metadata: { name: 'web' } } });
-    await rbac.createNamespacedRole({
-      namespace: ns(),
-      body: {
-        metadata: { name: 'web-tls-reader' },
-        rules: [
-          {
-            apiGroups: [''],
-            resources: ['secrets'],
-            resourceNames: ['web-tls'],
-            verbs: ['get', 'list', 'watch'],
-          },
-        ],
-      },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace: ns(),
-      body: {
-        metadata: { name: 'web-tls-reader' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'web-tls-reader' },
-        subjects: [{ kind: 'ServiceAccount', name: 'web', namespace: ns() }],
-      },
-    });
+    await secretReaderAccount({ core, rbac }, ns(), 'web', ['web-tls']);
     await waitForReadyPods(core, ns(), CONTROLLER, 2, 'both controller pods Ready', 120_000);
   });
 

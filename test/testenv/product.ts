@@ -342,3 +342,43 @@ export function sidecarContainer(image: string, sourceArgs: readonly string[]): 
     volumeMounts: [{ name: 'certs', mountPath: '/certs' }],
   };
 }
+
+/**
+ * A ServiceAccount that may read these Secrets of its namespace and nothing else: a Role naming
+ * them (`get`, `list`, `watch`: what `cert-rotator sidecar --secret` does) and its binding, both
+ * called `NAME-reader` after the ServiceAccount.
+ */
+export async function secretReaderAccount(
+  clients: { core: k8s.CoreV1Api; rbac: k8s.RbacAuthorizationV1Api },
+  namespace: string,
+  serviceAccount: string,
+  secrets: readonly string[],
+): Promise<void> {
+  const name = `${serviceAccount}-reader`;
+  await clients.core.createNamespacedServiceAccount({
+    namespace,
+    body: { metadata: { name: serviceAccount } },
+  });
+  await clients.rbac.createNamespacedRole({
+    namespace,
+    body: {
+      metadata: { name },
+      rules: [
+        {
+          apiGroups: [''],
+          resources: ['secrets'],
+          resourceNames: [...secrets],
+          verbs: ['get', 'list', 'watch'],
+        },
+      ],
+    },
+  });
+  await clients.rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace }],
+    },
+  });
+}
