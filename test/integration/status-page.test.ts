@@ -121,6 +121,16 @@ beforeAll(async () => {
     [`${A}window`]: `0 ${windowHour} * * *`,
     [`${A}window-duration`]: '1h',
   });
+  // A CA Secret that a rollover has left paused in Propagate (its own issuer's rollover would act on
+  // it; this one is only shown): the row says so, whatever its renewal state.
+  await core.createNamespacedSecret({
+    namespace: ns(),
+    body: tlsSecret('paused-ca', await makeTestCA('paused rollover CA'), {
+      'status.cert-rotator.io/ca-rollover-phase': 'Propagate',
+      'status.cert-rotator.io/ca-rollover-phase-since': new Date(Date.now() - 5 * MIN).toISOString(),
+      [`${A}rollover-paused`]: 'true',
+    }),
+  });
   await createLeafSecret('bad-annotation', -DAY, 40 * DAY, {
     [`${A}enabled`]: 'true',
     [`${A}renew-before`]: HOSTILE_ANNOTATION,
@@ -214,6 +224,11 @@ describe('the status page in headless Chromium', () => {
     expect(row(all, 'renewed').lastEvent).toMatch(/^Renewed/);
     expect(row(all, 'renewed').issuer).toBe('internal-ca');
     expect(row(all, 'bad-annotation').state).toBe('Invalid annotations');
+    expect(row(all, 'paused-ca').state).toBe('CARollover/Propagate (paused)');
+    expect(row(all, 'paused-ca').className).toBe('warn');
+    expect(row(all, 'paused-ca').why).toMatch(
+      /^CA rollover in phase Propagate since .+, paused by cert-rotator\.io\/rollover-paused; `cert-rotator ca status ISSUER`/,
+    );
   });
 
   it('renders hostile text as text: no element is made of it and no script runs', async () => {
